@@ -1,0 +1,49 @@
+# Две команды для разработчика: `make run` и `make test` (см. README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.uv-lock-$(shell sha1sum uv.lock | cut -c1-12)
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: run test install lint typecheck migrations-check secret-scan infra-lint messages pytest clean
+
+# Виртуальное окружение из lock-файла; повторная установка — только при смене uv.lock.
+# --inexact: не удалять лишнее из чужого $VENV (например, dev-пакеты тестового окружения).
+$(STAMP): uv.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --inexact
+	@rm -f $(VENV)/.uv-lock-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py sync_periodic_tasks
+	$(BIN)/python scripts/run_local.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+migrations-check: install
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+secret-scan: install
+	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
+
+infra-lint: install
+	VENV=$(VENV) scripts/lint-infra.sh
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck migrations-check secret-scan infra-lint pytest
+
+clean:
+	rm -rf var

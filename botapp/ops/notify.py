@@ -1,0 +1,50 @@
+"""Оповещения операторов в TELEGRAM_NOTIFY_CHAT_ID с общим кулдауном через кэш."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from telegram import Bot
+from telegram.error import TelegramError
+
+logger = logging.getLogger(__name__)
+
+
+def _send(text: str) -> bool:
+    token, chat_id = settings.TELEGRAM_NOTIFY_TOKEN, settings.TELEGRAM_NOTIFY_CHAT_ID
+    if not (token and chat_id):
+        logger.warning("operator alert not sent (TELEGRAM_NOTIFY_CHAT_ID unset): %s", text)
+        return False
+    base = settings.TELEGRAM_API_BASE_URL
+
+    async def go() -> None:
+        async with Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot") as bot:
+            await bot.send_message(chat_id=chat_id, text=text[:4000])
+
+    try:
+        asyncio.run(go())
+    except (TelegramError, OSError) as exc:
+        logger.error("operator alert failed: %s", exc)
+        return False
+    return True
+
+
+def alert_send(*, key: str, text: str) -> bool:
+    """Отправить оповещение, если по этому ключу не слали в пределах кулдауна.
+
+    cache.add атомарен в Redis: из нескольких процессов шлёт только первый.
+    """
+    if not cache.add(f"alert-cooldown:{key}", 1, timeout=settings.ALERT_COOLDOWN_S):
+        return False
+    return _send(text)
+
+
+def alert_clear(*, key: str, text: str) -> bool:
+    """Снять кулдаун и сообщить о восстановлении, если оповещение было."""
+    if cache.get(f"alert-cooldown:{key}") is None:
+        return False
+    cache.delete(f"alert-cooldown:{key}")
+    return _send(text)

@@ -1,0 +1,25 @@
+"""Обслуживающие задачи (очередь maintenance)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import shared_task
+from django.utils import timezone
+
+from botapp.models import PipelineProbe
+from botapp.ops import heartbeats
+
+
+@shared_task(name="maintenance.beat_tick", ignore_result=True)
+def beat_tick() -> None:
+    """По расписанию beat: отмечает, что задачи beat доходят до воркера."""
+    heartbeats.heartbeat_record(component=heartbeats.BEAT_TASK, pid=os.getpid())
+
+
+@shared_task(name="maintenance.complete_probe", ignore_result=True)
+def complete_probe(probe_id: int) -> None:
+    """Проба конвейера: отметить выполнение в PostgreSQL; повтор ничего не меняет."""
+    PipelineProbe.objects.filter(pk=probe_id, completed_at__isnull=True).update(
+        completed_at=timezone.now(), worker_pid=os.getpid()
+    )

@@ -1,0 +1,21 @@
+"""Все периодические задачи — здесь; в БД их переносит `manage.py sync_periodic_tasks`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    task: str
+    every_s: int
+    queue: str = "maintenance"
+
+
+def periodic_tasks() -> list[Periodic]:
+    return [
+        Periodic("beat tick", "maintenance.beat_tick", settings.BEAT_TICK_INTERVAL_S),
+    ]

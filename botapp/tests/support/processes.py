@@ -1,0 +1,118 @@
+"""Запуск процессов проекта боевыми командами (воркер, веб) для интеграционных тестов."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+
+WORKER_COMMAND = [str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO"]
+BEAT_COMMAND = [
+    str(BIN / "celery"), "-A", "config", "beat", "--loglevel=INFO",
+    "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    """Окружение подпроцесса: только то, что нужно, без переменных разработчика."""
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+    env.update({"DJANGO_SETTINGS_MODULE": "config.settings.test", "PYTHONUNBUFFERED": "1"})
+    env.update(overrides)
+    return env
+
+
+def django_env(**overrides: str) -> dict[str, str]:
+    """Окружение, указывающее подпроцесс на ту же тестовую БД и тот же префикс Redis."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    values = {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+    }
+    return base_env(**{**values, **overrides})
+
+
+@contextmanager
+def running(command: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Процесс в своей группе; по выходе — SIGTERM, затем SIGKILL всей группе."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        stop_group(proc, signal.SIGTERM, timeout=15)
+
+
+def stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Дети (пул prefork) могли пережить главный процесс
+    deadline = time.monotonic() + 5
+    while group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if group_alive(proc.pid):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(predicate: object, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def web_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
+    """ASGI-приложение проекта под uvicorn на свободном порту; отдаёт базовый URL."""
+    port = free_port()
+    command = [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, env, log):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_ready(f"{base}/api/health/live"), timeout=30, what="web server")
+        yield base

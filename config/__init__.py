@@ -1,0 +1,5 @@
+"""Проект Django: настройки, Celery, URL и точки входа ASGI."""
+
+from config.celery import app as celery_app
+
+__all__ = ("celery_app",)

@@ -1,0 +1,14 @@
+"""Точка входа ASGI (gunicorn + uvicorn_worker.UvicornWorker)."""
+
+import os
+
+from config import runtime
+
+runtime.mark_asgi()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+from botapp.http.asgi import BodySizeLimitMiddleware  # noqa: E402
+
+application = BodySizeLimitMiddleware(get_asgi_application())  # type: ignore[arg-type]

@@ -1,0 +1,50 @@
+"""Production: всё небезопасное по умолчанию — ошибка запуска с именами переменных."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from config import env
+from config.settings.base import *  # noqa: F403
+from config.settings.base import EMBEDDED_DEFAULTS
+
+STAFF_2FA_REQUIRED = True
+LOG_JSON = True
+LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]  # noqa: F405
+
+# За прокси Railway: HTTPS определяется по X-Forwarded-Proto
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = True
+# Проверки здоровья платформы ходят по HTTP внутри сети — без редиректа
+SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+SECURE_HSTS_SECONDS = 31_536_000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+
+def unsafe_production_settings() -> list[str]:
+    """Список проблем конфигурации, каждая с именем переменной."""
+    problems: list[str] = []
+    if env.DEBUG:
+        problems.append("DEBUG: must be false in production")
+    if env.SECRET_KEY == env.DEV_SECRET_KEY or len(env.SECRET_KEY) < 50:
+        problems.append("SECRET_KEY: set a random value of at least 50 characters")
+    if not env.ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS: list the public host names")
+    if not env.PUBLIC_BASE_URL.startswith("https://"):
+        problems.append("PUBLIC_BASE_URL: must be an https:// URL")
+    for integration, variables in EMBEDDED_DEFAULTS.items():
+        problems.append(f"{variables}: required in production (embedded {integration} default in use)")
+    if env.TELEGRAM_BOT_TOKEN and not env.TG_WEBHOOK_SECRET:
+        problems.append("TG_WEBHOOK_SECRET: required with TELEGRAM_BOT_TOKEN")
+    if not env.METRICS_TOKEN:
+        problems.append("METRICS_TOKEN: required to protect /metrics")
+    return problems
+
+
+_problems = unsafe_production_settings()
+if _problems:
+    raise ImproperlyConfigured("Unsafe production configuration:\n  " + "\n  ".join(_problems))

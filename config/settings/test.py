@@ -1,0 +1,22 @@
+"""Тесты: настоящие PostgreSQL и Redis (ARCHITECTURE §7 «Tests' defaults»)."""
+
+from __future__ import annotations
+
+from config import env
+
+# Значения по умолчанию для тестов подставляются до импорта base
+if not env.DATABASE_URL:
+    env.DATABASE_URL = "postgres://postgres@127.0.0.1:5432/test"
+if not env.REDIS_URL:
+    env.REDIS_URL = "redis://127.0.0.1:6379/15"
+
+if env.REDIS_KEY_PREFIX == "nb:":
+    # Свой префикс на прогон: общий Redis не засоряется и не мешает соседним прогонам
+    import uuid
+
+    env.REDIS_KEY_PREFIX = f"nbtest:{uuid.uuid4().hex[:8]}:"
+
+from config.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

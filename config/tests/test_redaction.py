@@ -1,0 +1,105 @@
+"""Один фильтр вырезает токены и ключи и из логов, и из событий Sentry."""
+
+from __future__ import annotations
+
+import io
+import logging
+import logging.config
+from typing import Any
+
+import pytest
+import sentry_sdk
+from django.conf import settings
+from sentry_sdk.transport import Transport
+
+from config.observability import RedactingFilter, redact, sentry_before_breadcrumb, sentry_before_send
+
+TOKEN = "7123456789:TESTdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_x"  # pragma: allowlist secret
+GOOGLE_KEY = "AIza" + "SyD-1234567890abcdefghijklmnopqrstu"  # pragma: allowlist secret
+
+
+def test_it_removes_a_bot_token_from_an_httpx_log_line() -> None:
+    stream = io.StringIO()
+    config = {**settings.LOGGING, "root": {"handlers": ["console"], "level": "INFO"}}
+    config["loggers"] = {"httpx": {"level": "INFO"}}
+    logging.config.dictConfig(config)
+    handler = logging.getLogger().handlers[0]
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        logging.getLogger("httpx").info(
+            'HTTP Request: %s %s "%s %d %s"',
+            "POST", f"https://api.telegram.org/bot{TOKEN}/sendMessage", "HTTP/1.1", 200, "OK",
+        )  # fmt: skip
+        logging.getLogger("httpx").info(
+            "file url https://api.telegram.org/file/bot%s/photos/1.jpg", TOKEN.replace(":", "%3A")
+        )
+    finally:
+        logging.config.dictConfig(settings.LOGGING)
+    output = stream.getvalue()
+    assert "sendMessage" in output
+    assert "[REDACTED]" in output
+    assert TOKEN not in output
+    assert TOKEN.split(":")[1] not in output
+
+
+def test_it_removes_secrets_from_exception_text() -> None:
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, None)
+    try:
+        raise RuntimeError(f"connect to https://generativelanguage.googleapis.com/?key={GOOGLE_KEY}")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter().filter(record)
+    assert record.exc_text is not None
+    assert GOOGLE_KEY not in record.exc_text
+    assert "RuntimeError" in record.exc_text
+
+
+@pytest.mark.parametrize(
+    "secret_text",
+    [
+        f"x-goog-api-key: {GOOGLE_KEY}",
+        "Authorization: Bearer sk_live_abcdefghijklmnop",
+        "postgres://app:hunter2-long-password@db.internal:5432/app",  # pragma: allowlist secret
+    ],
+)
+def test_redact_covers_headers_and_urls(secret_text: str) -> None:
+    cleaned = redact(secret_text)
+    assert "[REDACTED]" in cleaned
+    for secret in (GOOGLE_KEY, "sk_live_abcdefghijklmnop", "hunter2-long-password"):
+        assert secret not in cleaned
+
+
+class CapturingTransport(Transport):
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self.envelopes: list[Any] = []
+
+    def capture_envelope(self, envelope: Any) -> None:
+        self.envelopes.append(envelope)
+
+
+def test_it_removes_a_bot_token_from_a_sentry_event() -> None:
+    transport = CapturingTransport()
+    sentry_sdk.init(
+        dsn="http://public@127.0.0.1:9/1",
+        transport=transport,
+        before_send=sentry_before_send,  # type: ignore[arg-type]
+        before_breadcrumb=sentry_before_breadcrumb,
+        default_integrations=False,
+    )
+    try:
+        sentry_sdk.add_breadcrumb(category="httpx", message=f"POST https://api.telegram.org/bot{TOKEN}/getMe")
+        try:
+            raise ValueError(f"Bad Request for url https://api.telegram.org/bot{TOKEN}/sendPhoto")
+        except ValueError as exc:
+            sentry_sdk.capture_exception(exc)
+        sentry_sdk.flush()
+    finally:
+        sentry_sdk.init(dsn=None)
+    payload = b"".join(item.payload.get_bytes() for env in transport.envelopes for item in env.items)
+    assert b"sendPhoto" in payload
+    assert b"getMe" in payload
+    assert TOKEN.encode() not in payload
+    assert TOKEN.split(":")[1].encode() not in payload

@@ -1,0 +1,75 @@
+"""Общие фикстуры: воркер и beat Celery боевыми командами на тестовой БД и Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botapp.tests.support import processes
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("process-logs")
+
+
+def _dump_log(log: Path) -> None:
+    if log.exists():
+        print(f"--- {log.name} (tail) ---\n" + log.read_text(errors="replace")[-4000:])
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[Any]:
+    """`celery -A config worker` как в production, на Redis и тестовой PostgreSQL."""
+    from botapp.ops import heartbeats
+
+    log = logs_dir / "worker.log"
+    with (
+        django_db_blocker.unblock(),
+        processes.running(processes.WORKER_COMMAND, processes.django_env(), log) as proc,
+    ):
+        try:
+            processes.wait_for(
+                lambda: heartbeats.heartbeat_age(component=heartbeats.WORKER) is not None,
+                timeout=60,
+                what="worker heartbeat",
+            )
+        except AssertionError:
+            _dump_log(log)
+            raise
+        yield proc
+    _dump_log(log) if proc.returncode not in (0, -15, None) else None
+
+
+@pytest.fixture(scope="session")
+def celery_beat_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[Any]:
+    """`celery -A config beat` с DatabaseScheduler, как в production."""
+    from botapp.ops import heartbeats
+
+    log = logs_dir / "beat.log"
+    with (
+        django_db_blocker.unblock(),
+        processes.running(processes.BEAT_COMMAND, processes.django_env(), log) as proc,
+    ):
+        try:
+            processes.wait_for(
+                lambda: heartbeats.heartbeat_age(component=heartbeats.BEAT) is not None,
+                timeout=60,
+                what="beat tick",
+            )
+        except AssertionError:
+            _dump_log(log)
+            raise
+        yield proc
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_cache() -> Iterator[None]:
+    from botapp.ops import health
+
+    health.health_cache_reset()
+    yield
+    health.health_cache_reset()
