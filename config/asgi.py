@@ -11,4 +11,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 from botapp.http.asgi import BodySizeLimitMiddleware  # noqa: E402
 
-application = BodySizeLimitMiddleware(get_asgi_application())  # type: ignore[arg-type]
+django_application = get_asgi_application()
+
+from botapp.http.static import StaticFilesASGI  # noqa: E402 — после django.setup()
+
+# Статика (WhiteNoise) и лимит тела — на уровне ASGI, до Django
+application = BodySizeLimitMiddleware(StaticFilesASGI(django_application))  # type: ignore[arg-type]
