@@ -40,10 +40,15 @@ secret-scan: install
 infra-lint: install
 	VENV=$(VENV) scripts/lint-infra.sh
 
+# Каталоги переводов: .mo лежат в репозитории (make run не требует gettext), здесь — пересборка
+messages: install
+	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py compilemessages --ignore='.venv/*'
+
 pytest: install
 	$(BIN)/pytest
 
-test: lint typecheck migrations-check secret-scan infra-lint pytest
+test: lint typecheck migrations-check secret-scan infra-lint messages pytest
 
 clean:
 	rm -rf var

@@ -4,9 +4,11 @@ from django.contrib import admin
 from django.urls import path
 
 from botapp.http import health
+from botapp.telegram.webhook import telegram_webhook
 
 urlpatterns = [
     path("api/health/live", health.live, name="health-live"),
     path("api/health", health.deep, name="health"),
+    path("telegram/webhook/", telegram_webhook, name="telegram-webhook"),
     path("admin/", admin.site.urls),
 ]

@@ -10,11 +10,16 @@ if env.TELEGRAM_BOT_TOKEN and not env.TELEGRAM_SANDBOX and not env.TG_WEBHOOK_SE
     # Режим вебхука без секрета принимал бы апдейты от кого угодно
     raise ImproperlyConfigured("TG_WEBHOOK_SECRET: required when TELEGRAM_BOT_TOKEN is set (webhook mode)")
 
-TELEGRAM_BOT_TOKEN = env.TELEGRAM_BOT_TOKEN
-TG_WEBHOOK_SECRET = env.TG_WEBHOOK_SECRET
 # Песочница: нет токена или явно включена (никогда в production)
 TELEGRAM_SANDBOX = env.TELEGRAM_SANDBOX or not env.TELEGRAM_BOT_TOKEN
-TELEGRAM_API_BASE_URL = env.TELEGRAM_API_BASE_URL or "https://api.telegram.org"
+# В песочнице бот говорит со встроенным эмулятором Bot API на том же порту
+SANDBOX_BOT_TOKEN = "1000000001:SANDBOX-local-token-not-a-secret-000000"  # noqa: S105  # pragma: allowlist secret
+SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105  # pragma: allowlist secret
+TELEGRAM_BOT_TOKEN = env.TELEGRAM_BOT_TOKEN or (SANDBOX_BOT_TOKEN if TELEGRAM_SANDBOX else "")
+TG_WEBHOOK_SECRET = env.TG_WEBHOOK_SECRET or (SANDBOX_WEBHOOK_SECRET if TELEGRAM_SANDBOX else "")
+TELEGRAM_API_BASE_URL = env.TELEGRAM_API_BASE_URL or (
+    f"http://127.0.0.1:{env.PORT}/sandbox/api" if TELEGRAM_SANDBOX else "https://api.telegram.org"
+)
 TELEGRAM_RATE_OVERALL = env.TELEGRAM_RATE_OVERALL
 TELEGRAM_RATE_PER_CHAT = env.TELEGRAM_RATE_PER_CHAT
 TELEGRAM_RATE_PER_GROUP = env.TELEGRAM_RATE_PER_GROUP

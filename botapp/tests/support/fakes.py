@@ -42,6 +42,13 @@ def hung_listener() -> Iterator[int]:
         server.close()
 
 
+class ApiError:
+    """Ответ-ошибка Bot API, который responder может вернуть."""
+
+    def __init__(self, code: int, description: str) -> None:
+        self.code, self.description = code, description
+
+
 class FakeBotApi:
     """Мини Bot API: POST /bot<token>/<method>, ответы {"ok":…}; журнал запросов для проверок."""
 
@@ -58,7 +65,13 @@ class FakeBotApi:
         else:
             params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         self.calls.append((method, params))
-        return 200, {"ok": True, "result": self.responder(method, params)}
+        result = self.responder(method, params)
+        if isinstance(result, ApiError):
+            return result.code, {"ok": False, "error_code": result.code, "description": result.description}
+        return 200, {"ok": True, "result": result}
+
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.calls]
 
 
 @contextmanager

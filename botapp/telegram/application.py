@@ -1,0 +1,80 @@
+"""Приложение python-telegram-bot: одно на цикл событий, создаётся лениво под замком.
+
+У Django ASGI нет lifespan (API_NOTES §0.6), а HTTP-клиент PTB привязан к своему
+циклу, поэтому приложение живёт в словаре «цикл → Application».
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from django.conf import settings
+from django.utils import translation
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder, CallbackContext, ContextTypes, ExtBot
+
+from botapp.models import TelegramUser
+
+logger = logging.getLogger(__name__)
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """Контекст апдейта; db_user заполняет предобработчик (группа -1) для всех следующих."""
+
+    db_user: TelegramUser | None = None
+
+
+BotApplication = Application[ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
+
+_applications: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BotApplication] = (
+    weakref.WeakKeyDictionary()
+)
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def build_application() -> BotApplication:
+    from botapp.telegram.handlers import register_handlers
+
+    base = settings.TELEGRAM_API_BASE_URL
+    application = (
+        ApplicationBuilder()
+        .token(settings.TELEGRAM_BOT_TOKEN)
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .updater(None)
+        .context_types(ContextTypes(context=BotContext))
+        .build()
+    )
+    register_handlers(application)
+    return application
+
+
+async def get_application() -> BotApplication:
+    loop = asyncio.get_running_loop()
+    application = _applications.get(loop)
+    if application is not None:
+        return application
+    lock = _locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        application = _applications.get(loop)
+        if application is None:
+            application = build_application()
+            await application.initialize()
+            from botapp.telegram.commands import publish_commands_once
+
+            await publish_commands_once(application.bot)
+            _applications[loop] = application
+    return application
+
+
+async def process_update_data(data: dict[str, Any]) -> None:
+    """Обработать апдейт на месте; исключения обработчиков уходят в error handler PTB."""
+    application = await get_application()
+    update = Update.de_json(data, application.bot)
+    try:
+        await application.process_update(update)
+    finally:
+        translation.deactivate()

@@ -1,0 +1,101 @@
+"""Регистрация обработчиков: по одному маленькому обработчику на триггер."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.utils.translation import gettext as _
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from botapp.ops.errors import error_record
+from botapp.telegram import keyboards
+from botapp.telegram.application import BotContext
+from botapp.telegram.handlers import basics, groups, preferences, privacy, support
+from botapp.telegram.handlers.prepare import prepare_update
+from botapp.users import services
+
+logger = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+async def route_text(update: Update, context: BotContext) -> None:
+    """Текст в личке: пункт меню, сообщение в поддержку или (позже) запрос на генерацию."""
+    message = update.effective_message
+    assert message is not None and context.db_user is not None
+    key = keyboards.menu_key(message.text or "")
+    if key == "settings":
+        await preferences.show_settings(update, context)
+        return
+    if key == "support":
+        await support.open_support(update, context)
+        return
+    if key is not None:
+        await basics.coming_soon(update, context)
+        return
+    state = await sync_to_async(services.conversation_get)(user=context.db_user)
+    if state.state == support.SUPPORT_STATE:
+        await support.support_message(update, context)
+        return
+    await basics.coming_soon(update, context)
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Исключение обработчика: событие ошибки + Sentry + короткое извинение; вебхук всё равно 200."""
+    error = context.error
+    if error is None:
+        return
+    context_data: dict[str, Any] = {}
+    if isinstance(update, Update):
+        context_data = {
+            "update_id": update.update_id,
+            "chat_id": update.effective_chat and update.effective_chat.id,
+        }
+    await sync_to_async(error_record)(source="telegram.handler", exc=error, context=context_data)
+    if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id, _("Sorry, something went wrong. Please try again in a minute.")
+            )
+        except TelegramError:
+            logger.warning("apology not delivered", exc_info=True)
+
+
+def register_handlers(application: Application[Any, BotContext, Any, Any, Any, Any]) -> None:
+    application.add_handler(TypeHandler(Update, prepare_update), group=-1)
+    commands = {
+        "start": basics.start,
+        "help": basics.help_command,
+        "terms": basics.terms,
+        "privacy": basics.privacy,
+        "cancel": basics.cancel,
+        "settings": preferences.show_settings,
+        "support": support.open_support,
+        "paysupport": support.open_support,
+        "delete_me": privacy.delete_me,
+        # Появятся с задачами о биллинге и галерее
+        "balance": basics.coming_soon,
+        "topup": basics.coming_soon,
+        "gallery": basics.coming_soon,
+        "promo": basics.coming_soon,
+        "invite": basics.coming_soon,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(preferences.settings_button, pattern=r"^set:"))
+    application.add_handler(CallbackQueryHandler(privacy.delete_me_answer, pattern=r"^del:"))
+    application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))
+    application.add_handler(MessageHandler(PRIVATE & (filters.PHOTO | filters.Document.ALL), route_text))
+    application.add_handler(MessageHandler(filters.ChatType.GROUPS, groups.group_message))
+    application.add_error_handler(on_error)

@@ -1,0 +1,81 @@
+"""/start, /help, /terms, /privacy, /cancel и пункты меню, которые появятся с другими задачами."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.utils.translation import gettext as _
+from telegram import Update
+
+from botapp.telegram import keyboards
+from botapp.telegram.application import BotContext
+from botapp.users import services
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """/start [ref_<code>|promo_<code>]: приветствие и главное меню."""
+    assert update.effective_message is not None and context.db_user is not None
+    if context.args:
+        await sync_to_async(services.user_remember_start_payload)(
+            user=context.db_user, payload=context.args[0]
+        )
+    await sync_to_async(services.conversation_set)(user=context.db_user, state="")
+    await update.effective_message.reply_text(
+        _(
+            "Hi, {name}! I turn words into images and videos.\n\n"
+            "Send a prompt or a photo with a caption, or pick an item in the menu below."
+        ).format(name=update.effective_user.first_name if update.effective_user else ""),
+        reply_markup=keyboards.main_menu(),
+    )
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """/help: что умеет бот и как им пользоваться."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        _(
+            "How it works:\n"
+            "• 🎨 Image — describe a picture, or send photos with a caption to edit them.\n"
+            "• 🎬 Video — describe a scene or send a photo to animate.\n"
+            "• Every generation costs tokens; you see the price before you confirm.\n"
+            "• If a result does not arrive, the tokens come back automatically.\n\n"
+            "Commands: /balance /topup /gallery /settings /support /terms /privacy /delete_me"
+        ),
+        reply_markup=keyboards.main_menu(),
+    )
+
+
+async def terms(update: Update, context: BotContext) -> None:
+    """/terms: условия использования."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        _(
+            "Terms of use: tokens are an internal balance for generations and are not money. "
+            "Do not request illegal or harmful content; such requests are refused by the provider. "
+            "A failed generation is refunded automatically."
+        )
+    )
+
+
+async def privacy(update: Update, context: BotContext) -> None:
+    """/privacy: какие данные храним и как их удалить."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        _(
+            "We store your Telegram id, name and language, your prompts, the results "
+            "and the chat with support. "
+            "Media is kept for a limited time. /delete_me erases your personal data."
+        )
+    )
+
+
+async def cancel(update: Update, context: BotContext) -> None:
+    """/cancel: выйти из текущего шага."""
+    assert update.effective_message is not None and context.db_user is not None
+    await sync_to_async(services.conversation_set)(user=context.db_user, state="")
+    await update.effective_message.reply_text(_("Cancelled."), reply_markup=keyboards.main_menu())
+
+
+async def coming_soon(update: Update, context: BotContext) -> None:
+    """Пункты меню и команды, которые принесут задачи о биллинге и генерации."""
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(_("Coming soon — this part of the bot is being built."))

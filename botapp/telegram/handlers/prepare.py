@@ -1,0 +1,73 @@
+"""Предобработка каждого апдейта (группа -1): пользователь, язык, бан, журнал входящих."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.utils import translation
+from django.utils.translation import gettext as _
+from telegram import Update
+from telegram.constants import ChatMemberStatus, ChatType
+from telegram.ext import ApplicationHandlerStop
+
+from botapp.telegram.application import BotContext
+from botapp.users import services
+
+_MEDIA_FIELDS = ("photo", "document", "video", "animation", "voice", "audio", "sticker")
+
+
+async def prepare_update(update: Update, context: BotContext) -> None:
+    """Любой апдейт: upsert пользователя, активировать его язык, отсечь забаненных."""
+    if update.my_chat_member:
+        await _chat_member_changed(update)
+        raise ApplicationHandlerStop
+    tg_user = update.effective_user
+    if tg_user is None or tg_user.is_bot:
+        return
+    user = await sync_to_async(services.user_upsert_from_telegram)(
+        telegram_id=tg_user.id,
+        first_name=tg_user.first_name or "",
+        last_name=tg_user.last_name or "",
+        username=tg_user.username or "",
+        language_code=tg_user.language_code or "",
+        is_premium=bool(tg_user.is_premium),
+    )
+    context.db_user = user
+    translation.activate(user.effective_language)
+    message = update.effective_message
+    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+    if message and private:
+        await _log_incoming(update)
+    if user.is_banned:
+        if await sync_to_async(services.user_ban_notice_due)(user=user) and private and message:
+            await message.reply_text(
+                _("Your access to the bot is suspended. Contact support if this is a mistake.")
+            )
+        raise ApplicationHandlerStop
+
+
+async def _chat_member_changed(update: Update) -> None:
+    change = update.my_chat_member
+    assert change is not None
+    if change.chat.type != ChatType.PRIVATE:
+        return
+    blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
+    await sync_to_async(services.user_set_blocked)(telegram_id=change.chat.id, blocked=blocked)
+
+
+async def _log_incoming(update: Update) -> None:
+    message = update.effective_message
+    assert message is not None and update.effective_user is not None
+    media_type = next((field for field in _MEDIA_FIELDS if getattr(message, field, None)), "")
+    file_id = ""
+    if media_type == "photo":
+        file_id = message.photo[-1].file_id
+    elif media_type:
+        file_id = getattr(message, media_type).file_id
+    await sync_to_async(services.chat_log_record)(
+        telegram_id=update.effective_user.id,
+        direction="in",
+        text=message.text or message.caption or "",
+        media_type=media_type,
+        file_id=file_id,
+        message_id=message.message_id,
+    )

@@ -1,0 +1,91 @@
+"""Клавиатуры. Подписи главного меню — из каталогов переводов (ARCHITECTURE §7)."""
+
+from __future__ import annotations
+
+from django.utils import translation
+from django.utils.translation import gettext as _
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
+
+from botapp.models import TelegramUser
+
+VS16 = "\ufe0f"  # селектор варианта эмодзи: клиенты то ставят его, то нет
+
+
+def menu_labels() -> dict[str, str]:
+    """Ключ пункта → подпись на активном языке."""
+    return {
+        "image": _("🎨 Image"),
+        "video": _("🎬 Video"),
+        "balance": _("💰 Balance"),
+        "topup": _("⭐ Top up"),
+        "gallery": _("🖼 My works"),
+        "settings": _("⚙️ Settings"),
+        "support": _("🆘 Support"),
+    }
+
+
+def normalize_label(text: str) -> str:
+    return text.replace(VS16, "").strip()
+
+
+def _all_labels() -> dict[str, str]:
+    """Подпись (любой язык, без VS16) → ключ пункта: кнопку могли нажать до смены языка."""
+    mapping: dict[str, str] = {}
+    for language in ("ru", "en"):
+        with translation.override(language):
+            mapping.update({normalize_label(label): key for key, label in menu_labels().items()})
+    return mapping
+
+
+def menu_key(text: str) -> str | None:
+    return _all_labels().get(normalize_label(text))
+
+
+def main_menu() -> ReplyKeyboardMarkup:
+    labels = menu_labels()
+    rows = [
+        [labels["image"], labels["video"]],
+        [labels["balance"], labels["topup"]],
+        [labels["gallery"], labels["settings"]],
+        [labels["support"]],
+    ]
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
+
+
+def _mark(flag: bool) -> str:
+    return "✅" if flag else "▫️"
+
+
+def settings_keyboard(user: TelegramUser) -> InlineKeyboardMarkup:
+    language = user.effective_language
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(f"{_mark(language == 'ru')} Русский", callback_data="set:lang:ru"),
+                InlineKeyboardButton(f"{_mark(language == 'en')} English", callback_data="set:lang:en"),
+            ],
+            [
+                InlineKeyboardButton(
+                    f"{_mark(user.send_originals_as_files)} " + _("Send originals as files"),
+                    callback_data="set:toggle:send_originals_as_files",
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    f"{_mark(user.skip_confirmation)} " + _("Skip the confirmation card"),
+                    callback_data="set:toggle:skip_confirmation",
+                )
+            ],
+        ]
+    )
+
+
+def delete_confirm_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(_("Yes, delete my data"), callback_data="del:yes"),
+                InlineKeyboardButton(_("No, keep it"), callback_data="del:no"),
+            ]
+        ]
+    )

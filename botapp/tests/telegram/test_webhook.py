@@ -1,0 +1,195 @@
+"""POST /telegram/webhook/: коды ответа, дедупликация, падения — через настоящий ASGI-сервер."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botapp.models import ErrorGroup, InboxUpdate, TelegramUser
+from botapp.tests.support import processes
+from botapp.tests.support.fakes import ApiError, FakeBotApi, fake_bot_api
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TOKEN = "555000111:TESTWebhookSuiteTokenNotReal_abcdefghij"  # pragma: allowlist secret
+SECRET = "webhook-test-secret"  # pragma: allowlist secret
+_ids = itertools.count(int(time.time()) * 1000)
+_hang = threading.Event()
+
+
+def _message(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "message_id": next(_ids) % 1_000_000,
+        "date": int(time.time()),
+        "chat": {"id": int(params["chat_id"]), "type": "private"},
+        "from": {"id": 555000111, "is_bot": True, "first_name": "Nano", "username": "nano_bot"},
+        "text": params.get("text", ""),
+    }
+
+
+def responder(method: str, params: dict[str, Any]) -> Any:
+    """Поведение подделки зависит только от запроса."""
+    if method == "getMe":
+        return {"id": 555000111, "is_bot": True, "first_name": "Nano", "username": "nano_bot"}
+    if method == "setMyCommands":
+        return True
+    if method == "sendMessage":
+        text = params.get("text", "")
+        if "How it works" in text:
+            return ApiError(400, "Bad Request: can't parse entities")
+        if "Terms of use" in text and not _hang.is_set():
+            _hang.set()
+            time.sleep(30)  # «зависший» Telegram: сервер убьют во время ожидания
+        return _message(params)
+    return True
+
+
+@pytest.fixture(scope="module")
+def bot_api() -> Iterator[FakeBotApi]:
+    with fake_bot_api(responder) as (base, api):
+        api.base = base  # type: ignore[attr-defined]
+        yield api
+
+
+def _env(api: FakeBotApi, **extra: str) -> dict[str, str]:
+    return processes.django_env(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TG_WEBHOOK_SECRET=SECRET,
+        TELEGRAM_API_BASE_URL=api.base,  # type: ignore[attr-defined]
+        INBOX_LEASE_S="3",
+        **extra,
+    )
+
+
+@pytest.fixture
+def server(bot_api: FakeBotApi, logs_dir: Path) -> Iterator[str]:
+    bot_api.calls.clear()
+    with processes.web_server(_env(bot_api), logs_dir / "web-webhook.log") as base:
+        yield base
+
+
+def command_update(text: str, user_id: int = 424242, update_id: int | None = None) -> dict[str, Any]:
+    command = text.split()[0]
+    return {
+        "update_id": update_id if update_id is not None else next(_ids),
+        "message": {
+            "message_id": next(_ids) % 1_000_000,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Ann"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
+            "text": text,
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(command)}],
+        },
+    }
+
+
+def post(
+    base: str, payload: Any, secret: str = SECRET, content_type: str = "application/json"
+) -> httpx.Response:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"Content-Type": content_type, "X-Telegram-Bot-Api-Secret-Token": secret}
+    return httpx.post(f"{base}/telegram/webhook/", content=body, headers=headers, timeout=30)
+
+
+def sent_texts(api: FakeBotApi) -> list[str]:
+    return [params.get("text", "") for method, params in api.calls if method == "sendMessage"]
+
+
+def test_it_rejects_a_wrong_or_missing_secret(server: str, bot_api: FakeBotApi) -> None:
+    assert post(server, command_update("/start"), secret="wrong").status_code == 403
+    response = httpx.post(f"{server}/telegram/webhook/", json=command_update("/start"), timeout=10)
+    assert response.status_code == 403
+    assert sent_texts(bot_api) == []
+
+
+def test_it_answers_415_400_and_413_for_bad_bodies(server: str) -> None:
+    assert post(server, b"update_id=1", content_type="application/x-www-form-urlencoded").status_code == 415
+    assert post(server, b"{not json").status_code == 400
+    assert post(server, {"message": {}}).status_code == 400
+    assert post(server, {"update_id": "12"}).status_code == 400
+    assert post(server, [1, 2]).status_code == 400
+    huge = {"update_id": 1, "padding": "x" * (1024 * 1024 + 10)}
+    assert post(server, huge).status_code == 413
+
+
+def test_unknown_update_types_get_200_and_nothing_else(server: str, bot_api: FakeBotApi) -> None:
+    response = post(server, {"update_id": next(_ids), "some_future_update": {"x": 1}})
+    assert response.status_code == 200
+    assert sent_texts(bot_api) == []
+
+
+def test_the_same_update_five_times_in_a_row_is_handled_once(server: str, bot_api: FakeBotApi) -> None:
+    update = command_update("/start")
+    assert [post(server, update).status_code for _ in range(5)] == [200] * 5
+    assert len(sent_texts(bot_api)) == 1
+    row = InboxUpdate.objects.get(update_id=update["update_id"])
+    assert row.status == "done"
+    assert TelegramUser.objects.filter(telegram_id=424242).count() == 1
+
+
+def test_the_same_update_five_times_concurrently_is_handled_once(server: str, bot_api: FakeBotApi) -> None:
+    update = command_update("/start", user_id=515151)
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(lambda _: post(server, update).status_code, range(5)))
+    assert statuses == [200] * 5
+    time.sleep(0.5)
+    assert len([t for t in sent_texts(bot_api) if "Hi, Ann" in t]) == 1
+
+
+def test_a_handler_exception_gives_200_an_error_event_and_an_apology(
+    server: str, bot_api: FakeBotApi
+) -> None:
+    response = post(server, command_update("/help", user_id=616161))
+    assert response.status_code == 200
+    texts = sent_texts(bot_api)
+    assert any("How it works" in t for t in texts)
+    assert texts[-1].startswith("Sorry, something went wrong")
+    group = ErrorGroup.objects.get(source="telegram.handler")
+    assert group.count == 1
+    assert "BadRequest" in group.title
+    assert TOKEN not in group.events.get().stack
+
+
+def test_a_crash_mid_handler_then_redelivery_is_processed_once(bot_api: FakeBotApi, logs_dir: Path) -> None:
+    bot_api.calls.clear()
+    _hang.clear()
+    update = command_update("/terms", user_id=717171)
+    env = _env(bot_api)
+    port = processes.free_port()
+    command = [str(processes.BIN / "uvicorn"), "config.asgi:application", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with processes.running(command, env, logs_dir / "web-crash.log") as proc:
+        processes.wait_for(lambda: processes.http_ready(f"{base}/api/health/live"), timeout=30)
+        threading.Thread(target=lambda: _swallow(lambda: post(base, update)), daemon=True).start()
+        processes.wait_for(_hang.is_set, timeout=15, what="the handler to reach Telegram")
+        os.killpg(proc.pid, signal.SIGKILL)  # процесс умер посреди обработчика
+    row = InboxUpdate.objects.get(update_id=update["update_id"])
+    assert row.status == "processing"
+    with processes.web_server(env, logs_dir / "web-crash-2.log") as base2:
+        # Копия, пришедшая пока аренда жива, не обрабатывается повторно
+        assert post(base2, update).status_code == 200
+        assert len([t for t in sent_texts(bot_api) if "Terms of use" in t]) == 1
+        time.sleep(3.5)
+        assert post(base2, update).status_code == 200
+        assert post(base2, update).status_code == 200
+    row.refresh_from_db()
+    assert row.status == "done"
+    assert row.attempts == 2
+    assert len([t for t in sent_texts(bot_api) if "Terms of use" in t]) == 2
+
+
+def _swallow(fn: Any) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        fn()
