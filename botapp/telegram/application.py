@@ -27,7 +27,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], d
     db_user: TelegramUser | None = None
 
 
-BotApplication = Application[ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
+BotApplication = Application[Any, BotContext, Any, Any, Any, Any]
 
 _applications: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BotApplication] = (
     weakref.WeakKeyDictionary()
@@ -37,6 +37,7 @@ _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = wea
 
 def build_application() -> BotApplication:
     from botapp.telegram.handlers import register_handlers
+    from botapp.telegram.sender import SharedRateLimiter
 
     base = settings.TELEGRAM_API_BASE_URL
     application = (
@@ -46,6 +47,8 @@ def build_application() -> BotApplication:
         .base_file_url(f"{base}/file/bot")
         .updater(None)
         .context_types(ContextTypes(context=BotContext))
+        # В вебе можно подождать очереди пару секунд; дольше — ответ отложится
+        .rate_limiter(SharedRateLimiter(max_wait=2.0))
         .build()
     )
     register_handlers(application)

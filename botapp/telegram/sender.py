@@ -1,0 +1,122 @@
+"""Исходящие вызовы Bot API: общий лимитер, RetryAfter, заблокировавшие бота, журнал переписки.
+
+Подключается к PTB как rate_limiter, поэтому через него проходит каждый вызов —
+и ответы обработчиков в вебе, и отправки из воркеров.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from telegram.error import ChatMigrated, Forbidden, RetryAfter
+from telegram.ext import BaseRateLimiter
+
+from botapp.telegram.ratelimit import SendLimiter
+from botapp.users import services
+
+logger = logging.getLogger(__name__)
+
+# Методы, на которые действуют лимиты Telegram на сообщения
+LIMITED_METHODS = frozenset(
+    {
+        "sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAnimation", "sendMediaGroup",
+        "sendInvoice", "copyMessage", "forwardMessage", "editMessageText", "editMessageCaption",
+        "editMessageMedia", "editMessageReplyMarkup",
+    }
+)  # fmt: skip
+LOGGED_METHODS = frozenset(
+    {"sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAnimation", "sendMediaGroup"}
+)
+
+
+class SendDeferred(Exception):
+    """Отправка сейчас невозможна без долгого ожидания: воркер переназначает задачу на retry_after."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after:.2f}s")
+        self.retry_after = retry_after
+
+
+class RecipientBlocked(Exception):
+    """Пользователь заблокировал бота: слать бессмысленно, флаг уже выставлен."""
+
+
+def _blocked(exc: Forbidden) -> bool:
+    text = str(exc).lower()
+    return "blocked" in text or "deactivated" in text or "kicked" in text
+
+
+def _log_outgoing(method: str, chat_id: Any, result: Any) -> None:
+    messages = result if isinstance(result, list) else [result]
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        media_type, file_id = "", ""
+        for field in ("photo", "document", "video", "animation"):
+            if message.get(field):
+                media_type = field
+                item = message[field][-1] if field == "photo" else message[field]
+                file_id = item.get("file_id", "")
+        services.chat_log_record(
+            telegram_id=int(chat_id),
+            direction="out",
+            text=message.get("text") or message.get("caption") or "",
+            media_type=media_type,
+            file_id=file_id,
+            message_id=message.get("message_id"),
+        )
+
+
+class SharedRateLimiter(BaseRateLimiter[int]):
+    """max_wait — сколько можно ждать очереди на месте (веб); больше — SendDeferred."""
+
+    def __init__(self, *, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self.limiter = SendLimiter()
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        await self.limiter.aclose()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat_id = data.get("chat_id")
+        for attempt in range(3):
+            if endpoint in LIMITED_METHODS:
+                wait = await self.limiter.wait_turn(chat_id, self.max_wait)
+                if wait > 0:
+                    raise SendDeferred(wait)
+            try:
+                result = await callback(*args, **kwargs)
+            except RetryAfter as exc:
+                retry_after = float(exc.retry_after if isinstance(exc.retry_after, int | float) else 1)
+                if retry_after > self.max_wait or attempt == 2:
+                    raise SendDeferred(retry_after) from exc
+                await asyncio.sleep(retry_after)
+                continue
+            except ChatMigrated as exc:
+                # Группа стала супергруппой: тот же запрос в новый чат
+                data["chat_id"] = chat_id = exc.new_chat_id
+                continue
+            except Forbidden as exc:
+                if chat_id is not None and _blocked(exc) and int(chat_id) > 0:
+                    await sync_to_async(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
+                    raise RecipientBlocked(str(exc)) from exc
+                raise
+            if endpoint in LOGGED_METHODS and chat_id is not None and int(chat_id) > 0:
+                await sync_to_async(_log_outgoing)(endpoint, chat_id, result)
+            return result
+        raise SendDeferred(1.0)

@@ -1,0 +1,109 @@
+"""Лимитер общий для процессов: несколько ОС-процессов вместе не превышают лимиты Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from botapp.telegram.ratelimit import SendLimiter, buckets_for
+from botapp.tests.support.processes import ROOT, django_env
+
+pytestmark = pytest.mark.django_db  # django_env читает параметры тестовой БД
+
+# Дочерний процесс: стартует по общему времени, берёт N разрешений, печатает моменты
+CHILD = """
+import asyncio, json, sys, time
+import django
+django.setup()
+from botapp.telegram.ratelimit import SendLimiter
+
+async def main(chat, count, start_at):
+    limiter = SendLimiter()
+    while time.time() < start_at:
+        await asyncio.sleep(0.001)
+    stamps = []
+    for _ in range(count):
+        while (wait := await limiter.acquire(chat)) > 0:
+            await asyncio.sleep(wait)
+        stamps.append(time.time())
+    await limiter.aclose()
+    print(json.dumps(stamps))
+
+asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+def _run_processes(chats: list[int], per_process: int, rates: dict[str, str]) -> list[float]:
+    env = django_env(**rates, REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}rl{time.monotonic_ns()}:")
+    start_at = time.time() + 3
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(chat), str(per_process), str(start_at)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for chat in chats
+    ]
+    stamps: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0
+        stamps += json.loads(out.strip().splitlines()[-1])
+    return sorted(stamps)
+
+
+def _max_in_window(stamps: list[float], window: float) -> int:
+    best, left = 0, 0
+    for right, stamp in enumerate(stamps):
+        while stamp - stamps[left] >= window:
+            left += 1
+        best = max(best, right - left + 1)
+    return best
+
+
+@pytest.mark.slow
+def test_four_processes_sending_to_one_chat_respect_the_per_chat_rate() -> None:
+    stamps = _run_processes([777] * 4, 10, {"TELEGRAM_RATE_OVERALL": "300", "TELEGRAM_RATE_PER_CHAT": "10"})
+    assert len(stamps) == 40
+    # 10 в секунду плюс короткий всплеск из 3
+    assert _max_in_window(stamps, 1.0) <= 10 + 3
+    assert stamps[-1] - stamps[0] >= 3.0
+
+
+@pytest.mark.slow
+def test_four_processes_sending_to_many_chats_respect_the_overall_rate() -> None:
+    rates = {"TELEGRAM_RATE_OVERALL": "100", "TELEGRAM_RATE_PER_CHAT": "1000"}
+    stamps = _run_processes([1001, 1002, 1003, 1004], 60, rates)
+    assert len(stamps) == 240
+    assert _max_in_window(stamps, 1.0) <= 100
+    assert stamps[-1] - stamps[0] >= 2.0
+
+
+def test_groups_are_limited_per_minute() -> None:
+    with override_settings(TELEGRAM_RATE_PER_GROUP=20):
+        group = buckets_for(-100123)[1]
+        private = buckets_for(42)[1]
+    assert group.interval_ms >= 3000
+    assert private.tolerance_ms > 0
+    assert group.tolerance_ms == 0
+
+
+def test_the_embedded_limiter_works_without_redis() -> None:
+    async def burst() -> list[float]:
+        limiter = SendLimiter()
+        return [await limiter.acquire(5) for _ in range(5)]
+
+    with override_settings(REDIS_URL="", TELEGRAM_RATE_PER_CHAT=1, TELEGRAM_RATE_OVERALL=1000):
+        waits = asyncio.run(burst())
+    # Всплеск из трёх, затем — ждать
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert all(w > 0 for w in waits[3:])
