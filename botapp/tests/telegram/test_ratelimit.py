@@ -50,7 +50,7 @@ def _run_processes(chats: list[int], per_process: int, rates: dict[str, str]) ->
             env=env,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for chat in chats
     ]
     stamps: list[float] = []
