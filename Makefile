@@ -22,6 +22,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py sync_periodic_tasks
+	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/python scripts/run_local.py
 
 lint: install
