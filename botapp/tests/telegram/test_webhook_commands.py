@@ -76,3 +76,15 @@ def test_webhook_info_and_delete(api: FakeBotApi) -> None:
     call_command("delete_webhook", stdout=StringIO())
     assert "deleteWebhook" in api.methods()
     assert _params(api, "deleteWebhook").get("drop_pending_updates") in (None, "false")
+
+
+def test_publish_commands_sets_ru_en_and_default_lists(api: FakeBotApi) -> None:
+    call_command("publish_commands", stdout=StringIO())
+    calls = [params for name, params in api.calls if name == "setMyCommands"]
+    assert [params.get("language_code") for params in calls] == ["ru", "en", None]
+    ru, en, default = (json.loads(params["commands"]) for params in calls)
+    assert [c["command"] for c in ru] == [c["command"] for c in en]
+    assert {c["command"] for c in en} >= {"start", "help", "balance", "topup", "delete_me", "paysupport"}
+    assert next(c for c in ru if c["command"] == "help")["description"] == "Как пользоваться ботом"
+    assert next(c for c in en if c["command"] == "help")["description"] == "How to use the bot"
+    assert default == ru
