@@ -51,7 +51,7 @@ def _stop(procs: dict[str, subprocess.Popen[bytes]], sig: int) -> None:
 def main() -> int:
     if env.TELEGRAM_BOT_TOKEN and not env.TELEGRAM_SANDBOX:
         # Режим вебхука (ARCHITECTURE §7): команды публикуются при старте, setWebhook — только вручную
-        subprocess.run([sys.executable, "manage.py", "publish_commands"], check=True)  # noqa: S603
+        subprocess.run([sys.executable, "manage.py", "publish_commands"], check=True)
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
