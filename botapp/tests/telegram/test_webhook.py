@@ -193,3 +193,41 @@ def test_a_crash_mid_handler_then_redelivery_is_processed_once(bot_api: FakeBotA
 def _swallow(fn: Any) -> None:
     with contextlib.suppress(httpx.HTTPError):
         fn()
+
+
+def test_a_banned_user_gets_one_notice_a_day_and_nothing_else(server: str, bot_api: FakeBotApi) -> None:
+    post(server, command_update("/start", user_id=818181))
+    TelegramUser.objects.filter(telegram_id=818181).update(is_banned=True)
+    bot_api.calls.clear()
+    for text in ("/help", "/settings", "/start"):
+        assert post(server, command_update(text, user_id=818181)).status_code == 200
+    texts = sent_texts(bot_api)
+    assert len(texts) == 1
+    assert "suspended" in texts[0]
+
+
+def test_my_chat_member_tracks_whether_the_user_blocked_the_bot(server: str, bot_api: FakeBotApi) -> None:
+    post(server, command_update("/start", user_id=919191))
+
+    def member_update(status: str) -> dict[str, Any]:
+        user = {"id": 919191, "is_bot": False, "first_name": "Ann"}
+        bot = {"id": 555000111, "is_bot": True, "first_name": "Nano"}
+        return {
+            "update_id": next(_ids),
+            "my_chat_member": {
+                "chat": {"id": 919191, "type": "private", "first_name": "Ann"},
+                "from": user,
+                "date": int(time.time()),
+                "old_chat_member": {"status": "member", "user": bot},
+                "new_chat_member": {
+                    "status": status,
+                    "user": bot,
+                    **({"until_date": 0} if status == "kicked" else {}),
+                },
+            },
+        }
+
+    assert post(server, member_update("kicked")).status_code == 200
+    assert TelegramUser.objects.get(telegram_id=919191).is_blocked
+    assert post(server, member_update("member")).status_code == 200
+    assert not TelegramUser.objects.get(telegram_id=919191).is_blocked
