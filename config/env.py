@@ -106,6 +106,9 @@ SENTRY_TRACES_SAMPLE_RATE = _float("SENTRY_TRACES_SAMPLE_RATE", 0.0)
 METRICS_TOKEN = _str("METRICS_TOKEN")
 STAFF_2FA_REQUIRED = _bool("STAFF_2FA_REQUIRED", False)
 
+# Версия выкатки (Railway задаёт сам): post-deploy-check ждёт именно её в /api/health
+RELEASE = _str("RAILWAY_GIT_COMMIT_SHA")[:12]
+
 # --- Celery ---
 CELERY_WORKER_CONCURRENCY = _int("CELERY_WORKER_CONCURRENCY", 2)
 HEALTH_CACHE_S = _float("HEALTH_CACHE_S", 2.0)

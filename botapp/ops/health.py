@@ -254,6 +254,7 @@ def health_report(*, use_cache: bool = True) -> dict[str, Any]:
             "status": _overall(checks),
             "checks": checks,
             "embedded_defaults": sorted(settings.EMBEDDED_DEFAULTS),
+            "commit": settings.RELEASE or None,
             "time": time.time(),
         }
         _cached = (time.monotonic(), report)

@@ -132,6 +132,7 @@ else:
     }
 
 HEALTH_CACHE_S = env.HEALTH_CACHE_S
+RELEASE = env.RELEASE
 
 from config.settings.celery import *  # noqa: E402, F403
 from config.settings.gemini import *  # noqa: E402, F403

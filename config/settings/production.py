@@ -12,6 +12,9 @@ STAFF_2FA_REQUIRED = True
 LOG_JSON = True
 LOGGING["handlers"]["console"]["formatter"] = "json"  # type: ignore[index]  # noqa: F405
 
+# Healthcheck Railway приходит с этим Host; без него /api/health/live ответил бы 400
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "healthcheck.railway.app"]  # noqa: F405
+
 # За прокси Railway: HTTPS определяется по X-Forwarded-Proto
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
