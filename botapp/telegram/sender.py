@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from telegram.error import ChatMigrated, Forbidden, RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from botapp.telegram.dbcall import db
 from botapp.telegram.ratelimit import SendLimiter
 from botapp.users import services
 
@@ -113,10 +113,10 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                 continue
             except Forbidden as exc:
                 if chat_id is not None and _blocked(exc) and int(chat_id) > 0:
-                    await sync_to_async(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
+                    await db(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
                     raise RecipientBlocked(str(exc)) from exc
                 raise
             if endpoint in LOGGED_METHODS and chat_id is not None and int(chat_id) > 0:
-                await sync_to_async(_log_outgoing)(endpoint, chat_id, result)
+                await db(_log_outgoing)(endpoint, chat_id, result)
             return result
         raise SendDeferred(1.0)

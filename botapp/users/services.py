@@ -1,4 +1,4 @@
-"""Сервисы пользователей. Синхронные: Telegram-обработчики зовут их через sync_to_async."""
+"""Сервисы пользователей. Синхронные: Telegram-обработчики зовут их через telegram.dbcall.db."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ConversationState, Language, TelegramUser
 
 BAN_NOTICE_EVERY = timedelta(days=1)
+
+
+_UPSERT_FIELDS = ("first_name", "last_name", "username", "language_code", "is_premium")
 
 
 def user_upsert_from_telegram(
@@ -23,17 +26,35 @@ def user_upsert_from_telegram(
     language_code: str = "",
     is_premium: bool = False,
 ) -> TelegramUser:
-    """Создать или обновить пользователя по данным апдейта; заодно снять флаг блокировки."""
-    fields: dict[str, Any] = {
-        "first_name": first_name[:256],
-        "last_name": last_name[:256],
-        "username": username[:64],
-        "language_code": language_code[:16],
-        "is_premium": is_premium,
-        "is_blocked": False,
+    """Создать или обновить пользователя по данным апдейта одним запросом (горячий путь вебхука).
+
+    Любое сообщение от пользователя означает, что бот не заблокирован.
+    """
+    values = [first_name[:256], last_name[:256], username[:64], language_code[:16], is_premium]
+    table = TelegramUser._meta.db_table
+    columns = [str(field.column) for field in TelegramUser._meta.concrete_fields]
+    defaults: dict[str, Any] = {
+        str(field.column): field.get_default()
+        for field in TelegramUser._meta.concrete_fields
+        if field.column not in ("id", "telegram_id", *_UPSERT_FIELDS, "created_at", "last_seen_at")
     }
-    user, _ = TelegramUser.objects.update_or_create(telegram_id=telegram_id, defaults=fields)
-    return user
+    insert_columns = ["telegram_id", *_UPSERT_FIELDS, "created_at", "last_seen_at", *defaults]
+    now = timezone.now()
+    sql = (
+        f"INSERT INTO {table} ({', '.join(insert_columns)}) "  # noqa: S608 — имена из модели
+        f"VALUES ({', '.join(['%s'] * len(insert_columns))}) "
+        f"ON CONFLICT (telegram_id) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in (*_UPSERT_FIELDS, "last_seen_at"))
+        + ", is_blocked = FALSE"
+        + f" RETURNING {', '.join(columns)}"
+    )
+    with connection.cursor() as cursor:
+        params: list[Any] = [telegram_id, *values, now, now, *defaults.values()]
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return TelegramUser.from_db(
+        connection.alias, [f.attname for f in TelegramUser._meta.concrete_fields], row
+    )
 
 
 def user_set_blocked(*, telegram_id: int, blocked: bool) -> None:
@@ -93,18 +114,15 @@ def chat_log_record(
     message_id: int | None = None,
     is_support: bool = False,
 ) -> None:
-    user = TelegramUser.objects.filter(telegram_id=telegram_id).only("pk").first()
-    if user is None:
-        return
-    ChatLogEntry.objects.create(
-        user=user,
-        direction=direction,
-        text=text,
-        media_type=media_type,
-        file_id=file_id,
-        message_id=message_id,
-        is_support=is_support,
-    )
+    """Одна строка журнала; пользователь ищется тем же запросом (неизвестный — не пишется)."""
+    table = ChatLogEntry._meta.db_table
+    users = TelegramUser._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, direction, text, media_type, file_id, message_id, is_support, "  # noqa: S608
+            f"created_at) SELECT id, %s, %s, %s, %s, %s, %s, %s FROM {users} WHERE telegram_id = %s",
+            [direction, text, media_type, file_id[:256], message_id, is_support, timezone.now(), telegram_id],
+        )
 
 
 def anonymised_id(telegram_id: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.utils.translation import gettext as _
 from telegram import Update
 from telegram.error import TelegramError
@@ -21,6 +20,7 @@ from telegram.ext import (
 from botapp.ops.errors import error_record
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
 from botapp.telegram.handlers import basics, groups, preferences, privacy, support
 from botapp.telegram.handlers.prepare import prepare_update
 from botapp.users import services
@@ -44,7 +44,7 @@ async def route_text(update: Update, context: BotContext) -> None:
     if key is not None:
         await basics.coming_soon(update, context)
         return
-    state = await sync_to_async(services.conversation_get)(user=context.db_user)
+    state = await db(services.conversation_get)(user=context.db_user)
     if state.state == support.SUPPORT_STATE:
         await support.support_message(update, context)
         return
@@ -62,7 +62,7 @@ async def on_error(update: object, context: BotContext) -> None:
             "update_id": update.update_id,
             "chat_id": update.effective_chat and update.effective_chat.id,
         }
-    await sync_to_async(error_record)(source="telegram.handler", exc=error, context=context_data)
+    await db(error_record)(source="telegram.handler", exc=error, context=context_data)
     if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
         try:
             await context.bot.send_message(
@@ -95,6 +95,7 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(preferences.settings_button, pattern=r"^set:"))
     application.add_handler(CallbackQueryHandler(privacy.delete_me_answer, pattern=r"^del:"))
+    application.add_handler(CallbackQueryHandler(basics.menu_button, pattern=r"^menu$"))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))
     application.add_handler(MessageHandler(PRIVATE & (filters.PHOTO | filters.Document.ALL), route_text))
     application.add_handler(MessageHandler(filters.ChatType.GROUPS, groups.group_message))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.utils.translation import gettext as _
 from telegram import Update
 
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
 from botapp.users import services
 
 
@@ -15,10 +15,8 @@ async def start(update: Update, context: BotContext) -> None:
     """/start [ref_<code>|promo_<code>]: приветствие и главное меню."""
     assert update.effective_message is not None and context.db_user is not None
     if context.args:
-        await sync_to_async(services.user_remember_start_payload)(
-            user=context.db_user, payload=context.args[0]
-        )
-    await sync_to_async(services.conversation_set)(user=context.db_user, state="")
+        await db(services.user_remember_start_payload)(user=context.db_user, payload=context.args[0])
+    await db(services.conversation_set)(user=context.db_user, state="")
     await update.effective_message.reply_text(
         _(
             "Hi, {name}! I turn words into images and videos.\n\n"
@@ -71,8 +69,19 @@ async def privacy(update: Update, context: BotContext) -> None:
 async def cancel(update: Update, context: BotContext) -> None:
     """/cancel: выйти из текущего шага."""
     assert update.effective_message is not None and context.db_user is not None
-    await sync_to_async(services.conversation_set)(user=context.db_user, state="")
+    await db(services.conversation_set)(user=context.db_user, state="")
     await update.effective_message.reply_text(_("Cancelled."), reply_markup=keyboards.main_menu())
+
+
+async def menu_button(update: Update, context: BotContext) -> None:
+    """Кнопка «меню» под сообщениями: ответить на нажатие и показать главное меню."""
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    if query.message is not None:
+        await context.bot.send_message(
+            query.message.chat.id, _("Main menu:"), reply_markup=keyboards.main_menu()
+        )
 
 
 async def coming_soon(update: Update, context: BotContext) -> None:

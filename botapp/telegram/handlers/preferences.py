@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import Update
 
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
 from botapp.users import services
 
 
@@ -32,7 +32,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
     user = context.db_user
     if action == "lang" and value in ("ru", "en"):
         changed = user.effective_language != value
-        user = await sync_to_async(services.user_set_language)(user=user, language=value)
+        user = await db(services.user_set_language)(user=user, language=value)
         translation.activate(value)
         await query.answer()
         await query.edit_message_text(_settings_text(), reply_markup=keyboards.settings_keyboard(user))
@@ -44,7 +44,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
         return
     if action == "toggle":
         try:
-            user = await sync_to_async(services.user_toggle_setting)(user=user, name=value)
+            user = await db(services.user_toggle_setting)(user=user, name=value)
         except ValueError:
             await query.answer()
             return

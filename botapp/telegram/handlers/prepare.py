@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import sync_to_async
 from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import Update
@@ -10,6 +9,7 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
 from botapp.users import services
 
 _MEDIA_FIELDS = ("photo", "document", "video", "animation", "voice", "audio", "sticker")
@@ -23,7 +23,7 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     tg_user = update.effective_user
     if tg_user is None or tg_user.is_bot:
         return
-    user = await sync_to_async(services.user_upsert_from_telegram)(
+    user = await db(services.user_upsert_from_telegram)(
         telegram_id=tg_user.id,
         first_name=tg_user.first_name or "",
         last_name=tg_user.last_name or "",
@@ -38,7 +38,7 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     if message and private:
         await _log_incoming(update)
     if user.is_banned:
-        if await sync_to_async(services.user_ban_notice_due)(user=user) and private and message:
+        if await db(services.user_ban_notice_due)(user=user) and private and message:
             await message.reply_text(
                 _("Your access to the bot is suspended. Contact support if this is a mistake.")
             )
@@ -51,7 +51,7 @@ async def _chat_member_changed(update: Update) -> None:
     if change.chat.type != ChatType.PRIVATE:
         return
     blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
-    await sync_to_async(services.user_set_blocked)(telegram_id=change.chat.id, blocked=blocked)
+    await db(services.user_set_blocked)(telegram_id=change.chat.id, blocked=blocked)
 
 
 async def _log_incoming(update: Update) -> None:
@@ -63,7 +63,7 @@ async def _log_incoming(update: Update) -> None:
         file_id = message.photo[-1].file_id
     elif media_type:
         file_id = getattr(message, media_type).file_id
-    await sync_to_async(services.chat_log_record)(
+    await db(services.chat_log_record)(
         telegram_id=update.effective_user.id,
         direction="in",
         text=message.text or message.caption or "",

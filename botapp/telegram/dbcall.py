@@ -1,0 +1,35 @@
+"""Вызов синхронного сервиса из асинхронного обработчика.
+
+sync_to_async(thread_sensitive=True) выстраивает все запросы процесса в один поток —
+при десятках одновременных апдейтов это узкое место. Сервисы сами владеют
+транзакциями и не зависят от потока, поэтому идут в общий пул потоков, а соединение
+после вызова возвращается в пул psycopg (иначе его держал бы поток).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _closing(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+
+    return run
+
+
+def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    return sync_to_async(_closing(fn), thread_sensitive=False)
