@@ -13,7 +13,14 @@ from botapp.http.asgi import BodySizeLimitMiddleware  # noqa: E402
 
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from botapp.http.lean import LeanASGIHandler, PathDispatcher  # noqa: E402
 from botapp.http.static import StaticFilesASGI  # noqa: E402 — после django.setup()
 
-# Статика (WhiteNoise) и лимит тела — на уровне ASGI, до Django
-application = BodySizeLimitMiddleware(StaticFilesASGI(django_application))  # type: ignore[arg-type]
+# Статика (WhiteNoise), лимит тела и «лёгкие» пути (вебхук, health) — на уровне ASGI, до Django
+application = BodySizeLimitMiddleware(
+    StaticFilesASGI(PathDispatcher(full=django_application, lean=LeanASGIHandler())),
+    # Эмулятор Bot API в песочнице принимает файлы до 50 МБ, как Telegram
+    path_limits={"/sandbox/api/": 51 * 1024 * 1024} if settings.TELEGRAM_SANDBOX else None,
+)

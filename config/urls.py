@@ -1,7 +1,8 @@
 """Карта URL (ARCHITECTURE §7 «URLs»)."""
 
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from botapp.http import health
 from botapp.telegram.webhook import telegram_webhook
@@ -12,3 +13,7 @@ urlpatterns = [
     path("telegram/webhook/", telegram_webhook, name="telegram-webhook"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.TELEGRAM_SANDBOX:
+    # Локальный Telegram: эмулятор Bot API и веб-чат (никогда в production)
+    urlpatterns.append(path("sandbox/", include("botapp.sandbox.urls")))

@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "botapp.apps.BotappConfig",
+    # Эмулятор Bot API: приложение установлено всегда (одинаковые миграции), URL — только в песочнице
+    "botapp.sandbox.apps.SandboxConfig",
     "dashboard.apps.DashboardConfig",
 ]
 

@@ -32,11 +32,15 @@ async def settings_button(update: Update, context: BotContext) -> None:
     user = context.db_user
     if action == "lang" and value in ("ru", "en"):
         changed = user.effective_language != value
-        user = await db(services.user_set_language)(user=user, language=value)
-        translation.activate(value)
+        if changed or not user.language:
+            user = await db(services.user_set_language)(user=user, language=value)
         await query.answer()
+        if not changed:
+            # Та же отметка и тот же текст: правка дала бы 400 «message is not modified»
+            return
+        translation.activate(value)
         await query.edit_message_text(_settings_text(), reply_markup=keyboards.settings_keyboard(user))
-        if changed and query.message is not None:
+        if query.message is not None:
             # Reply-клавиатуру нельзя поменять правкой: только новым сообщением
             await context.bot.send_message(
                 query.message.chat.id, _("Language switched to English."), reply_markup=keyboards.main_menu()

@@ -111,7 +111,15 @@ def http_ready(url: str) -> bool:
 def web_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
     """ASGI-приложение проекта под uvicorn на свободном порту; отдаёт базовый URL."""
     port = free_port()
-    command = [str(BIN / "uvicorn"), "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        str(BIN / "uvicorn"),
+        "config.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     with running(command, env, log):
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ready(f"{base}/api/health/live"), timeout=30, what="web server")

@@ -170,7 +170,13 @@ def test_a_crash_mid_handler_then_redelivery_is_processed_once(bot_api: FakeBotA
     update = command_update("/terms", user_id=717171)
     env = _env(bot_api)
     port = processes.free_port()
-    command = [str(processes.BIN / "uvicorn"), "config.asgi:application", "--port", str(port)]
+    command = [
+        str(processes.BIN / "uvicorn"),
+        "config.asgi:application",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     base = f"http://127.0.0.1:{port}"
     with processes.running(command, env, logs_dir / "web-crash.log") as proc:
         processes.wait_for(lambda: processes.http_ready(f"{base}/api/health/live"), timeout=30)

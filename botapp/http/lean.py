@@ -1,0 +1,38 @@
+"""Обработчик Django без middleware — для вебхука Telegram и проверок здоровья.
+
+Под ASGI каждый MiddlewareMixin вызывает process_request/process_response через
+sync_to_async, то есть прыгает в общий поток: ~12 прыжков на запрос, и все
+одновременные запросы процесса встают в одну очередь. Вебхуку и health не нужны ни
+сессии, ни CSRF, ни аутентификация: их ведёт тот же URLconf и те же представления,
+но без этой цепочки.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+
+# Пути, которые обслуживаются без middleware
+LEAN_PATHS = ("/telegram/webhook/", "/api/health")
+
+
+class LeanASGIHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        get_response = self._get_response_async if is_async else self._get_response  # type: ignore[attr-defined]
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
+class PathDispatcher:
+    """Лёгкие пути — в LeanASGIHandler, всё остальное — в обычный Django."""
+
+    def __init__(self, full: Any, lean: Any) -> None:
+        self.full, self.lean = full, lean
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        lean = scope["type"] == "http" and scope["path"].startswith(LEAN_PATHS)
+        await (self.lean if lean else self.full)(scope, receive, send)

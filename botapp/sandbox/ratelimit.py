@@ -1,0 +1,156 @@
+"""Лимиты Telegram на отправку в эмуляторе: GCRA, общий для всех веб-процессов (Redis + Lua).
+
+Своя реализация, не лимитер отправителя бота: эмулятор проверяет бота, а не сам себя.
+Без REDIS_URL (локальный запуск, один веб-процесс) — то же в памяти процесса.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Несколько сообщений подряд Telegram пропускает: ответ + меню уходят сразу
+BURST = 3
+
+# KEYS — корзины; ARGV — пары (интервал мс, допуск мс). Время — часы Redis, одни на все процессы.
+# Ответ: 0 — можно (все корзины сдвинуты), иначе мс до разрешения (ничего не сдвинуто).
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = 0
+local next_tat = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local tolerance = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local w = tat - tolerance - now
+  if w > wait then wait = w end
+  next_tat[i] = tat + interval
+end
+if wait > 0 then return math.ceil(wait) end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, next_tat[i], 'PX', math.ceil(next_tat[i] - now) + 1000)
+end
+return 0
+"""
+
+# Методы, создающие или меняющие сообщения (sendChatAction сообщением не считается)
+_LIMITED_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
+
+
+def is_limited(method: str) -> bool:
+    return method.startswith(_LIMITED_PREFIXES) and method != "sendChatAction"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    interval_ms: int
+    tolerance_ms: int
+
+    @property
+    def key(self) -> str:
+        # Параметры в имени ключа: серверы с разными лимитами не делят состояние
+        return f"{self.name}:{self.interval_ms}:{self.tolerance_ms}"
+
+
+def buckets_for(chat_id: int | str | None) -> list[Bucket]:
+    """Общая корзина + корзина чата: личный — сообщений в секунду, группа (id < 0) — в минуту."""
+    overall = math.ceil(1000 / settings.TELEGRAM_RATE_OVERALL)
+    result = [Bucket("overall", overall, overall * (BURST - 1))]
+    if chat_id is None or str(chat_id) == "":
+        return result
+    chat = str(chat_id)
+    if chat.startswith("-"):
+        interval = math.ceil(60_000 / settings.TELEGRAM_RATE_PER_GROUP)
+    else:
+        interval = math.ceil(1000 / settings.TELEGRAM_RATE_PER_CHAT)
+    result.append(Bucket(f"chat:{chat}", interval, interval * (BURST - 1)))
+    return result
+
+
+class _LocalGcra:
+    def __init__(self) -> None:
+        self.tats: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def acquire(self, buckets: list[Bucket]) -> int:
+        with self.lock:
+            now = time.monotonic() * 1000
+            wait = 0.0
+            updated: dict[str, float] = {}
+            for bucket in buckets:
+                tat = max(self.tats.get(bucket.key, now), now)
+                wait = max(wait, tat - bucket.tolerance_ms - now)
+                updated[bucket.key] = tat + bucket.interval_ms
+            if wait > 0:
+                return math.ceil(wait)
+            self.tats.update(updated)
+            return 0
+
+    def reset(self) -> None:
+        with self.lock:
+            self.tats.clear()
+
+
+_local = _LocalGcra()
+_redis_lock = threading.Lock()
+_redis: Any = None
+_script: Any = None
+
+
+def _prefix() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}sandbox:rate:"
+
+
+def _client() -> tuple[Any, Any]:
+    global _redis, _script
+    with _redis_lock:
+        if _redis is None:
+            import redis
+
+            _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+            _script = _redis.register_script(_GCRA_LUA)
+    return _redis, _script
+
+
+def acquire(chat_id: int | str | None) -> int:
+    """0 — отправку можно принять, иначе миллисекунды до того, как станет можно."""
+    buckets = buckets_for(chat_id)
+    if not settings.REDIS_URL:
+        return _local.acquire(buckets)
+    client, script = _client()
+    args: list[int] = []
+    for bucket in buckets:
+        args += [bucket.interval_ms, bucket.tolerance_ms]
+    try:
+        return int(script(keys=[_prefix() + b.key for b in buckets], args=args, client=client))
+    except Exception:
+        # Эмулятор без Redis не должен ронять бота: лимит просто не проверяется
+        logger.warning("sandbox rate limiter: Redis unavailable, request allowed", exc_info=True)
+        return 0
+
+
+def retry_after_seconds(wait_ms: int) -> int:
+    """retry_after у Telegram — целые секунды, не меньше одной."""
+    return max(1, math.ceil(wait_ms / 1000))
+
+
+def reset() -> None:
+    """Забыть все корзины (между тестами); ключи — только с префиксом песочницы, без FLUSHDB."""
+    _local.reset()
+    if not settings.REDIS_URL:
+        return
+    client, _ = _client()
+    keys = list(client.scan_iter(match=_prefix() + "*", count=500))
+    if keys:
+        client.delete(*keys)
