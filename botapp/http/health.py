@@ -22,5 +22,8 @@ async def live(request: HttpRequest) -> JsonResponse:
 @require_GET
 async def deep(request: HttpRequest) -> JsonResponse:
     """GET /api/health — 503 при `down`, 200 при `ok`/`degraded`."""
-    report = await asyncio.to_thread(health.health_report)
+    # Свежий отчёт из кэша — без прыжка в поток; иначе проверки идут в потоках с бюджетом
+    report = health.health_cached()
+    if report is None:
+        report = await asyncio.to_thread(health.health_report)
     return JsonResponse(report, status=503 if report["status"] == health.DOWN else 200)

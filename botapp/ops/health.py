@@ -241,14 +241,34 @@ def _overall(checks: dict[str, CheckResult]) -> str:
     return OK
 
 
-def health_report(*, use_cache: bool = True) -> dict[str, Any]:
-    """Сводный отчёт; при use_cache отдаёт результат не старше HEALTH_CACHE_S."""
-    global _cached
-    if use_cache and _cached and time.monotonic() - _cached[0] < settings.HEALTH_CACHE_S:
+def health_cached() -> dict[str, Any] | None:
+    """Свежий отчёт из кэша процесса или None — без потоков и ожиданий."""
+    if _cached and time.monotonic() - _cached[0] < settings.HEALTH_CACHE_S:
         return _cached[1]
-    with _compute_lock:
-        if use_cache and _cached and time.monotonic() - _cached[0] < settings.HEALTH_CACHE_S:
-            return _cached[1]
+    return None
+
+
+def health_report(*, use_cache: bool = True) -> dict[str, Any]:
+    """Сводный отчёт; при use_cache отдаёт результат не старше HEALTH_CACHE_S.
+
+    Пока один поток пересчитывает отчёт (при зависшей зависимости это весь бюджет),
+    остальные получают предыдущий отчёт, а не встают в очередь за замком.
+    """
+    global _cached
+    if use_cache:
+        fresh = health_cached()
+        if fresh is not None:
+            return fresh
+        stale = _cached
+        # Первый отчёт процесса ждём; дальше, пока идёт пересчёт, отдаём предыдущий
+        if not _compute_lock.acquire(blocking=stale is None):
+            assert stale is not None
+            return stale[1]
+    else:
+        _compute_lock.acquire()
+    try:
+        if use_cache and (fresh := health_cached()) is not None:
+            return fresh
         checks = _run_checks()
         report = {
             "status": _overall(checks),
@@ -259,6 +279,8 @@ def health_report(*, use_cache: bool = True) -> dict[str, Any]:
         }
         _cached = (time.monotonic(), report)
         return report
+    finally:
+        _compute_lock.release()
 
 
 def health_cache_reset() -> None:

@@ -162,3 +162,31 @@ def test_health_report_never_shows_hosts_or_secrets(client: Any, isolated_redis_
     assert "127.0.0.1" not in text
     assert settings.SECRET_KEY not in text
     assert health.CHECK_BUDGET_S < 1
+
+
+def test_while_one_thread_recomputes_others_get_the_previous_report(isolated_redis_prefix: str) -> None:
+    import threading
+
+    _healthy_baseline()
+    first = health.health_report()
+    health._cached = (time.monotonic() - 60, first)  # отчёт устарел
+    entered, release = threading.Event(), threading.Event()
+    original = health.CHECKS["database"]
+
+    def slow_database() -> health.CheckResult:
+        entered.set()
+        release.wait(5)
+        return original()
+
+    health.CHECKS["database"] = slow_database
+    try:
+        worker = threading.Thread(target=health.health_report)
+        worker.start()
+        assert entered.wait(5)
+        # Пересчёт идёт: не ждём его, а получаем прежний отчёт
+        assert health.health_report() is first
+        release.set()
+        worker.join(5)
+    finally:
+        health.CHECKS["database"] = original
+    assert health.health_report() is not first
