@@ -56,7 +56,7 @@ def buckets_for(chat_id: int | str | None) -> list[Bucket]:
     chat = str(chat_id)
     if chat.startswith("-"):
         per_group = 60_000.0 * SAFETY / settings.TELEGRAM_RATE_PER_GROUP
-        result.append(Bucket(f"chat:{chat}", per_group, 0.0))
+        result.append(Bucket(f"chat:{chat}", per_group, per_group * (BURST - 1)))
     else:
         per_chat = 1000.0 * SAFETY / settings.TELEGRAM_RATE_PER_CHAT
         # Короткий всплеск в личном чате: ответ + меню уходят сразу

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from telegram import Update
+from telegram import ReplyParameters, Update
 
 from botapp.telegram.application import BotContext
 
@@ -27,4 +27,9 @@ async def group_message(update: Update, context: BotContext) -> None:
         return
     assert update.effective_message is not None
     link = f"https://t.me/{context.bot.username}?start=group"
-    await update.effective_message.reply_text(_("I work in a private chat: {link}").format(link=link))
+    message = update.effective_message
+    # Цитируем обращение, но отвечаем и тогда, когда его уже удалили
+    reply_to = ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+    await context.bot.send_message(
+        message.chat.id, _("I work in a private chat: {link}").format(link=link), reply_parameters=reply_to
+    )
