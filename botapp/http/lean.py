@@ -14,8 +14,8 @@ from typing import Any
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
-# Пути, которые обслуживаются без middleware
-LEAN_PATHS = ("/telegram/webhook/", "/api/health")
+# Пути, которые обслуживаются без middleware (эмулятор Bot API — тоже машинный API)
+LEAN_PATHS = ("/telegram/webhook/", "/api/health", "/sandbox/api/")
 
 
 class LeanASGIHandler(ASGIHandler):

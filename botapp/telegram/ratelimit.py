@@ -14,9 +14,10 @@ from typing import Any
 
 from django.conf import settings
 
-# Запас: ровный темп чуть ниже лимита, чтобы всплеск из BURST не превысил его ни в одном окне
+# Запас: ровный темп чуть ниже лимита, а всплеск меньше, чем позволяет Telegram (3):
+# разрешение выдаётся здесь, а считает Telegram по приходу — разброс сети съедает запас
 SAFETY = 1.15
-BURST = 3
+BURST = 2
 
 _GCRA_LUA = """
 local t = redis.call('TIME')
@@ -96,9 +97,11 @@ class SendLimiter:
         if self._redis is None:
             import redis.asyncio as aioredis
 
-            self._redis = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            # Блокирующий пул: сотни одновременных отправок ждут соединение, а не падают
+            pool = aioredis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=32, timeout=10, socket_timeout=2, socket_connect_timeout=2
             )
+            self._redis = aioredis.Redis(connection_pool=pool)
             self._script = self._redis.register_script(_GCRA_LUA)
         return self._redis
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from botapp.tests.sandbox.conftest import sandbox_mode_server  # noqa: F401 — общая сессионная фикстура
+from botapp.tests.sandbox.conftest import sandbox_mode_server, strict_sandbox  # noqa: F401 — общие фикстуры
 
 
 @pytest.fixture(autouse=True)

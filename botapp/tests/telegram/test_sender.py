@@ -1,0 +1,134 @@
+"""Отправитель с общим лимитером против эмулятора с теми же лимитами (×10 к умолчаниям)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from telegram import Bot
+from telegram.error import RetryAfter
+from telegram.ext import ExtBot
+from telegram.request import HTTPXRequest
+
+from botapp.models import TelegramUser
+from botapp.sandbox import services
+from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter
+from botapp.tests.sandbox.conftest import LiveSandbox, _live
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+RATES = {"TELEGRAM_RATE_OVERALL": 300.0, "TELEGRAM_RATE_PER_CHAT": 10.0, "TELEGRAM_RATE_PER_GROUP": 200.0}
+
+
+@pytest.fixture(scope="module")
+def fast_sandbox(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[LiveSandbox]:
+    """Эмулятор с лимитами в 10 раз выше умолчаний Telegram — те же числа, что у лимитера."""
+    with django_db_blocker.unblock():
+        yield from _live(logs_dir, "sandbox-sender", **{k: str(v) for k, v in RATES.items()})
+
+
+@pytest.fixture
+def same_rates() -> Iterator[None]:
+    prefix = f"{settings.REDIS_KEY_PREFIX}snd{time.monotonic_ns()}:"
+    with override_settings(REDIS_KEY_PREFIX=prefix, **RATES):
+        yield
+
+
+def _bot(sandbox: LiveSandbox, limiter: SharedRateLimiter | None) -> Bot:
+    base = f"{sandbox.base}/sandbox/api"
+    kwargs: dict[str, Any] = {
+        "base_url": f"{base}/bot",
+        "base_file_url": f"{base}/file/bot",
+        # Сотни одновременных отправок: пул как у Application, а эмулятор в одном процессе отвечает не сразу
+        "request": HTTPXRequest(connection_pool_size=256, pool_timeout=60, read_timeout=60, write_timeout=60),
+    }
+    if limiter is None:
+        return Bot(settings.TELEGRAM_BOT_TOKEN, **kwargs)
+    return ExtBot(settings.TELEGRAM_BOT_TOKEN, rate_limiter=limiter, **kwargs)
+
+
+async def _burst(bot: Bot, chats: list[int]) -> list[BaseException | None]:
+    async with bot:
+        results = await asyncio.gather(
+            *(bot.send_message(chat, f"hello {i}") for i, chat in enumerate(chats)), return_exceptions=True
+        )
+    return [r if isinstance(r, BaseException) else None for r in results]
+
+
+def _throttled() -> int:
+    return sum(1 for call in services.sandbox_calls(method="sendMessage") if call.status == 429)
+
+
+def test_the_limiter_never_draws_a_429_in_one_chat(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    chats = [7_100_000_001] * 100
+    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=60)), chats))
+    assert errors == [None] * len(chats)
+    assert _throttled() == 0
+    assert len(services.sandbox_calls(method="sendMessage")) == len(chats)
+
+
+def test_the_limiter_never_draws_a_429_across_many_chats(strict_sandbox: LiveSandbox) -> None:
+    # Эмулятор с лимитами 10/с всего и 1/с в чат, лимитер — с теми же числами.
+    # На 300/с эмулятор в одном процессе сам становится очередью (~30 вызовов/с) и считает
+    # по моменту обработки, а не прихода, поэтому «много чатов» проверяется на его скорости.
+    chats = list(range(7_200_000_000, 7_200_000_060))
+    prefix = f"{settings.REDIS_KEY_PREFIX}many{time.monotonic_ns()}:"
+    rates = {"TELEGRAM_RATE_OVERALL": 10.0, "TELEGRAM_RATE_PER_CHAT": 1.0, "TELEGRAM_RATE_PER_GROUP": 20.0}
+    with override_settings(REDIS_KEY_PREFIX=prefix, **rates):
+        errors = asyncio.run(_burst(_bot(strict_sandbox, SharedRateLimiter(max_wait=60)), chats))
+    assert errors == [None] * len(chats)
+    assert _throttled() == 0
+
+
+def test_the_same_burst_without_the_limiter_is_throttled(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    errors = asyncio.run(_burst(_bot(fast_sandbox, None), [7_100_000_002] * 100))
+    assert any(isinstance(error, RetryAfter) for error in errors)
+    assert _throttled() > 0
+
+
+def test_an_injected_429_is_retried_after_retry_after(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    chat = 7_100_000_003
+    services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=1)
+    started = time.monotonic()
+    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=5)), [chat]))
+    assert errors == [None]
+    assert time.monotonic() - started >= 1.0
+    assert [(c.status, c.injected) for c in services.sandbox_calls(method="sendMessage")] == [
+        (429, True),
+        (200, False),
+    ]
+
+
+def test_a_long_retry_after_defers_instead_of_sleeping(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    chat = 7_100_000_004
+    services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=30)
+    [error] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    assert isinstance(error, SendDeferred)
+    assert error.retry_after == 30
+
+
+def test_403_marks_the_user_blocked(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    chat = 7_100_000_005
+    TelegramUser.objects.create(telegram_id=chat, first_name="Ann")
+    services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=chat)
+    [error] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    assert isinstance(error, RecipientBlocked)
+    assert TelegramUser.objects.get(telegram_id=chat).is_blocked
+
+
+def test_a_migrated_group_gets_the_message_in_the_new_chat(
+    fast_sandbox: LiveSandbox, same_rates: None
+) -> None:
+    old, new = -4_100_000_006, -1_004_100_000_006
+    services.sandbox_inject_failure(
+        method="sendMessage", failure="migrated", chat_id=old, migrate_to_chat_id=new
+    )
+    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [old]))
+    assert errors == [None]
+    assert [c.chat_id for c in services.sandbox_calls(method="sendMessage") if c.status == 200] == [new]
