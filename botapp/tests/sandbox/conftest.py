@@ -183,18 +183,8 @@ def sandbox_mode_server(django_db_setup: Any, django_db_blocker: Any, logs_dir: 
     env = processes.django_env(
         DJANGO_SETTINGS_MODULE=SETTINGS_MODULE, TELEGRAM_SANDBOX="true", PORT=str(port)
     )
-    command = [
-        str(processes.BIN / "uvicorn"),
-        "config.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log = logs_dir / "sandbox-e2e.log"
-    with django_db_blocker.unblock(), processes.running(command, env, log):
-        base = f"http://127.0.0.1:{port}"
-        processes.wait_for(
-            lambda: processes.http_ready(f"{base}/api/health/live"), timeout=30, what="web server"
-        )
+    with (
+        django_db_blocker.unblock(),
+        processes.web_server(env, logs_dir / "sandbox-e2e.log", port=port) as base,
+    ):
         yield base

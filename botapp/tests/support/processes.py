@@ -108,9 +108,9 @@ def http_ready(url: str) -> bool:
 
 
 @contextmanager
-def web_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
-    """ASGI-приложение проекта под uvicorn на свободном порту; отдаёт базовый URL."""
-    port = free_port()
+def web_server(env: Mapping[str, str], log: Path, port: int | None = None) -> Iterator[str]:
+    """ASGI-приложение проекта под uvicorn на свободном (или заданном) порту; отдаёт базовый URL."""
+    port = port or free_port()
     command = [
         str(BIN / "uvicorn"),
         "config.asgi:application",
