@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.uv-lock-$(shell sha1sum uv.lock | cut -c1-12)
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: run test install lint typecheck migrations-check secret-scan infra-lint messages pytest clean
+.PHONY: run test install lint typecheck migrations-check secret-scan infra-lint messages browser pytest clean
 
 # Виртуальное окружение из lock-файла; повторная установка — только при смене uv.lock.
 # --inexact: не удалять лишнее из чужого $VENV (например, dev-пакеты тестового окружения).
@@ -52,7 +52,13 @@ messages: install
 		(sudo apt-get update -qq && sudo apt-get install -y -qq gettext)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py compilemessages --ignore='.venv/*'
 
-pytest: install
+# Браузерные тесты: Debian chromium + chromedriver (никогда не скачанный браузер)
+browser:
+	@test -n "$$CHROMIUM_BIN" || command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+pytest: install browser
 	$(BIN)/pytest
 
 test: lint typecheck migrations-check secret-scan infra-lint messages pytest

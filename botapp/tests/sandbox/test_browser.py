@@ -1,0 +1,76 @@
+"""Веб-чат песочницы в настоящем браузере (Debian chromium + chromedriver, без скачивания браузера)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# Debian-пакеты по умолчанию; на раннерах GitHub — предустановленные Chrome и chromedriver (см. ci.yml)
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Any) -> Iterator[Any]:
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.fail("Debian chromium and chromium-driver are required (make test installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,844",  # экран телефона
+    ]  # fmt: skip
+    for flag in flags:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{sandbox_mode_server}/sandbox/")
+
+    # Нет пользователей — страница сама предлагает создать
+    dialog = wait.until(ec.visibility_of_element_located((By.ID, "userDialog")))
+    name = dialog.find_element(By.NAME, "first_name")
+    name.clear()
+    name.send_keys("Браузер")
+    Select(dialog.find_element(By.NAME, "language_code")).select_by_value("ru")
+    dialog.find_element(By.CSS_SELECTOR, "button[value=ok]").click()
+
+    text = wait.until(ec.element_to_be_clickable((By.ID, "text")))
+    text.send_keys("/start")
+    browser.find_element(By.ID, "sendBtn").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Привет, Браузер!"))
+
+    # Кнопка главного меню (reply-клавиатура) → карточка настроек
+    settings_button = wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "#replykb button[data-text='⚙️ Настройки']"))
+    )
+    settings_button.click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Настройки. Выберите язык"))
+
+    # Inline-кнопка настроек: язык → English; карточка правится на месте, меню приходит заново
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[data-cb='set:lang:en']"))).click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Language switched to English."))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Settings. Choose the language"))
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#replykb button[data-text='⚙️ Settings']")))
+    assert "Настройки. Выберите язык" not in browser.find_element(By.ID, "log").text
