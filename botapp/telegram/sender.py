@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from telegram.error import ChatMigrated, Forbidden, RetryAfter
@@ -102,7 +103,8 @@ class SharedRateLimiter(BaseRateLimiter[int]):
             try:
                 result = await callback(*args, **kwargs)
             except RetryAfter as exc:
-                retry_after = float(exc.retry_after if isinstance(exc.retry_after, int | float) else 1)
+                told = exc.retry_after
+                retry_after = told.total_seconds() if isinstance(told, timedelta) else float(told)
                 if retry_after > self.max_wait or attempt == 2:
                     raise SendDeferred(retry_after) from exc
                 await asyncio.sleep(retry_after)

@@ -1,0 +1,207 @@
+"""Вебхук под нагрузкой против эталонного эхо-бота PTB в том же прогоне (задача о Telegram).
+
+Сервер — боевой командой (gunicorn + uvicorn_worker, 2 воркера), PostgreSQL, Redis;
+Bot API — bench/fake_bot_api.py. Эталон — bench/ptb_echo_baseline.py с тем же Bot API.
+Нагрузка — bench/closed_loop.py и bench/open_loop.py (одинаковый набор апдейтов, 5 % дублей).
+TELEGRAM_RATE_* подняты: меряется вебхук, а не лимиты Telegram (так и записано в JSON).
+Запуск: .venv/bin/python bench/webhook_bench.py [-n 5000] [--seconds 60]; пишет bench/results/webhook.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TOKEN = "123:ABC"  # токен эталонного бота; подделка Bot API принимает любой
+SECRET = "s3cret"  # pragma: allowlist secret
+RAISED = {
+    "TELEGRAM_RATE_OVERALL": "100000",
+    "TELEGRAM_RATE_PER_CHAT": "100000",
+    "TELEGRAM_RATE_PER_GROUP": "100000",
+}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(command, env):
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(proc):
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_port(port, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def rss_mb(master_pid):
+    """Суммарный RSS рабочих процессов gunicorn (дети мастера), МБ."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    total = 0
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
+def load(kind, url, args):
+    if kind == "closed":
+        command = [
+            sys.executable,
+            "bench/closed_loop.py",
+            url,
+            "-n",
+            str(args.n),
+            "-c",
+            "40",
+            "--dup",
+            "0.05",
+        ]
+    else:
+        command = [
+            sys.executable,
+            "bench/open_loop.py",
+            url,
+            "--rate",
+            "50",
+            "--seconds",
+            str(args.seconds),
+            "--dup",
+            "0.05",
+        ]
+    out = subprocess.run([*command, "--secret", SECRET], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def inbox_rows(env, since_ms):
+    code = (
+        "import django; django.setup(); from botapp.models import InboxUpdate; "
+        f"print(InboxUpdate.objects.filter(update_id__gte={since_ms}).count())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    args = parser.parse_args()
+
+    api_port, web_port, echo_port = free_port(), free_port(), free_port()
+    api = start([sys.executable, "bench/fake_bot_api.py", str(api_port)], os.environ.copy())
+    wait_port(api_port)
+    api_base = f"http://127.0.0.1:{api_port}"
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "REDIS_KEY_PREFIX": f"nbbench{os.getpid()}:",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TG_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": api_base,
+        **RAISED,
+    }
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    results = {}
+    try:
+        # Эталон: голый эхо-бот PTB на собственном сервере (tornado)
+        echo = start(
+            [sys.executable, "bench/ptb_echo_baseline.py", api_base, str(echo_port)], os.environ.copy()
+        )
+        wait_port(echo_port)
+        echo_url = f"http://127.0.0.1:{echo_port}/tg"
+        results["baseline"] = {"closed": load("closed", echo_url, args), "open": load("open", echo_url, args)}
+        stop(echo)
+
+        web = start(
+            [
+                str(BIN / "gunicorn"),
+                "config.asgi:application",
+                "-k",
+                "uvicorn_worker.UvicornWorker",
+                "--bind",
+                f"127.0.0.1:{web_port}",
+                "--workers",
+                "2",
+            ],
+            env,
+        )
+        wait_port(web_port)
+        url = f"http://127.0.0.1:{web_port}/telegram/webhook/"
+        httpx.post(
+            url, json={"update_id": 1, "warmup": {}}, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+        )
+        since = int(time.time() * 1000) % 10**9 * 1000 - 10**6
+        rss_before = rss_mb(web.pid)
+        project = {"closed": load("closed", url, args), "open": load("open", url, args)}
+        project["rss_mb_before"], project["rss_mb_after"] = rss_before, rss_mb(web.pid)
+        project["inbox_rows_after_run"] = inbox_rows(env, since)
+        results["project"] = project
+        stop(web)
+    finally:
+        stop(api)
+    base, proj = results["baseline"], results["project"]
+    report = {
+        "benchmark": "webhook",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "note": "TELEGRAM_RATE_* raised to 100000 for this run; Bot API = bench/fake_bot_api.py; 5% dups",
+        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2; PostgreSQL; Redis",
+        "results": results,
+        "ratios": {
+            "closed_throughput_vs_baseline": round(
+                proj["closed"]["updates_per_s"] / base["closed"]["updates_per_s"], 2
+            ),
+            "open_p99_ms": proj["open"]["p99_ms"],
+            "open_p99_vs_baseline": round(proj["open"]["p99_ms"] / max(base["open"]["p99_ms"], 0.1), 2),
+        },
+    }
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    (ROOT / "bench" / "results" / "webhook.json").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
