@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ApplicationHandlerStop
 
+from botapp.models import TelegramUser
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
 from botapp.users import services
@@ -23,20 +26,22 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     tg_user = update.effective_user
     if tg_user is None or tg_user.is_bot:
         return
-    user = await db(services.user_upsert_from_telegram)(
-        telegram_id=tg_user.id,
-        first_name=tg_user.first_name or "",
-        last_name=tg_user.last_name or "",
-        username=tg_user.username or "",
-        language_code=tg_user.language_code or "",
-        is_premium=bool(tg_user.is_premium),
+    message = update.effective_message
+    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+    # Один поход в БД на апдейт: обновить пользователя и записать входящее в журнал
+    user = await db(_record_update)(
+        fields={
+            "telegram_id": tg_user.id,
+            "first_name": tg_user.first_name or "",
+            "last_name": tg_user.last_name or "",
+            "username": tg_user.username or "",
+            "language_code": tg_user.language_code or "",
+            "is_premium": bool(tg_user.is_premium),
+        },
+        incoming=_incoming(update) if message and private else None,
     )
     context.db_user = user
     translation.activate(user.effective_language)
-    message = update.effective_message
-    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-    if message and private:
-        await _log_incoming(update)
     if user.is_banned:
         if await db(services.user_ban_notice_due)(user=user) and private and message:
             await message.reply_text(
@@ -54,20 +59,26 @@ async def _chat_member_changed(update: Update) -> None:
     await db(services.user_set_blocked)(telegram_id=change.chat.id, blocked=blocked)
 
 
-async def _log_incoming(update: Update) -> None:
+def _record_update(*, fields: dict[str, Any], incoming: dict[str, Any] | None) -> TelegramUser:
+    user = services.user_upsert_from_telegram(**fields)
+    if incoming is not None:
+        services.chat_log_record(telegram_id=user.telegram_id, direction="in", **incoming)
+    return user
+
+
+def _incoming(update: Update) -> dict[str, Any]:
+    """Поля журнала для входящего сообщения: текст или подпись, вид медиа и file_id."""
     message = update.effective_message
-    assert message is not None and update.effective_user is not None
+    assert message is not None
     media_type = next((field for field in _MEDIA_FIELDS if getattr(message, field, None)), "")
     file_id = ""
     if media_type == "photo":
         file_id = message.photo[-1].file_id
     elif media_type:
         file_id = getattr(message, media_type).file_id
-    await db(services.chat_log_record)(
-        telegram_id=update.effective_user.id,
-        direction="in",
-        text=message.text or message.caption or "",
-        media_type=media_type,
-        file_id=file_id,
-        message_id=message.message_id,
-    )
+    return {
+        "text": message.text or message.caption or "",
+        "media_type": media_type,
+        "file_id": file_id,
+        "message_id": message.message_id,
+    }
