@@ -9,6 +9,7 @@ sync_to_async, то есть прыгает в общий поток: ~12 пры
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
@@ -34,5 +35,7 @@ class PathDispatcher:
         self.full, self.lean = full, lean
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Момент прихода: эмулятор Bot API считает по нему лимиты, как Telegram
+        scope["nb_received_at"] = time.time()
         lean = scope["type"] == "http" and scope["path"].startswith(LEAN_PATHS)
         await (self.lean if lean else self.full)(scope, receive, send)

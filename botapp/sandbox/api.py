@@ -87,7 +87,7 @@ def _log(
 
 
 def _run(
-    method: str, raw: dict[str, Any], uploads: dict[str, Upload], bot: BotIdentity
+    method: str, raw: dict[str, Any], uploads: dict[str, Upload], bot: BotIdentity, received_at: float | None
 ) -> tuple[Any, dict[str, Any]]:
     params = spec.validate(method, raw, uploads)
     request = methods.Request(method=method, params=params, uploads=uploads, bot=bot)
@@ -97,7 +97,7 @@ def _run(
     if injected is not None:
         raise injected
     if ratelimit.is_limited(method):
-        wait_ms = ratelimit.acquire(chat_id)
+        wait_ms = ratelimit.acquire(chat_id, received_at=received_at)
         if wait_ms > 0:
             seconds = ratelimit.retry_after_seconds(wait_ms)
             raise ApiError(429, f"Too Many Requests: retry after {seconds}", {"retry_after": seconds})
@@ -106,9 +106,18 @@ def _run(
 
 
 def handle(
-    *, token: str, method_name: str, raw: dict[str, Any], uploads: dict[str, Upload]
+    *,
+    token: str,
+    method_name: str,
+    raw: dict[str, Any],
+    uploads: dict[str, Upload],
+    received_at: float | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Ответ Bot API (статус, тело) на вызов метода; исключения наружу не выходят, кроме ошибок кода."""
+    """Ответ Bot API (статус, тело) на вызов метода; исключения наружу не выходят, кроме ошибок кода.
+
+    received_at — момент прихода запроса: лимиты Telegram считает по приходу, а не по
+    моменту, когда до запроса дошла очередь в нашем процессе.
+    """
     files_in_log = {name: upload for name, upload in uploads.items() if name not in raw}
     try:
         bot = authorize(token)
@@ -119,7 +128,7 @@ def handle(
         _log(method_name, {**raw, **files_in_log}, exc.code, exc.description)
         return exc.code, exc.payload()
     try:
-        result, params = _run(method, raw, uploads, bot)
+        result, params = _run(method, raw, uploads, bot, received_at)
     except ApiError as exc:
         _log(method, {**raw, **files_in_log}, exc.code, exc.description, injected=exc.injected)
         return exc.code, exc.payload()

@@ -23,8 +23,13 @@ BURST = 3
 # KEYS — корзины; ARGV — пары (интервал мс, допуск мс). Время — часы Redis, одни на все процессы.
 # Ответ: 0 — можно (все корзины сдвинуты), иначе мс до разрешения (ничего не сдвинуто).
 _GCRA_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now
+if #ARGV > 2 * #KEYS then
+  now = tonumber(ARGV[#ARGV])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local wait = 0
 local next_tat = {}
 for i, key in ipairs(KEYS) do
@@ -123,15 +128,20 @@ def _client() -> tuple[Any, Any]:
     return _redis, _script
 
 
-def acquire(chat_id: int | str | None) -> int:
-    """0 — отправку можно принять, иначе миллисекунды до того, как станет можно."""
+def acquire(chat_id: int | str | None, *, received_at: float | None = None) -> int:
+    """0 — отправку можно принять, иначе миллисекунды до того, как станет можно.
+
+    received_at (time.time() прихода запроса) — «сейчас» для корзин, как у Telegram.
+    """
     buckets = buckets_for(chat_id)
     if not settings.REDIS_URL:
         return _local.acquire(buckets)
     client, script = _client()
-    args: list[int] = []
+    args: list[float] = []
     for bucket in buckets:
         args += [bucket.interval_ms, bucket.tolerance_ms]
+    if received_at is not None:
+        args.append(int(received_at * 1000))
     try:
         return int(script(keys=[_prefix() + b.key for b in buckets], args=args, client=client))
     except Exception:

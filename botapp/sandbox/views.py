@@ -75,7 +75,10 @@ def bot_method(request: HttpRequest, token: str, method: str) -> HttpResponse:
         error = bad_request("can't parse request body")
         return _reply(error.code, error.payload())
     try:
-        status, payload = api.handle(token=unquote(token), method_name=method, raw=raw, uploads=uploads)
+        received_at = getattr(request, "scope", {}).get("nb_received_at")
+        status, payload = api.handle(
+            token=unquote(token), method_name=method, raw=raw, uploads=uploads, received_at=received_at
+        )
     except Exception:
         logger.exception("sandbox Bot API: %s failed", method)
         return _reply(500, {"ok": False, "error_code": 500, "description": "Internal Server Error"})
