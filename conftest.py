@@ -73,3 +73,20 @@ def _fresh_health_cache() -> Iterator[None]:
     health.health_cache_reset()
     yield
     health.health_cache_reset()
+
+
+@pytest.fixture(autouse=True)
+def _money_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+    """После каждого теста с БД сверка денег обязана проходить (ARCHITECTURE §4)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
+    # Та же фикстура БД, что у теста: наш teardown выполнится раньше её отката
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    yield
+    from botapp.billing.reconcile import reconcile_ledger
+
+    report = reconcile_ledger()
+    assert report.ok, report.summary()

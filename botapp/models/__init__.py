@@ -1,5 +1,23 @@
 """Модели по доменам; каждый модуль — своя предметная область."""
 
+from botapp.models.billing import (
+    Account,
+    Hold,
+    Invoice,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    PaymentMethod,
+    PricingSettings,
+    PromoCode,
+    PromoRedemption,
+    Referral,
+    StaffAuditLog,
+    TokenPackage,
+    TransactionKind,
+    WelcomeClaim,
+)
+from botapp.models.catalog import GenerationModel
 from botapp.models.errors import ErrorEvent, ErrorGroup
 from botapp.models.ops import PipelineProbe
 from botapp.models.support import ChatLogEntry
@@ -7,12 +25,28 @@ from botapp.models.telegram import ConversationState, InboxUpdate
 from botapp.models.users import Language, TelegramUser
 
 __all__ = [
+    "Account",
     "ChatLogEntry",
     "ConversationState",
     "ErrorEvent",
     "ErrorGroup",
+    "GenerationModel",
+    "Hold",
     "InboxUpdate",
+    "Invoice",
     "Language",
+    "LedgerEntry",
+    "LedgerTransaction",
+    "Payment",
+    "PaymentMethod",
     "PipelineProbe",
+    "PricingSettings",
+    "PromoCode",
+    "PromoRedemption",
+    "Referral",
+    "StaffAuditLog",
     "TelegramUser",
+    "TokenPackage",
+    "TransactionKind",
+    "WelcomeClaim",
 ]

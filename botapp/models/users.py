@@ -33,6 +33,8 @@ class TelegramUser(models.Model):
     start_payload = models.CharField(
         max_length=64, blank=True, help_text="ref_<code> / promo_<code> из /start"
     )
+    referral_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    lava_email = models.EmailField(blank=True, help_text="для чеков lava.top; стирается /delete_me")
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 

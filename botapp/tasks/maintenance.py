@@ -23,3 +23,11 @@ def complete_probe(probe_id: int) -> None:
     PipelineProbe.objects.filter(pk=probe_id, completed_at__isnull=True).update(
         completed_at=timezone.now(), worker_pid=os.getpid()
     )
+
+
+@shared_task(name="maintenance.inbox_prune", ignore_result=True)
+def inbox_prune() -> None:
+    """По расписанию: удалить записи входящего ящика старше 48 ч."""
+    from botapp.telegram.inbox import inbox_prune as prune
+
+    prune()

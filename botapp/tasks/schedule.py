@@ -18,4 +18,9 @@ class Periodic:
 def periodic_tasks() -> list[Periodic]:
     return [
         Periodic("beat tick", "maintenance.beat_tick", settings.BEAT_TICK_INTERVAL_S),
+        Periodic("inbox prune", "maintenance.inbox_prune", 3600),
+        Periodic(
+            "ledger reconciliation", "maintenance.reconcile_ledger", settings.LEDGER_RECONCILE_INTERVAL_S
+        ),
+        Periodic("stars reconciliation", "maintenance.reconcile_stars", 24 * 3600),
     ]

@@ -1,0 +1,108 @@
+"""Приветственный бонус и промокоды."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from botapp.billing import ledger
+from botapp.models import (
+    PricingSettings,
+    PromoCode,
+    PromoRedemption,
+    TelegramUser,
+    TransactionKind,
+    WelcomeClaim,
+)
+
+PROMO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def welcome_claim_hash(telegram_id: int) -> str:
+    # Соль — SECRET_KEY: по таблице нельзя восстановить id; смена ключа обнулит защиту (см. runbook)
+    return salted_hmac("nanobanana.welcome-bonus", str(telegram_id), algorithm="sha256").hexdigest()
+
+
+def welcome_bonus_grant(*, user: TelegramUser) -> int:
+    """Бонус один раз на Telegram-аккаунт, даже после /delete_me. Возвращает начисленное (0 — нет)."""
+    amount = PricingSettings.objects.get_or_create(pk=1)[0].welcome_bonus
+    if amount <= 0:
+        return 0
+    id_hash = welcome_claim_hash(user.telegram_id)
+    try:
+        with transaction.atomic():
+            WelcomeClaim.objects.create(id_hash=id_hash)
+            ledger.credit(
+                user=user,
+                amount=amount,
+                key=f"welcome:{id_hash}",
+                kind=TransactionKind.WELCOME_BONUS,
+                source=ledger.PROMOTIONS,
+            )
+    except IntegrityError:
+        return 0
+    return amount
+
+
+@dataclass(frozen=True)
+class PromoResult:
+    status: str  # ok / invalid / not_found / inactive / expired / exhausted / already_used
+    amount: int = 0
+    available: int = 0
+
+
+class _PromoRefused(Exception):
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+def _refusal(promo: PromoCode) -> str:
+    now = timezone.now()
+    if not promo.is_active:
+        return "inactive"
+    if (promo.valid_from and promo.valid_from > now) or (promo.valid_until and promo.valid_until < now):
+        return "expired"
+    return "exhausted"
+
+
+def promo_redeem(*, user: TelegramUser, code: str) -> PromoResult:
+    """Погасить промокод атомарно: один раз на пользователя, не больше лимита даже при гонке."""
+    if not PROMO_CODE_RE.match(code):
+        return PromoResult("invalid")
+    promo = PromoCode.objects.filter(code=code.lower()).first()
+    if promo is None:
+        return PromoResult("not_found")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    redemption = PromoRedemption.objects.create(promo=promo, user=user)
+            except IntegrityError as exc:
+                raise _PromoRefused("already_used") from exc
+            # Условный UPDATE: лимит и окно проверяются под блокировкой строки, без гонки
+            taken = (
+                PromoCode.objects.filter(pk=promo.pk, is_active=True, redeemed_count__lt=F("max_redemptions"))
+                .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=now))
+                .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=now))
+                .update(redeemed_count=F("redeemed_count") + 1)
+            )
+            if not taken:
+                promo.refresh_from_db()
+                raise _PromoRefused(_refusal(promo))
+            posted = ledger.credit(
+                user=user,
+                amount=promo.amount,
+                key=f"promo:{promo.pk}:{user.pk}",
+                kind=TransactionKind.PROMO,
+                source=ledger.PROMOTIONS,
+                reference=redemption,
+            )
+    except _PromoRefused as refused:
+        return PromoResult(refused.status)
+    return PromoResult("ok", amount=promo.amount, available=posted.available or 0)

@@ -1,0 +1,369 @@
+"""Журнал токенов: единственный код, который меняет остатки.
+
+Каждое движение — проводка с уникальным ключом идемпотентности. Ключ вставляется первым
+(INSERT … ON CONFLICT DO NOTHING): параллельный повтор ждёт на уникальном индексе и потом
+видит готовую проводку. Остаток пользователя меняется условным UPDATE (available + d >= 0),
+без чтения-изменения-записи, поэтому параллельные траты не уводят в минус; CHECK в БД —
+вторая линия обороны. Системные счета остаток не кэшируют: их строка не становится общей
+точкой блокировки, а баланс считает сверка по журналу.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from botapp.billing.errors import HoldAlreadySettled, InsufficientFunds
+from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction, TelegramUser, TransactionKind
+
+AVAILABLE = LedgerEntry.Bucket.AVAILABLE
+ON_HOLD = LedgerEntry.Bucket.ON_HOLD
+
+# Системные счета (создаются миграцией 0004)
+SALES_STARS = "sales:stars"
+SALES_LAVA = "sales:lava"
+CONSUMPTION = "consumption"
+PROMOTIONS = "promotions"
+REFERRALS = "referrals"
+ADJUSTMENTS = "adjustments"
+
+
+@dataclass(frozen=True)
+class Movement:
+    account_id: int
+    bucket: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Итог проводки; replayed — ключ уже был, ничего не изменилось."""
+
+    transaction: LedgerTransaction
+    replayed: bool
+    available: int | None = None
+    on_hold: int | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    hold_id: int
+    status: str
+    captured: int
+    released: int
+    replayed: bool
+
+
+def system_account_id(code: str) -> int:
+    return Account.objects.values_list("pk", flat=True).get(kind=Account.Kind.SYSTEM, code=code)
+
+
+def account_for(user: TelegramUser) -> Account:
+    """Счёт пользователя; создаётся при первом обращении, без гонок между процессами."""
+    table = Account._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (kind, user_id, code, available, on_hold, updated_at) "  # noqa: S608
+            "VALUES ('user', %s, '', 0, 0, %s) ON CONFLICT (user_id) DO NOTHING",
+            [user.pk, timezone.now()],
+        )
+    return Account.objects.get(user=user)
+
+
+def _reference_fields(reference: models.Model | None) -> dict[str, Any]:
+    if reference is None:
+        return {"reference_type": None, "reference_id": ""}
+    return {"reference_type": ContentType.objects.get_for_model(reference), "reference_id": str(reference.pk)}
+
+
+def _insert_transaction(
+    *, key: str, kind: str, user: TelegramUser | None, fields: dict[str, Any]
+) -> int | None:
+    """Вставить заголовок проводки; None — ключ уже занят (повтор)."""
+    table = LedgerTransaction._meta.db_table
+    reference_type = fields["reference_type"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (idempotency_key, kind, user_id, reference_type_id, reference_id, "  # noqa: S608
+            "actor_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [
+                key,
+                kind,
+                user.pk if user else None,
+                reference_type.pk if reference_type else None,
+                fields["reference_id"],
+                fields.get("actor_id"),
+                fields.get("reason", "")[:500],
+                timezone.now(),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _apply_user_deltas(account_id: int, deltas: dict[str, int]) -> tuple[int, int]:
+    """Условный UPDATE: не меняет строку, если хоть одна корзина ушла бы в минус."""
+    table = Account._meta.db_table
+    d_available, d_hold = deltas.get(AVAILABLE, 0), deltas.get(ON_HOLD, 0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET available = available + %s, on_hold = on_hold + %s, "  # noqa: S608
+            "updated_at = %s WHERE id = %s AND kind = 'user' "
+            "AND available + %s >= 0 AND on_hold + %s >= 0 RETURNING available, on_hold",
+            [d_available, d_hold, timezone.now(), account_id, d_available, d_hold],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise InsufficientFunds(f"account {account_id}: available {d_available:+d}, on hold {d_hold:+d}")
+    return int(row[0]), int(row[1])
+
+
+def ledger_post(
+    *,
+    key: str,
+    kind: str,
+    user: TelegramUser | None,
+    movements: list[Movement],
+    reference: models.Model | None = None,
+    actor_id: int | None = None,
+    reason: str = "",
+) -> Posted:
+    """Провести движение атомарно и идемпотентно.
+
+    Сумма движений обязана быть нулевой. Повтор ключа возвращает прежнюю проводку (replayed=True)
+    и ничего не меняет. InsufficientFunds откатывает всё, включая заголовок.
+    """
+    if sum(m.amount for m in movements) != 0:
+        raise ValueError("movements must sum to zero")
+    by_bucket: dict[tuple[int, str], int] = defaultdict(int)
+    for movement in movements:
+        by_bucket[(movement.account_id, movement.bucket)] += movement.amount
+    with transaction.atomic():
+        fields = {**_reference_fields(reference), "actor_id": actor_id, "reason": reason}
+        transaction_id = _insert_transaction(key=key, kind=kind, user=user, fields=fields)
+        if transaction_id is None:
+            return Posted(transaction=LedgerTransaction.objects.get(idempotency_key=key), replayed=True)
+        user_accounts = set(
+            Account.objects.filter(
+                pk__in={account_id for account_id, _ in by_bucket}, kind=Account.Kind.USER
+            ).values_list("pk", flat=True)
+        )
+        per_account: dict[int, dict[str, int]] = defaultdict(dict)
+        for (account_id, bucket), amount in by_bucket.items():
+            if amount:
+                per_account[account_id][bucket] = amount
+        balances: dict[int, tuple[int, int]] = {}
+        # Порядок по id: несколько пользовательских счетов в одной проводке не дадут взаимоблокировки
+        for account_id in sorted(per_account):
+            if account_id in user_accounts:
+                balances[account_id] = _apply_user_deltas(account_id, per_account[account_id])
+        entries = []
+        for account_id, buckets in per_account.items():
+            for bucket, amount in buckets.items():
+                after = None
+                if account_id in balances:
+                    after = balances[account_id][0 if bucket == AVAILABLE else 1]
+                entries.append(
+                    LedgerEntry(
+                        transaction_id=transaction_id,
+                        account_id=account_id,
+                        bucket=bucket,
+                        amount=amount,
+                        balance_after=after,
+                    )
+                )
+        LedgerEntry.objects.bulk_create(entries)
+    user_balance = next(iter(balances.values()), (None, None))
+    return Posted(
+        transaction=LedgerTransaction.objects.get(pk=transaction_id),
+        replayed=False,
+        available=user_balance[0],
+        on_hold=user_balance[1],
+    )
+
+
+def credit(
+    *,
+    user: TelegramUser,
+    amount: int,
+    key: str,
+    kind: str,
+    source: str,
+    reference: models.Model | None = None,
+    actor_id: int | None = None,
+    reason: str = "",
+) -> Posted:
+    """Зачислить токены с системного счёта source (продажи, промо, рефералы, корректировки)."""
+    if amount <= 0:
+        raise ValueError("credit amount must be positive")
+    account = account_for(user)
+    return ledger_post(
+        key=key,
+        kind=kind,
+        user=user,
+        movements=[
+            Movement(system_account_id(source), AVAILABLE, -amount),
+            Movement(account.pk, AVAILABLE, amount),
+        ],
+        reference=reference,
+        actor_id=actor_id,
+        reason=reason,
+    )
+
+
+def debit(
+    *,
+    user: TelegramUser,
+    amount: int,
+    key: str,
+    kind: str,
+    destination: str,
+    reference: models.Model | None = None,
+    actor_id: int | None = None,
+    reason: str = "",
+) -> Posted:
+    """Списать доступные токены на системный счёт; не хватает — InsufficientFunds, ничего не изменилось."""
+    if amount <= 0:
+        raise ValueError("debit amount must be positive")
+    account = account_for(user)
+    return ledger_post(
+        key=key,
+        kind=kind,
+        user=user,
+        movements=[
+            Movement(account.pk, AVAILABLE, -amount),
+            Movement(system_account_id(destination), AVAILABLE, amount),
+        ],
+        reference=reference,
+        actor_id=actor_id,
+        reason=reason,
+    )
+
+
+def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model | None = None) -> Hold:
+    """Заблокировать amount под задание. Повтор ключа возвращает тот же холд (в любом его статусе).
+
+    Raises: InsufficientFunds — доступного не хватает; ничего не создано.
+    """
+    if amount <= 0:
+        raise ValueError("hold amount must be positive")
+    account = account_for(user)
+    reference_fields = _reference_fields(reference)
+    table = Hold._meta.db_table
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (account_id, amount, idempotency_key, status, captured_amount, "  # noqa: S608
+                "reason, reference_type_id, reference_id, created_at) "
+                "VALUES (%s, %s, %s, 'active', 0, '', %s, %s, %s) "
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                [
+                    account.pk,
+                    amount,
+                    key,
+                    reference_fields["reference_type"].pk if reference_fields["reference_type"] else None,
+                    reference_fields["reference_id"],
+                    timezone.now(),
+                ],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return Hold.objects.get(idempotency_key=key)
+        created = Hold.objects.get(pk=row[0])
+        ledger_post(
+            key=f"hold:{created.pk}",
+            kind=TransactionKind.HOLD,
+            user=user,
+            movements=[Movement(account.pk, AVAILABLE, -amount), Movement(account.pk, ON_HOLD, amount)],
+            reference=created,
+        )
+    return created
+
+
+def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlement:
+    if not 0 <= captured <= hold.amount:
+        raise ValueError(f"capture {captured} outside 0..{hold.amount}")
+    released = hold.amount - captured
+    with transaction.atomic():
+        # Условный переход active → итог: урегулировать может только один вызов
+        updated = Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(
+            status=status, captured_amount=captured, settled_at=timezone.now(), reason=reason[:200]
+        )
+        if not updated:
+            current = Hold.objects.get(pk=hold.pk)
+            if current.status == status and current.captured_amount == captured:
+                return Settlement(hold.pk, status, captured, released, replayed=True)
+            raise HoldAlreadySettled(
+                f"hold {hold.pk} is {current.status} ({current.captured_amount} captured)"
+            )
+        account = Account.objects.only("pk", "user_id").get(pk=hold.account_id)
+        movements = [Movement(account.pk, ON_HOLD, -hold.amount)]
+        if captured:
+            movements.append(Movement(system_account_id(CONSUMPTION), AVAILABLE, captured))
+        if released:
+            movements.append(Movement(account.pk, AVAILABLE, released))
+        ledger_post(
+            # Один ключ на урегулирование холда: второе урегулирование невозможно и на уровне БД
+            key=f"settle:hold:{hold.pk}",
+            kind=TransactionKind.CAPTURE if status == Hold.Status.CAPTURED else TransactionKind.RELEASE,
+            user=TelegramUser(pk=account.user_id),
+            movements=movements,
+            reference=hold,
+            reason=reason,
+        )
+    return Settlement(hold.pk, status, captured, released, replayed=False)
+
+
+def capture(*, hold: Hold, amount: int) -> Settlement:
+    """Списать до amount из холда, остаток вернуть — в одной транзакции (одно урегулирование на холд).
+
+    capture(0) — то же, что release. Повтор с той же суммой возвращает прежний итог.
+    Raises: HoldAlreadySettled — холд уже урегулирован иначе.
+    """
+    if amount == 0:
+        return release(hold=hold, reason="nothing delivered")
+    return _settle(hold=hold, status=Hold.Status.CAPTURED, captured=amount, reason="")
+
+
+def release(*, hold: Hold, reason: str) -> Settlement:
+    """Вернуть весь холд. Повтор возвращает прежний итог; после списания — HoldAlreadySettled."""
+    return _settle(hold=hold, status=Hold.Status.RELEASED, captured=0, reason=reason)
+
+
+def adjust(*, user: TelegramUser, amount: int, actor: Any, reason: str, key: str) -> Posted:
+    """Ручная корректировка персоналом: причина обязательна, действие — в журнал аудита.
+
+    Raises: InsufficientFunds — списание больше доступного (баланс не уходит в минус).
+    """
+    from botapp.billing.audit import audit_record
+
+    if not reason.strip():
+        raise ValueError("an adjustment needs a reason")
+    if amount == 0:
+        raise ValueError("an adjustment needs a non-zero amount")
+    with transaction.atomic():
+        move = credit if amount > 0 else debit
+        account_code = {"source": ADJUSTMENTS} if amount > 0 else {"destination": ADJUSTMENTS}
+        posted = move(
+            user=user,
+            amount=abs(amount),
+            key=key,
+            kind=TransactionKind.ADJUSTMENT,
+            actor_id=actor.pk,
+            reason=reason,
+            **account_code,  # type: ignore[arg-type]
+        )
+        if not posted.replayed:
+            audit_record(
+                actor=actor,
+                action="balance.adjust",
+                target=user,
+                details={"amount": amount, "reason": reason, "transaction": posted.transaction.pk},
+            )
+    return posted

@@ -1,0 +1,107 @@
+"""Рефералы: привязка по ссылке ref_<code>, награда обоим после первой оплаты приглашённого."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from botapp.billing import ledger
+from botapp.models import Payment, PricingSettings, Referral, TelegramUser, TransactionKind
+
+# Алфавит диплинков, без регистра: коды храним в нижнем регистре
+CODE_ALPHABET = string.ascii_lowercase + string.digits
+MAX_CHAIN = 50
+
+
+def referral_code_for(*, user: TelegramUser) -> str:
+    """Код пользователя для ссылки-приглашения; создаётся при первом запросе."""
+    if user.referral_code:
+        return user.referral_code
+    for _attempt in range(5):
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+        try:
+            with transaction.atomic():
+                updated = TelegramUser.objects.filter(pk=user.pk, referral_code__isnull=True).update(
+                    referral_code=code
+                )
+        except IntegrityError:
+            continue
+        if not updated:
+            user.refresh_from_db(fields=["referral_code"])
+        else:
+            user.referral_code = code
+        assert user.referral_code
+        return user.referral_code
+    raise RuntimeError("could not allocate a referral code")
+
+
+def _chain_contains(*, start: TelegramUser, target_id: int) -> bool:
+    """Есть ли target выше start по цепочке приглашений (защита от петель)."""
+    current_id: int | None = start.pk
+    for _ in range(MAX_CHAIN):
+        if current_id == target_id:
+            return True
+        current_id = (
+            Referral.objects.filter(invitee_id=current_id).values_list("inviter_id", flat=True).first()
+        )
+        if current_id is None:
+            return False
+    return True
+
+
+def referral_attach(*, invitee: TelegramUser, code: str) -> str:
+    """Привязать приглашённого; код результата: attached / unknown / self / loop / already / paid."""
+    inviter = TelegramUser.objects.filter(referral_code=code.lower()).first()
+    if inviter is None:
+        return "unknown"
+    if inviter.pk == invitee.pk:
+        return "self"
+    if Payment.objects.filter(user=invitee).exists():
+        # Уже платил до ссылки — это не привлечённый клиент
+        return "paid"
+    if _chain_contains(start=inviter, target_id=invitee.pk):
+        return "loop"
+    try:
+        with transaction.atomic():
+            Referral.objects.create(inviter=inviter, invitee=invitee)
+    except IntegrityError:
+        return "already"
+    return "attached"
+
+
+def referral_reward_if_due(*, invitee: TelegramUser) -> bool:
+    """После оплаты приглашённого: наградить обоих один раз (условный UPDATE rewarded_at)."""
+    settings_row, _ = PricingSettings.objects.get_or_create(pk=1)
+    with transaction.atomic():
+        referral = (
+            Referral.objects.select_for_update().filter(invitee=invitee, rewarded_at__isnull=True).first()
+        )
+        if referral is None:
+            return False
+        referral.rewarded_at = timezone.now()
+        referral.save(update_fields=["rewarded_at"])
+        rewards = (
+            (referral.inviter, settings_row.referral_inviter_reward, "inviter"),
+            (invitee, settings_row.referral_invitee_reward, "invitee"),
+        )
+        for user, amount, role in rewards:
+            if amount:
+                ledger.credit(
+                    user=user,
+                    amount=amount,
+                    key=f"referral:{referral.pk}:{role}",
+                    kind=TransactionKind.REFERRAL_REWARD,
+                    source=ledger.REFERRALS,
+                    reference=referral,
+                )
+    return True
+
+
+def referral_stats(*, user: TelegramUser) -> tuple[int, int]:
+    """(сколько друзей пришло, сколько из них оплатили)."""
+    joined = Referral.objects.filter(inviter=user).count()
+    paid = Referral.objects.filter(inviter=user, rewarded_at__isnull=False).count()
+    return joined, paid

@@ -1,0 +1,1 @@
+"""Платёжные адаптеры: Telegram Stars (через Bot API) и lava.top (HTTP)."""

@@ -1,0 +1,43 @@
+"""Синхронный вызов Bot API из воркера, админки и команд: свой цикл событий и Bot на поток.
+
+HTTP-клиент PTB привязан к циклу, поэтому цикл живёт столько же, сколько поток
+(в воркере prefork — весь процесс), а не создаётся на каждый вызов.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from telegram.ext import ExtBot
+
+T = TypeVar("T")
+
+_local = threading.local()
+
+
+def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
+    if getattr(_local, "bot", None) is None:
+        from botapp.telegram.sender import SharedRateLimiter
+
+        loop = asyncio.new_event_loop()
+        base = settings.TELEGRAM_API_BASE_URL
+        bot: ExtBot[Any] = ExtBot(
+            settings.TELEGRAM_BOT_TOKEN,
+            base_url=f"{base}/bot",
+            base_file_url=f"{base}/file/bot",
+            # Вне веба не ждём очереди на месте: SendDeferred, задача переназначается
+            rate_limiter=SharedRateLimiter(max_wait=0.5),
+        )
+        loop.run_until_complete(bot.initialize())
+        _local.loop, _local.bot = loop, bot
+    return _local.loop, _local.bot
+
+
+def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]]) -> T:
+    """Выполнить fn(bot) и вернуть результат; исключения PTB пробрасываются как есть."""
+    loop, bot = _bot()
+    return loop.run_until_complete(fn(bot))
