@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from botapp.models import StaffAuditLog
@@ -16,7 +15,8 @@ def audit_record(
     return StaffAuditLog.objects.create(
         actor=actor,
         action=action,
-        target_type=ContentType.objects.get_for_model(target) if target is not None else None,
+        target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
         details=details,
     )

@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -60,6 +59,17 @@ class Settlement:
 
 
 def system_account_id(code: str) -> int:
+    """id системного счёта; создаётся при первом обращении (миграция 0004 создаёт их заранее)."""
+    found = Account.objects.filter(kind=Account.Kind.SYSTEM, code=code).values_list("pk", flat=True).first()
+    if found is not None:
+        return found
+    table = Account._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (kind, user_id, code, available, on_hold, updated_at) "  # noqa: S608
+            "VALUES ('system', NULL, %s, 0, 0, %s) ON CONFLICT (code) WHERE code <> '' DO NOTHING",
+            [code, timezone.now()],
+        )
     return Account.objects.values_list("pk", flat=True).get(kind=Account.Kind.SYSTEM, code=code)
 
 
@@ -75,10 +85,14 @@ def account_for(user: TelegramUser) -> Account:
     return Account.objects.get(user=user)
 
 
+def reference_label(reference: models.Model) -> str:
+    return str(reference._meta.label_lower)
+
+
 def _reference_fields(reference: models.Model | None) -> dict[str, Any]:
     if reference is None:
-        return {"reference_type": None, "reference_id": ""}
-    return {"reference_type": ContentType.objects.get_for_model(reference), "reference_id": str(reference.pk)}
+        return {"reference_type": "", "reference_id": ""}
+    return {"reference_type": reference_label(reference), "reference_id": str(reference.pk)}
 
 
 def _insert_transaction(
@@ -89,14 +103,14 @@ def _insert_transaction(
     reference_type = fields["reference_type"]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (idempotency_key, kind, user_id, reference_type_id, reference_id, "  # noqa: S608
+            f"INSERT INTO {table} (idempotency_key, kind, user_id, reference_type, reference_id, "  # noqa: S608
             "actor_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             [
                 key,
                 kind,
                 user.pk if user else None,
-                reference_type.pk if reference_type else None,
+                reference_type,
                 fields["reference_id"],
                 fields.get("actor_id"),
                 fields.get("reason", "")[:500],
@@ -260,14 +274,14 @@ def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model |
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (account_id, amount, idempotency_key, status, captured_amount, "  # noqa: S608
-                "reason, reference_type_id, reference_id, created_at) "
+                "reason, reference_type, reference_id, created_at) "
                 "VALUES (%s, %s, %s, 'active', 0, '', %s, %s, %s) "
                 "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                 [
                     account.pk,
                     amount,
                     key,
-                    reference_fields["reference_type"].pk if reference_fields["reference_type"] else None,
+                    reference_fields["reference_type"],
                     reference_fields["reference_id"],
                     timezone.now(),
                 ],

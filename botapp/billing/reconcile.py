@@ -59,9 +59,8 @@ CHECKS: list[tuple[str, str]] = [
         "hold settled more than once",
         """
         SELECT h.id, COUNT(t.id) FROM {hold} h
-        JOIN {tx} t ON t.reference_id = CAST(h.id AS VARCHAR) AND t.kind IN ('capture', 'release')
-        JOIN django_content_type ct
-             ON ct.id = t.reference_type_id AND ct.app_label = 'botapp' AND ct.model = 'hold'
+        JOIN {tx} t ON t.reference_type = 'botapp.hold' AND t.reference_id = CAST(h.id AS VARCHAR)
+             AND t.kind IN ('capture', 'release')
         GROUP BY h.id HAVING COUNT(t.id) > 1
         """,
     ),
@@ -69,8 +68,7 @@ CHECKS: list[tuple[str, str]] = [
         "hold status disagrees with its settlement",
         """
         SELECT h.id, h.status, COUNT(t.id) FROM {hold} h
-        LEFT JOIN django_content_type ct ON ct.app_label = 'botapp' AND ct.model = 'hold'
-        LEFT JOIN {tx} t ON t.reference_type_id = ct.id AND t.reference_id = CAST(h.id AS VARCHAR)
+        LEFT JOIN {tx} t ON t.reference_type = 'botapp.hold' AND t.reference_id = CAST(h.id AS VARCHAR)
              AND t.kind IN ('capture', 'release')
         GROUP BY h.id, h.status
         HAVING (h.status = 'active') <> (COUNT(t.id) = 0)

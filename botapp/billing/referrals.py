@@ -105,3 +105,9 @@ def referral_stats(*, user: TelegramUser) -> tuple[int, int]:
     joined = Referral.objects.filter(inviter=user).count()
     paid = Referral.objects.filter(inviter=user, rewarded_at__isnull=False).count()
     return joined, paid
+
+
+def referral_rewards() -> tuple[int, int]:
+    """(награда пригласившему, награда приглашённому) из настроек цен."""
+    row, _ = PricingSettings.objects.get_or_create(pk=1)
+    return row.referral_inviter_reward, row.referral_invitee_reward

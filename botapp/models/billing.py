@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.contenttypes.fields import GenericForeignKey
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import F, Q
 
@@ -77,9 +75,9 @@ class LedgerTransaction(models.Model):
         TelegramUser, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_transactions"
     )
     # Что вызвало движение: платёж, погашение промокода, холд/задание генерации…
-    reference_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    # Метка модели строкой, а не FK на ContentType: id типов не переживают пересоздание БД
+    reference_type = models.CharField(max_length=48, blank=True, help_text="app_label.model")
     reference_id = models.CharField(max_length=64, blank=True)
-    reference = GenericForeignKey("reference_type", "reference_id")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -89,7 +87,10 @@ class LedgerTransaction(models.Model):
     class Meta:
         verbose_name = "проводка"
         verbose_name_plural = "проводки"
-        indexes = [models.Index(fields=["user", "-created_at"])]
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["reference_type", "reference_id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.idempotency_key}"
@@ -133,9 +134,8 @@ class Hold(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     captured_amount = models.PositiveBigIntegerField(default=0)
     reason = models.CharField(max_length=200, blank=True)
-    reference_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    reference_type = models.CharField(max_length=48, blank=True, help_text="app_label.model")
     reference_id = models.CharField(max_length=64, blank=True)
-    reference = GenericForeignKey("reference_type", "reference_id")
     created_at = models.DateTimeField(auto_now_add=True)
     settled_at = models.DateTimeField(null=True, blank=True)
 
@@ -380,9 +380,9 @@ class StaffAuditLog(models.Model):
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=64)
-    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.PROTECT)
+    target_type = models.CharField(max_length=48, blank=True, help_text="app_label.model")
     target_id = models.CharField(max_length=64, blank=True)
-    target = GenericForeignKey("target_type", "target_id")
+    target_repr = models.CharField(max_length=200, blank=True)
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -6,7 +6,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
 
-from botapp.models import TelegramUser
+from botapp.models import TelegramUser, TokenPackage
 
 VS16 = "\ufe0f"  # селектор варианта эмодзи: клиенты то ставят его, то нет
 
@@ -89,3 +89,46 @@ def delete_confirm_keyboard() -> InlineKeyboardMarkup:
             ]
         ]
     )
+
+
+def balance_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(_("⭐ Top up"), callback_data="top:menu")],
+            [
+                InlineKeyboardButton(_("🎟 Promo code"), callback_data="bal:promo"),
+                InlineKeyboardButton(_("📜 History"), callback_data="bal:hist:0"),
+            ],
+        ]
+    )
+
+
+def history_keyboard(*, page: int, has_next: bool) -> InlineKeyboardMarkup | None:
+    row = []
+    if page > 0:
+        row.append(InlineKeyboardButton(_("◀️ Newer"), callback_data=f"bal:hist:{page - 1}"))
+    if has_next:
+        row.append(InlineKeyboardButton(_("Older ▶️"), callback_data=f"bal:hist:{page + 1}"))
+    return InlineKeyboardMarkup([row]) if row else None
+
+
+def packages_keyboard(
+    packages: list[TokenPackage], language: str, card_offers: dict[int, list[tuple[str, str]]]
+) -> InlineKeyboardMarkup:
+    """По строке на пакет: звёзды; под ним — оплата картой, если она предлагается."""
+    rows = []
+    for package in packages:
+        title = package.title_ru if language == "ru" else package.title_en
+        label = _("{title} · {tokens} tokens · {stars} ⭐").format(
+            title=title, tokens=package.total_tokens, stars=package.stars
+        )
+        if package.bonus_percent:
+            label += f" (+{package.bonus_percent}%)"
+        rows.append([InlineKeyboardButton(label, callback_data=f"top:stars:{package.pk}")])
+        cards = [
+            InlineKeyboardButton(f"💳 {price} {currency}", callback_data=f"lava:{package.pk}:{currency}")
+            for currency, price in card_offers.get(package.pk, [])
+        ]
+        if cards:
+            rows.append(cards)
+    return InlineKeyboardMarkup(rows)

@@ -41,3 +41,11 @@ def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]]) -> T:
     """Выполнить fn(bot) и вернуть результат; исключения PTB пробрасываются как есть."""
     loop, bot = _bot()
     return loop.run_until_complete(fn(bot))
+
+
+def bot_reset() -> None:
+    """Забыть Bot потока (тесты меняют TELEGRAM_API_BASE_URL между серверами)."""
+    if getattr(_local, "bot", None) is not None:
+        _local.loop.run_until_complete(_local.bot.shutdown())
+        _local.loop.close()
+        _local.bot = None

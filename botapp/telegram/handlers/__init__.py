@@ -13,6 +13,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -21,7 +22,17 @@ from botapp.ops.errors import error_record
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.handlers import basics, groups, preferences, privacy, support
+from botapp.telegram.handlers import (
+    balance,
+    basics,
+    bonuses,
+    groups,
+    lava,
+    preferences,
+    privacy,
+    support,
+    topup,
+)
 from botapp.telegram.handlers.prepare import prepare_update
 from botapp.users import services
 
@@ -41,12 +52,24 @@ async def route_text(update: Update, context: BotContext) -> None:
     if key == "support":
         await support.open_support(update, context)
         return
+    if key == "balance":
+        await balance.show_balance(update, context)
+        return
+    if key == "topup":
+        await topup.show_packages(update, context)
+        return
     if key is not None:
         await basics.coming_soon(update, context)
         return
     state = await db(services.conversation_get)(user=context.db_user)
     if state.state == support.SUPPORT_STATE:
         await support.support_message(update, context)
+        return
+    if state.state == balance.PROMO_STATE and message.text:
+        await bonuses.promo_message(update, context)
+        return
+    if state.state == "lava_email" and message.text:
+        await lava.lava_email_message(update, context)
         return
     await basics.coming_soon(update, context)
 
@@ -84,16 +107,25 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
         "support": support.open_support,
         "paysupport": support.open_support,
         "delete_me": privacy.delete_me,
-        # Появятся с задачами о биллинге и галерее
-        "balance": basics.coming_soon,
-        "topup": basics.coming_soon,
+        "balance": balance.show_balance,
+        "topup": topup.show_packages,
+        "promo": bonuses.promo_command,
+        "invite": bonuses.invite,
+        # Появится с задачей о генерации
         "gallery": basics.coming_soon,
-        "promo": basics.coming_soon,
-        "invite": basics.coming_soon,
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+    application.add_handler(PreCheckoutQueryHandler(topup.pre_checkout))
+    application.add_handler(MessageHandler(PRIVATE & filters.SUCCESSFUL_PAYMENT, topup.successful_payment))
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.StatusUpdate.REFUNDED_PAYMENT, topup.refunded_payment)
+    )
     application.add_handler(CallbackQueryHandler(preferences.settings_button, pattern=r"^set:"))
+    application.add_handler(CallbackQueryHandler(balance.balance_button, pattern=r"^bal:"))
+    application.add_handler(CallbackQueryHandler(topup.show_packages, pattern=r"^top:menu$"))
+    application.add_handler(CallbackQueryHandler(topup.buy_stars, pattern=r"^top:stars:\d+$"))
+    application.add_handler(CallbackQueryHandler(lava.lava_choose, pattern=r"^lava:"))
     application.add_handler(CallbackQueryHandler(privacy.delete_me_answer, pattern=r"^del:"))
     application.add_handler(CallbackQueryHandler(basics.menu_button, pattern=r"^menu$"))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))

@@ -12,18 +12,20 @@ from botapp.users import services
 
 
 async def start(update: Update, context: BotContext) -> None:
-    """/start [ref_<code>|promo_<code>]: приветствие и главное меню."""
+    """/start [ref_<code>|promo_<code>]: приветствие, бонусы и главное меню."""
+    from botapp.telegram.handlers.bonuses import start_bonuses
+
     assert update.effective_message is not None and context.db_user is not None
-    if context.args:
-        await db(services.user_remember_start_payload)(user=context.db_user, payload=context.args[0])
+    payload = context.args[0] if context.args else ""
+    if payload:
+        await db(services.user_remember_start_payload)(user=context.db_user, payload=payload)
     await db(services.conversation_set)(user=context.db_user, state="")
-    await update.effective_message.reply_text(
-        _(
-            "Hi, {name}! I turn words into images and videos.\n\n"
-            "Send a prompt or a photo with a caption, or pick an item in the menu below."
-        ).format(name=update.effective_user.first_name if update.effective_user else ""),
-        reply_markup=keyboards.main_menu(),
-    )
+    notes = await db(start_bonuses)(user=context.db_user, payload=payload)
+    text = _(
+        "Hi, {name}! I turn words into images and videos.\n\n"
+        "Send a prompt or a photo with a caption, or pick an item in the menu below."
+    ).format(name=update.effective_user.first_name if update.effective_user else "")
+    await update.effective_message.reply_text("\n\n".join([text, *notes]), reply_markup=keyboards.main_menu())
 
 
 async def help_command(update: Update, context: BotContext) -> None:

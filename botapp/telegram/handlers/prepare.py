@@ -43,7 +43,12 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     context.db_user = user
     translation.activate(user.effective_language)
     if user.is_banned:
-        if await db(services.user_ban_notice_due)(user=user) and private and message:
+        if update.pre_checkout_query:
+            # На pre_checkout нужно ответить всегда (≤10 с), иначе оплата зависнет у пользователя
+            await update.pre_checkout_query.answer(
+                ok=False, error_message=_("Payments are not available for this account. Contact /support.")
+            )
+        elif await db(services.user_ban_notice_due)(user=user) and private and message:
             await message.reply_text(
                 _("Your access to the bot is suspended. Contact support if this is a mistake.")
             )

@@ -65,7 +65,8 @@ def test_capture_twice_is_unchanged_and_returns_the_same_result() -> None:
     held = ledger.hold(user=user, amount=30, key="job-1")
     ledger.capture(hold=held, amount=20)
     again = ledger.capture(hold=held, amount=20)
-    assert again.replayed and (again.captured, again.released) == (20, 10)
+    assert again.replayed
+    assert (again.captured, again.released) == (20, 10)
     assert balance(user) == (80, 0)
 
 
@@ -95,7 +96,7 @@ def test_capture_more_than_held_is_refused() -> None:
     user = user_make()
     user_fund(user, 100)
     held = ledger.hold(user=user, amount=30, key="job-1")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="outside"):
         ledger.capture(hold=held, amount=31)
     assert Hold.objects.get(pk=held.pk).status == Hold.Status.ACTIVE
 
@@ -141,7 +142,7 @@ def test_the_database_refuses_a_duplicate_idempotency_key() -> None:
     user_fund(user, 10, key="once")
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {LedgerTransaction._meta.db_table} (idempotency_key, kind, reference_id, reason, "
+            f"INSERT INTO {LedgerTransaction._meta.db_table} (idempotency_key, kind, reference_id, reason, "  # noqa: S608
             "created_at) VALUES ('once', 'adjustment', '', '', now())"
         )
 
@@ -149,13 +150,14 @@ def test_the_database_refuses_a_duplicate_idempotency_key() -> None:
 def test_adjust_requires_a_reason_and_records_the_staff_member() -> None:
     staff = get_user_model().objects.create_user("anna", is_staff=True)
     user = user_make()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="reason"):
         ledger.adjust(user=user, amount=5, actor=staff, reason=" ", key="adj-1")
     ledger.adjust(user=user, amount=50, actor=staff, reason="compensation for an outage", key="adj-2")
     ledger.adjust(user=user, amount=-20, actor=staff, reason="duplicate compensation", key="adj-3")
     assert balance(user) == (30, 0)
     tx = LedgerTransaction.objects.get(idempotency_key="adj-3")
-    assert tx.actor == staff and tx.reason == "duplicate compensation"
+    assert tx.actor == staff
+    assert tx.reason == "duplicate compensation"
     assert StaffAuditLog.objects.filter(actor=staff, action="balance.adjust").count() == 2
 
 

@@ -23,3 +23,13 @@ def _no_emulator_violations(request: pytest.FixtureRequest) -> Iterator[None]:
         if call.status >= 400 and not call.injected
     ]
     assert violations == [], f"the emulator rejected the bot's calls: {violations}"
+
+
+@pytest.fixture(autouse=True)
+def _billing_seeded(request: pytest.FixtureRequest) -> None:
+    """Каталог и пакеты из миграции: транзакционные тесты чата стирают их между тестами."""
+    if "sandbox_mode_server" in request.fixturenames:
+        from botapp.tests.billing.factories import billing_seed
+
+        request.getfixturevalue("transactional_db")
+        billing_seed()

@@ -80,7 +80,7 @@ def _assert_language(text: str, language: str) -> None:
 def test_start_greets_and_shows_the_main_menu(sandbox_mode_server: str, language: str) -> None:
     chat = Chat(sandbox_mode_server, language)
     [reply] = chat.say("/start ref_friend42")
-    assert reply.text == chat.expected("Hi, {name}!").format(name="Ann")
+    assert reply.text.startswith(chat.expected("Hi, {name}!").format(name="Ann"))
     _assert_language(reply.text, language)
     with translation.override(language):
         labels = list(menu_labels().values())
@@ -101,11 +101,10 @@ def test_start_greets_and_shows_the_main_menu(sandbox_mode_server: str, language
         ("/terms", "Terms of use:"),
         ("/privacy", "We store your Telegram id"),
         ("/cancel", "Cancelled."),
-        ("/balance", "Coming soon — this part of the bot is being built."),
-        ("/topup", "Coming soon — this part of the bot is being built."),
         ("/gallery", "Coming soon — this part of the bot is being built."),
-        ("/promo", "Coming soon — this part of the bot is being built."),
-        ("/invite", "Coming soon — this part of the bot is being built."),
+        ("/promo", "Send the promo code in one message."),
+        ("/topup", "Choose a package."),
+        ("/balance", "💰 Available: {available} tokens"),
     ],
 )
 def test_each_command_answers_in_the_users_language(
@@ -113,12 +112,13 @@ def test_each_command_answers_in_the_users_language(
 ) -> None:
     chat = Chat(sandbox_mode_server, language)
     [reply] = chat.say(command)
-    assert reply.text == chat.expected(msgid)
+    # Текст с подстановками сверяем до первой подстановки
+    assert reply.text.startswith(chat.expected(msgid).split("{")[0])
     _assert_language(reply.text, language)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("item", ["image", "video", "balance", "topup", "gallery"])
+@pytest.mark.parametrize("item", ["image", "video", "gallery"])
 def test_menu_items_of_other_issues_answer_coming_soon(
     sandbox_mode_server: str, language: str, item: str
 ) -> None:

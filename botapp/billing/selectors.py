@@ -1,0 +1,111 @@
+"""Чтение денег для бота: остаток и «что на него купить», история движений, пакеты."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Sum
+
+from botapp.billing import ledger
+from botapp.billing.errors import PricingError
+from botapp.billing.pricing import ImageRequest, VideoRequest, price_tokens, pricing_factors
+from botapp.models import GenerationModel, LedgerEntry, LedgerTransaction, TelegramUser, TokenPackage
+
+
+@dataclass(frozen=True)
+class BalanceSummary:
+    available: int
+    on_hold: int
+    image_price: int | None
+    video_price: int | None
+
+    @property
+    def images(self) -> int:
+        return self.available // self.image_price if self.image_price else 0
+
+    @property
+    def videos(self) -> int:
+        return self.available // self.video_price if self.video_price else 0
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    kind: str
+    available_change: int
+    on_hold_change: int
+    created_at: datetime
+
+
+def _default_price(kind: str) -> int | None:
+    """Цена самого обычного запроса модели по умолчанию (1K-картинка, самое дешёвое видео)."""
+    model = GenerationModel.objects.filter(kind=kind, is_default=True, is_enabled=True).first()
+    if model is None:
+        return None
+    factors = pricing_factors()
+    try:
+        if kind == GenerationModel.Kind.IMAGE:
+            return price_tokens(model, ImageRequest(size=(model.image_sizes or ["1K"])[0]), factors)
+        return min(price_tokens(model, VideoRequest(*option), factors) for option in model.video_options)
+    except (PricingError, ValueError):
+        return None
+
+
+def balance_summary(*, user: TelegramUser) -> BalanceSummary:
+    account = ledger.account_for(user)
+    return BalanceSummary(
+        available=account.available,
+        on_hold=account.on_hold,
+        image_price=_default_price(GenerationModel.Kind.IMAGE),
+        video_price=_default_price(GenerationModel.Kind.VIDEO),
+    )
+
+
+def ledger_history(*, user: TelegramUser, page: int, per_page: int = 8) -> tuple[list[HistoryRow], bool]:
+    """Движения пользователя, новые сверху; (строки страницы, есть ли следующая)."""
+    account = ledger.account_for(user)
+    transactions = list(
+        LedgerTransaction.objects.filter(entries__account=account)
+        .distinct()
+        .order_by("-created_at", "-id")
+        .values_list("id", "kind", "created_at")[page * per_page : (page + 1) * per_page + 1]
+    )
+    changes = {
+        (row["transaction_id"], row["bucket"]): row["total"]
+        for row in LedgerEntry.objects.filter(
+            account=account, transaction_id__in=[t[0] for t in transactions]
+        )
+        .values("transaction_id", "bucket")
+        .annotate(total=Sum("amount"))
+    }
+    history = [
+        HistoryRow(
+            kind=kind,
+            available_change=changes.get((tx_id, LedgerEntry.Bucket.AVAILABLE), 0),
+            on_hold_change=changes.get((tx_id, LedgerEntry.Bucket.ON_HOLD), 0),
+            created_at=created_at,
+        )
+        for tx_id, kind, created_at in transactions[:per_page]
+    ]
+    return history, len(transactions) > per_page
+
+
+def packages_for_sale() -> list[TokenPackage]:
+    return list(TokenPackage.objects.filter(is_enabled=True).order_by("order", "stars"))
+
+
+def card_offers(*, user: TelegramUser, packages: list[TokenPackage]) -> dict[int, list[tuple[str, str]]]:
+    """Оплата картой (lava.top) по пакетам: {id пакета: [(валюта, цена)]}; пусто, если не предлагается."""
+    if not settings.LAVA_ENABLED or user.is_banned:
+        return {}
+    offers: dict[int, list[tuple[str, str]]] = {}
+    for package in packages:
+        priced = [
+            (currency, str(package.lava_prices[currency]))
+            for currency in sorted(package.lava_offers)
+            if package.lava_offers[currency] and currency in package.lava_prices
+        ]
+        if priced:
+            offers[package.pk] = priced
+    return offers

@@ -1,0 +1,92 @@
+"""💰 Баланс / /balance: остаток, что на него купить, история движений, ввод промокода."""
+
+from __future__ import annotations
+
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from telegram import Update
+
+from botapp.billing import selectors
+from botapp.models import TransactionKind
+from botapp.telegram import keyboards
+from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import escape
+from botapp.users import services
+
+PROMO_STATE = "promo"
+
+KIND_LABELS = {
+    TransactionKind.WELCOME_BONUS: gettext_lazy("Welcome bonus"),
+    TransactionKind.PURCHASE: gettext_lazy("Top-up"),
+    TransactionKind.HOLD: gettext_lazy("Reserved for a generation"),
+    TransactionKind.CAPTURE: gettext_lazy("Generation"),
+    TransactionKind.RELEASE: gettext_lazy("Generation refunded"),
+    TransactionKind.PAYMENT_REFUND: gettext_lazy("Payment refunded"),
+    TransactionKind.REFUND_REVERSAL: gettext_lazy("Refund cancelled"),
+    TransactionKind.PROMO: gettext_lazy("Promo code"),
+    TransactionKind.REFERRAL_REWARD: gettext_lazy("Referral reward"),
+    TransactionKind.ADJUSTMENT: gettext_lazy("Adjustment by support"),
+    TransactionKind.CHARGEBACK: gettext_lazy("Chargeback"),
+}
+
+
+def balance_text(summary: selectors.BalanceSummary) -> str:
+    lines = [_("💰 Available: {available} tokens").format(available=summary.available)]
+    if summary.on_hold:
+        lines.append(_("⏳ Reserved for running jobs: {on_hold}").format(on_hold=summary.on_hold))
+    if summary.image_price and summary.video_price:
+        lines.append(
+            _("That is ≈ {images} images or {videos} videos.").format(
+                images=summary.images, videos=summary.videos
+            )
+        )
+    elif summary.image_price:
+        lines.append(_("That is ≈ {images} images.").format(images=summary.images))
+    return "\n".join(lines)
+
+
+async def show_balance(update: Update, context: BotContext) -> None:
+    """/balance или 💰: остаток и кнопки пополнить / промокод / история."""
+    assert update.effective_message is not None and context.db_user is not None
+    summary = await db(selectors.balance_summary)(user=context.db_user)
+    await update.effective_message.reply_text(
+        balance_text(summary), reply_markup=keyboards.balance_keyboard()
+    )
+
+
+def _history_text(rows: list[selectors.HistoryRow], page: int) -> str:
+    if not rows:
+        return _("No movements yet.") if page == 0 else _("No older movements.")
+    lines = [_("History of your tokens:")]
+    for row in rows:
+        change = row.available_change
+        amount = f"{change:+d}" if change else f"({row.on_hold_change:+d})"
+        when = formats.date_format(row.created_at, "SHORT_DATETIME_FORMAT")
+        lines.append(f"{escape(when)} · {escape(str(KIND_LABELS.get(row.kind, row.kind)))} · <b>{amount}</b>")
+    return "\n".join(lines)
+
+
+async def balance_button(update: Update, context: BotContext) -> None:
+    """Кнопки под балансом: bal:hist:<страница>, bal:promo."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.db_user is not None
+    await query.answer()
+    parts = query.data.split(":")
+    if parts[1] == "promo":
+        await db(services.conversation_set)(user=context.db_user, state=PROMO_STATE)
+        await context.bot.send_message(
+            context.db_user.telegram_id, _("Send the promo code in one message. /cancel to go back.")
+        )
+        return
+    page = max(0, int(parts[2])) if parts[1] == "hist" and parts[2].isdigit() else 0
+    rows, has_next = await db(selectors.ledger_history)(user=context.db_user, page=page)
+    text = _history_text(rows, page)
+    markup = keyboards.history_keyboard(page=page, has_next=has_next)
+    if page == 0 or query.message is None:
+        await context.bot.send_message(
+            context.db_user.telegram_id, text, parse_mode="HTML", reply_markup=markup
+        )
+    else:
+        await query.edit_message_text(text, parse_mode="HTML", reply_markup=markup)

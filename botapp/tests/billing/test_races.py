@@ -1,0 +1,83 @@
+"""Гонки на настоящей PostgreSQL: ≥4 ОС-процесса со своими соединениями, отпущенные барьером."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from botapp.billing import ledger, payments
+from botapp.models import Hold, LedgerTransaction, Payment, PromoCode
+from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
+from botapp.tests.support.parallel import run_in_processes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TARGETS = "botapp.tests.billing.parallel_targets"
+
+
+def test_fifty_parallel_holds_of_ten_on_a_balance_of_one_hundred_let_exactly_ten_through() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    batches = [
+        {"telegram_id": user.telegram_id, "amount": 10, "keys": [f"p{proc}-{i}" for i in range(10)]}
+        for proc in range(5)
+    ]
+    outcomes = [o for batch in run_in_processes(f"{TARGETS}:hold_many", batches) for o in batch]
+    assert outcomes.count("held") == 10
+    assert outcomes.count("refused") == 40
+    assert balance(user) == (0, 100)
+    assert Hold.objects.filter(status=Hold.Status.ACTIVE).count() == 10
+
+
+def test_the_same_hold_key_from_four_processes_holds_once() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    batches = [{"telegram_id": user.telegram_id, "amount": 30, "keys": ["job-42"]} for _ in range(4)]
+    run_in_processes(f"{TARGETS}:hold_many", batches)
+    assert balance(user) == (70, 30)
+    assert Hold.objects.count() == 1
+
+
+def test_racing_capture_and_release_settle_a_hold_once() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    held = ledger.hold(user=user, amount=40, key="job-1")
+    results = run_in_processes(
+        f"{TARGETS}:settle", [{"hold_id": held.pk, "how": how} for how in ("capture", "release") * 2]
+    )
+    winners = [r for r in results if r != "refused"]
+    # Одинаковые повторы идемпотентны; разные — второй отвергнут
+    assert len(set(winners)) == 1
+    assert LedgerTransaction.objects.filter(idempotency_key=f"settle:hold:{held.pk}").count() == 1
+    assert balance(user) in ((60, 0), (100, 0))
+
+
+def test_three_concurrent_successful_payment_copies_credit_once() -> None:
+    user = user_make()
+    package = package_make(stars=150, tokens=150, bonus_percent=10)
+    invoice = payments.invoice_create_stars(user=user, package=package)
+    copy = {
+        "charge_id": "stxRACE",
+        "payload": payments.invoice_payload(invoice),
+        "currency": "XTR",
+        "total_amount": package.stars,
+        "telegram_id": user.telegram_id,
+        "raw": {},
+    }
+    created = run_in_processes(f"{TARGETS}:stars_complete", [copy] * 4)
+    assert created.count(True) == 1
+    assert Payment.objects.get().amount == Decimal(package.stars)
+    assert balance(user) == (package.total_tokens, 0)
+
+
+def test_a_promo_capped_at_five_under_twenty_parallel_redemptions_pays_five() -> None:
+    PromoCode.objects.create(code="launch", amount=15, max_redemptions=5)
+    users = [user_make() for _ in range(20)]
+    statuses = run_in_processes(
+        f"{TARGETS}:promo_redeem", [{"telegram_id": u.telegram_id, "code": "LAUNCH"} for u in users]
+    )
+    assert statuses.count("ok") == 5
+    assert statuses.count("exhausted") == 15
+    assert PromoCode.objects.get().redeemed_count == 5
+    assert sum(balance(u)[0] for u in users) == 75

@@ -1,0 +1,283 @@
+"""Деньги в чате: баланс, покупка звёздами, pre_checkout, промокоды, приглашения, бонус — через вебхук."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from botapp.billing import stars
+from botapp.billing.errors import RefundRefused
+from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage
+from botapp.sandbox import services
+from botapp.sandbox.models import SandboxMessage, SandboxUpdate
+from botapp.telegram import outbound
+from botapp.tests.billing.factories import balance
+from botapp.tests.telegram.test_chat_paths import Chat, _inline
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def bot_api(sandbox_mode_server: str) -> Iterator[str]:
+    """Вызовы Bot API из этого процесса (возврат, сверка) — в эмулятор того же сервера."""
+    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
+        outbound.bot_reset()
+        yield sandbox_mode_server
+        outbound.bot_reset()
+
+
+def _user(chat: Chat) -> TelegramUser:
+    return TelegramUser.objects.get(telegram_id=chat.chat_id)
+
+
+def _buy(chat: Chat, package: TokenPackage, *, deliver_payment: bool = True) -> SandboxMessage:
+    """⭐ → пакет → счёт → «Оплатить ⭐»; возвращает сообщение-счёт."""
+    [menu] = chat.say("/topup")
+    chat.press(menu, f"top:stars:{package.pk}")
+    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"][-1:]
+    services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
+    if deliver_payment:
+        services.sandbox_updates_deliver_pending(base_url=chat.base)
+    else:
+        # Доставляем только pre_checkout_query; successful_payment «теряется»
+        query = SandboxUpdate.objects.filter(delivered=False).order_by("id").first()
+        assert query is not None
+        chat.deliver({"update_id": query.pk})
+        SandboxUpdate.objects.filter(delivered=False).update(delivered=True)
+    return invoice
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: str, language: str) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    [welcome] = chat.say("/start")
+    assert chat.expected("🎁 Welcome bonus: {amount}").format(amount=20) in welcome.text
+    [reply] = chat.say("/balance")
+    assert chat.expected("💰 Available: {available} tokens").format(available=20) in reply.text
+    assert chat.expected("That is ≈ {images} images or").format(images=1, videos=0) in reply.text
+    assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
+
+
+def test_buying_a_package_with_stars_credits_once_and_sends_a_receipt(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    package = TokenPackage.objects.get(stars=150)
+    invoice = _buy(chat, package)
+    [call] = services.sandbox_calls(method="sendInvoice")
+    assert call.params["currency"] == "XTR"
+    assert "provider_token" not in call.params
+    assert invoice.extra["invoice"]["total_amount"] == 150
+    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
+    assert answer.params["ok"] in (True, "true", "True")
+    payment = Payment.objects.get()
+    assert payment.tokens == package.total_tokens == 165
+    assert balance(_user(chat)) == (20 + 165, 0)
+    receipt = chat.bot_messages()[-1]
+    assert receipt.text == chat.expected("✅ Payment received").format(tokens=165, available=185)
+    # Повтор того же апдейта (тот же update_id) — дедупликация; копия с новым update_id — ключ платежа
+    message_update = SandboxUpdate.objects.filter(payload__has_key="message").order_by("-id").first()
+    assert message_update is not None
+    assert services.sandbox_update_deliver(update_id=message_update.pk, base_url=chat.base) == 200
+    copy = SandboxUpdate.objects.create(payload=message_update.payload)
+    assert services.sandbox_update_deliver(update_id=copy.pk, base_url=chat.base) == 200
+    assert Payment.objects.count() == 1
+    assert balance(_user(chat)) == (185, 0)
+    assert chat.bot_messages()[-1].message_id == receipt.message_id  # второго чека нет
+
+
+@pytest.mark.parametrize(
+    ("change", "msgid"),
+    [
+        ({"total_amount": 1}, "The price has changed."),
+        ({"currency": "USD"}, "This invoice has a wrong currency."),
+        ({"invoice_payload": "nb:unknown"}, "This invoice is no longer valid."),
+    ],
+)
+def test_a_tampered_pre_checkout_query_is_refused_with_a_reason(
+    sandbox_mode_server: str, change: dict[str, Any], msgid: str
+) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    package = TokenPackage.objects.get(stars=50)
+    [menu] = chat.say("/topup")
+    chat.press(menu, f"top:stars:{package.pk}")
+    invoice = Invoice.objects.get()
+    update = SandboxUpdate.objects.create(
+        payload={
+            "pre_checkout_query": {
+                "id": "777000111",
+                "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann", "language_code": "en"},
+                "currency": "XTR",
+                "total_amount": 50,
+                "invoice_payload": f"nb:{invoice.nonce}",
+                **change,
+            }
+        }
+    )
+    services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base)
+    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
+    assert answer.params["ok"] in (False, "false", "False")
+    assert answer.params["error_message"] == chat.expected(msgid)
+    assert not Payment.objects.exists()
+
+
+def test_a_banned_user_cannot_pay(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    [menu] = chat.say("/topup")
+    chat.press(menu, f"top:stars:{TokenPackage.objects.get(stars=50).pk}")
+    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(is_banned=True)
+    services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
+    services.sandbox_updates_deliver_pending(base_url=chat.base)
+    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
+    assert answer.params["ok"] in (False, "false", "False")
+    assert not Payment.objects.exists()
+
+
+def test_a_refund_takes_the_tokens_back_once(bot_api: str) -> None:
+    chat = Chat(bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    payment = Payment.objects.get()
+    stars.stars_refund(payment=payment, actor=None)
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(chat)) == (20, 0)
+    with pytest.raises(RefundRefused):
+        stars.stars_refund(payment=Payment.objects.get(), actor=None)
+    assert balance(_user(chat)) == (20, 0)
+    assert len(services.sandbox_calls(method="refundStarPayment")) == 1
+
+
+def test_a_refund_that_telegram_refuses_moves_no_tokens(bot_api: str) -> None:
+    chat = Chat(bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    services.sandbox_inject_failure(
+        method="refundStarPayment", error_code=400, description="Bad Request: REFUND_FAILED"
+    )
+    with pytest.raises(RefundRefused, match="(?i)refund_failed"):
+        stars.stars_refund(payment=Payment.objects.get(), actor=None)
+    assert Payment.objects.get().status == Payment.Status.PAID
+    assert balance(_user(chat)) == (70, 0)
+
+
+def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(bot_api: str) -> None:
+    from botapp.billing import ledger
+
+    chat = Chat(bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    ledger.hold(user=_user(chat), amount=60, key="job-spent")
+    with pytest.raises(RefundRefused, match="already spent"):
+        stars.stars_refund(payment=Payment.objects.get(), actor=None)
+    assert Payment.objects.get().status == Payment.Status.PAID
+    assert balance(_user(chat)) == (10, 60)
+    assert services.sandbox_calls(method="refundStarPayment") == []
+
+
+def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    payment = Payment.objects.get()
+    update = SandboxUpdate.objects.create(
+        payload={
+            "message": {
+                "message_id": 999001,
+                "date": 1_790_000_000,
+                "chat": {"id": chat.chat_id, "type": "private", "first_name": "Ann"},
+                "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann"},
+                "refunded_payment": {
+                    "currency": "XTR",
+                    "total_amount": 50,
+                    "invoice_payload": payment.raw["invoice_payload"],
+                    "telegram_payment_charge_id": payment.external_id,
+                },
+            }
+        }
+    )
+    for _ in range(2):
+        update = SandboxUpdate.objects.create(payload=update.payload)
+        assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(chat)) == (20, 0)
+
+
+def test_reconciliation_credits_a_payment_whose_update_was_lost_once(bot_api: str) -> None:
+    chat = Chat(bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50), deliver_payment=False)
+    assert not Payment.objects.exists()
+    assert stars.stars_reconcile() == 1
+    assert stars.stars_reconcile() == 0
+    assert Payment.objects.count() == 1
+    assert balance(_user(chat)) == (70, 0)
+
+
+def test_promo_codes_from_the_command_the_button_and_the_deep_link(sandbox_mode_server: str) -> None:
+    PromoCode.objects.create(code="spring", amount=30, max_redemptions=10)
+    PromoCode.objects.create(code="summer", amount=5, max_redemptions=10)
+    chat = Chat(sandbox_mode_server, "ru")
+    chat.say("/start promo_SPRING")
+    assert balance(_user(chat)) == (20 + 30, 0)
+    [again] = chat.say("/promo spring")
+    assert again.text == chat.expected("You have already used this promo code.")
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:promo")
+    [accepted] = chat.say("SUMMER")
+    assert accepted.text == chat.expected("🎟 Promo code accepted").format(amount=5, available=55)
+    [unknown] = chat.say("/promo nope")
+    assert unknown.text == chat.expected("There is no such promo code.")
+
+
+def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server: str) -> None:
+    inviter = Chat(sandbox_mode_server, "en")
+    inviter.say("/start")
+    [link] = inviter.say("/invite")
+    code = _user(inviter).referral_code
+    assert f"?start=ref_{code}" in link.text
+    friend = Chat(sandbox_mode_server, "en")
+    friend.say(f"/start ref_{code.upper()}")
+    assert Referral.objects.filter(inviter=_user(inviter), invitee=_user(friend)).exists()
+    assert balance(_user(inviter)) == (20, 0)
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(inviter)) == (20 + 30, 0)
+    assert balance(_user(friend)) == (20 + 50 + 20, 0)
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(inviter)) == (50, 0)  # награда один раз
+    [stats] = inviter.say("/invite")
+    assert "Friends joined: 1, paid: 1." in stats.text
+
+
+def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    chat.say("/invite")
+    chat.say(f"/start ref_{_user(chat).referral_code}")
+    assert not Referral.objects.exists()
+
+
+def test_the_welcome_bonus_is_not_paid_again_after_delete_me(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    [confirm] = chat.say("/delete_me")
+    chat.press(confirm, "del:yes")
+    [welcome] = chat.say("/start")
+    assert "Welcome bonus" not in welcome.text
+    assert balance(_user(chat)) == (20, 0)
+
+
+def test_history_lists_movements_in_the_users_language(sandbox_mode_server: str) -> None:
+    PromoCode.objects.create(code="spring", amount=30, max_redemptions=10)
+    chat = Chat(sandbox_mode_server, "ru")
+    chat.say("/start promo_spring")
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:hist:0")
+    history = chat.bot_messages()[-1]
+    assert chat.expected("Welcome bonus") in history.text
+    assert chat.expected("Promo code") in history.text
+    assert "+30" in history.text
