@@ -168,7 +168,8 @@ def payment_complete(
                 source=SALES_ACCOUNT[PaymentMethod(method)],
                 reference=payment,
             )
-            Invoice.objects.filter(pk=payment.invoice_id).update(status=Invoice.Status.PAID)
+            if payment.invoice_id is not None:
+                Invoice.objects.filter(pk=payment.invoice_id).update(status=Invoice.Status.PAID)
             referral_reward_if_due(invitee=user)
     if created and not payment.tokens:
         logger.error("payment %s %s not credited: %s", method, external_id, note)

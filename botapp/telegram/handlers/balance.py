@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -17,7 +19,7 @@ from botapp.users import services
 
 PROMO_STATE = "promo"
 
-KIND_LABELS = {
+KIND_LABELS: dict[str, Any] = {
     TransactionKind.WELCOME_BONUS: gettext_lazy("Welcome bonus"),
     TransactionKind.PURCHASE: gettext_lazy("Top-up"),
     TransactionKind.HOLD: gettext_lazy("Reserved for a generation"),

@@ -159,7 +159,7 @@ def test_a_refund_that_telegram_refuses_moves_no_tokens(bot_api: str) -> None:
     services.sandbox_inject_failure(
         method="refundStarPayment", error_code=400, description="Bad Request: REFUND_FAILED"
     )
-    with pytest.raises(RefundRefused, match="(?i)refund_failed"):
+    with pytest.raises(RefundRefused, match=r"(?i)refund_failed"):
         stars.stars_refund(payment=Payment.objects.get(), actor=None)
     assert Payment.objects.get().status == Payment.Status.PAID
     assert balance(_user(chat)) == (70, 0)
@@ -239,6 +239,7 @@ def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server:
     inviter.say("/start")
     [link] = inviter.say("/invite")
     code = _user(inviter).referral_code
+    assert code is not None
     assert f"?start=ref_{code}" in link.text
     friend = Chat(sandbox_mode_server, "en")
     friend.say(f"/start ref_{code.upper()}")
