@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -16,12 +14,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def funded() -> Iterator[Account]:
+def funded() -> Account:
     user = user_make()
     user_fund(user, 100)
     held = ledger.hold(user=user, amount=30, key="job-1")
     ledger.capture(hold=held, amount=20)
-    yield ledger.account_for(user)
+    return ledger.account_for(user)
 
 
 def _sql(statement: str, params: list[object]) -> None:

@@ -74,3 +74,38 @@ def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -
     wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Settings. Choose the language"))
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#replykb button[data-text='⚙️ Settings']")))
     assert "Настройки. Выберите язык" not in browser.find_element(By.ID, "log").text
+
+
+def test_buying_a_package_with_pay_stars_shows_the_new_balance(
+    browser: Any, sandbox_mode_server: str
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from botapp.models import TokenPackage
+    from botapp.tests.billing.factories import billing_seed
+
+    billing_seed()
+    package = TokenPackage.objects.get(stars=50)
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{sandbox_mode_server}/sandbox/")
+    dialog = wait.until(ec.visibility_of_element_located((By.ID, "userDialog")))
+    dialog.find_element(By.NAME, "first_name").send_keys("Buyer")
+    Select(dialog.find_element(By.NAME, "language_code")).select_by_value("en")
+    dialog.find_element(By.CSS_SELECTOR, "button[value=ok]").click()
+
+    text = wait.until(ec.element_to_be_clickable((By.ID, "text")))
+    text.send_keys("/start")
+    browser.find_element(By.ID, "sendBtn").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Welcome bonus"))
+    # ⭐ Top up в меню → пакет → счёт → «Оплатить ⭐»
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, "#replykb button[data-text='⭐ Top up']"))
+    ).click()
+    wait.until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"button[data-cb='top:stars:{package.pk}']"))
+    ).click()
+    wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[data-pay]"))).click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Payment received: +50 tokens."))
+    wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Balance: 70 tokens."))
