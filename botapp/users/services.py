@@ -133,7 +133,9 @@ def anonymised_id(telegram_id: int) -> str:
 def user_delete_data(*, user: TelegramUser) -> None:
     """/delete_me: стереть личное (переписку, состояние, имена); строки учёта остаются обезличенными.
 
-    Следующие задачи расширяют удаление своими данными (медиа, e-mail для оплаты).
+    Проводки и платежи остаются (учёт денег), но без имени и e-mail; солёный хэш
+    приветственного бонуса тоже остаётся — иначе удаление давало бы второй бонус.
+    Задача о генерации добавит удаление медиа.
     """
     ChatLogEntry.objects.filter(user=user).delete()
     ConversationState.objects.filter(user=user).delete()
@@ -143,4 +145,5 @@ def user_delete_data(*, user: TelegramUser) -> None:
         username="",
         start_payload="",
         language="",
+        lava_email="",
     )

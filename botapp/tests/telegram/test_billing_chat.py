@@ -265,8 +265,10 @@ def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
 def test_the_welcome_bonus_is_not_paid_again_after_delete_me(sandbox_mode_server: str) -> None:
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(lava_email="ann@example.com")
     [confirm] = chat.say("/delete_me")
     chat.press(confirm, "del:yes")
+    assert _user(chat).lava_email == ""
     [welcome] = chat.say("/start")
     assert "Welcome bonus" not in welcome.text
     assert balance(_user(chat)) == (20, 0)
