@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import connection
+from django.utils import timezone
 
-from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction
+from botapp.models import Account, GenerationJob, Hold, LedgerEntry, LedgerTransaction
 
 logger = logging.getLogger(__name__)
 
 _T = {
+    "job": GenerationJob._meta.db_table,
     "account": Account._meta.db_table,
     "entry": LedgerEntry._meta.db_table,
     "tx": LedgerTransaction._meta.db_table,
@@ -75,6 +78,14 @@ CHECKS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "hold outlived its job's deadline",
+        """
+        SELECT h.id, j.id, j.status FROM {hold} h
+        JOIN {job} j ON h.reference_type = 'botapp.generationjob' AND h.reference_id = CAST(j.id AS VARCHAR)
+        WHERE h.status = 'active' AND j.deadline < %(cutoff)s AND j.status NOT IN ('running', 'generated')
+        """,
+    ),
+    (
         "on-hold balance differs from active holds",
         """
         SELECT a.id, a.on_hold, COALESCE(SUM(h.amount), 0) FROM {account} a
@@ -101,11 +112,16 @@ class Report:
         return "ledger mismatch:\n" + "\n".join(lines)
 
 
+# Сборщик просрочивает задания раз в JOB_SWEEP_INTERVAL_S: даём ему время, прежде чем считать нарушением
+DEADLINE_GRACE = timedelta(minutes=10)
+
+
 def reconcile_ledger() -> Report:
     report = Report()
+    params = {"cutoff": timezone.now() - DEADLINE_GRACE}
     with connection.cursor() as cursor:
         for name, sql in CHECKS:
-            cursor.execute(sql.format(**_T))
+            cursor.execute(sql.format(**_T), params)
             rows = [tuple(row) for row in cursor.fetchall()]
             if rows:
                 report.problems[name] = rows

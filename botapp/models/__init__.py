@@ -19,6 +19,7 @@ from botapp.models.billing import (
 )
 from botapp.models.catalog import GenerationModel
 from botapp.models.errors import ErrorEvent, ErrorGroup
+from botapp.models.generation import GenerationJob, JobOutput, JobStatus
 from botapp.models.ops import PipelineProbe
 from botapp.models.support import ChatLogEntry
 from botapp.models.telegram import ConversationState, InboxUpdate
@@ -30,10 +31,13 @@ __all__ = [
     "ConversationState",
     "ErrorEvent",
     "ErrorGroup",
+    "GenerationJob",
     "GenerationModel",
     "Hold",
     "InboxUpdate",
     "Invoice",
+    "JobOutput",
+    "JobStatus",
     "Language",
     "LedgerEntry",
     "LedgerTransaction",

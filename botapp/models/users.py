@@ -30,6 +30,11 @@ class TelegramUser(models.Model):
     ban_notice_at = models.DateTimeField(null=True, blank=True)
     send_originals_as_files = models.BooleanField(default=True)
     skip_confirmation = models.BooleanField(default=False)
+    default_image_model = models.CharField(
+        max_length=32, blank=True, help_text="slug модели; пусто — по умолчанию"
+    )
+    default_aspect_ratio = models.CharField(max_length=8, default="1:1")
+    default_outputs = models.PositiveSmallIntegerField(default=1)
     start_payload = models.CharField(
         max_length=64, blank=True, help_text="ref_<code> / promo_<code> из /start"
     )

@@ -63,7 +63,12 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 
 # Модули задач и сигналов (пульс, отметка времени публикации, сторож beat)
-CELERY_IMPORTS = ("botapp.tasks.maintenance", "botapp.tasks.billing", "botapp.ops.celery_signals")
+CELERY_IMPORTS = (
+    "botapp.tasks.maintenance",
+    "botapp.tasks.billing",
+    "botapp.tasks.generation",
+    "botapp.ops.celery_signals",
+)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.TIME_ZONE
 

@@ -13,3 +13,16 @@ GOOGLE_APPLICATION_CREDENTIALS = env.GOOGLE_APPLICATION_CREDENTIALS
 GOOGLE_APPLICATION_CREDENTIALS_JSON = env.GOOGLE_APPLICATION_CREDENTIALS_JSON
 # Без ключа локально работает офлайн-провайдер; в production это ошибка конфигурации
 GEMINI_OFFLINE = env.GEMINI_OFFLINE or not (env.GEMINI_API_KEY or env.USE_VERTEX_AI)
+
+# Задания генерации (ARCHITECTURE §4 «Image job», «Video job»)
+GENERATION_IMAGE_DEADLINE_S = 600  # после — просрочено, холд возвращается
+GENERATION_VIDEO_DEADLINE_S = 1800
+GENERATION_LEASE_S = env.GENERATION_LEASE_S  # аренда задания воркером; тесты ставят секунды
+GENERATION_CALL_TIMEOUT_S = 120  # один вызов провайдера
+GENERATION_RETRY_BASE_S = 2.0  # экспоненциальная пауза с джиттером между попытками
+GENERATION_MAX_ATTEMPTS = 6
+GENERATION_MAX_IN_FLIGHT_PER_USER = env.GENERATION_MAX_IN_FLIGHT_PER_USER
+GENERATION_QUEUE_REPUBLISH_S = 120  # задание в очереди дольше — сообщение брокера считается потерянным
+VIDEO_POLL_INTERVAL_S = env.VIDEO_POLL_INTERVAL_S
+JOB_SWEEP_INTERVAL_S = 30
+GEMINI_OFFLINE_LATENCY_S = env.GEMINI_OFFLINE_LATENCY_S

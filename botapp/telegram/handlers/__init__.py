@@ -26,6 +26,8 @@ from botapp.telegram.handlers import (
     balance,
     basics,
     bonuses,
+    gallery,
+    generate,
     groups,
     lava,
     preferences,
@@ -42,7 +44,7 @@ PRIVATE = filters.ChatType.PRIVATE
 
 
 async def route_text(update: Update, context: BotContext) -> None:
-    """Текст в личке: пункт меню, сообщение в поддержку или (позже) запрос на генерацию."""
+    """Текст или фото в личке: пункт меню, шаг диалога или запрос на генерацию."""
     message = update.effective_message
     assert message is not None and context.db_user is not None
     key = keyboards.menu_key(message.text or "")
@@ -58,8 +60,11 @@ async def route_text(update: Update, context: BotContext) -> None:
     if key == "topup":
         await topup.show_packages(update, context)
         return
-    if key is not None:
-        await basics.coming_soon(update, context)
+    if key in ("image", "video"):
+        await generate.choose_model(update, context, key)
+        return
+    if key == "gallery":
+        await gallery.show_gallery(update, context)
         return
     state = await db(services.conversation_get)(user=context.db_user)
     if state.state == support.SUPPORT_STATE:
@@ -71,7 +76,7 @@ async def route_text(update: Update, context: BotContext) -> None:
     if state.state == "lava_email" and message.text:
         await lava.lava_email_message(update, context)
         return
-    await basics.coming_soon(update, context)
+    await generate.prompt_message(update, context)
 
 
 async def on_error(update: object, context: BotContext) -> None:
@@ -111,8 +116,7 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
         "topup": topup.show_packages,
         "promo": bonuses.promo_command,
         "invite": bonuses.invite,
-        # Появится с задачей о генерации
-        "gallery": basics.coming_soon,
+        "gallery": gallery.show_gallery,
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
@@ -126,6 +130,13 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
     application.add_handler(CallbackQueryHandler(topup.show_packages, pattern=r"^top:menu$"))
     application.add_handler(CallbackQueryHandler(topup.buy_stars, pattern=r"^top:stars:\d+$"))
     application.add_handler(CallbackQueryHandler(lava.lava_choose, pattern=r"^lava:"))
+    application.add_handler(
+        CallbackQueryHandler(generate.model_chosen, pattern=r"^gen:m:(image|video):[\w-]+$")
+    )
+    application.add_handler(CallbackQueryHandler(generate.card_button, pattern=r"^gen:(c:\w+|ok|x):\w+$"))
+    application.add_handler(CallbackQueryHandler(generate.cancel_job, pattern=r"^job:x:\d+$"))
+    application.add_handler(CallbackQueryHandler(generate.result_button, pattern=r"^res:\w+:\d+(:\d+)?$"))
+    application.add_handler(CallbackQueryHandler(gallery.show_gallery, pattern=r"^gal:\d+$"))
     application.add_handler(CallbackQueryHandler(privacy.delete_me_answer, pattern=r"^del:"))
     application.add_handler(CallbackQueryHandler(basics.menu_button, pattern=r"^menu$"))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))

@@ -1,4 +1,4 @@
-"""/start, /help, /terms, /privacy, /cancel и пункты меню, которые появятся с другими задачами."""
+"""/start, /help, /terms, /privacy, /cancel."""
 
 from __future__ import annotations
 
@@ -84,9 +84,3 @@ async def menu_button(update: Update, context: BotContext) -> None:
         await context.bot.send_message(
             query.message.chat.id, _("Main menu:"), reply_markup=keyboards.main_menu()
         )
-
-
-async def coming_soon(update: Update, context: BotContext) -> None:
-    """Пункты меню и команды, которые принесут задачи о биллинге и генерации."""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(_("Coming soon — this part of the bot is being built."))

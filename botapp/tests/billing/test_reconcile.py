@@ -22,7 +22,7 @@ def funded() -> Account:
     return ledger.account_for(user)
 
 
-def _sql(statement: str, params: list[object]) -> None:
+def _sql(statement: str, params: list[str]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
 

@@ -101,7 +101,7 @@ def test_start_greets_and_shows_the_main_menu(sandbox_mode_server: str, language
         ("/terms", "Terms of use:"),
         ("/privacy", "We store your Telegram id"),
         ("/cancel", "Cancelled."),
-        ("/gallery", "Coming soon — this part of the bot is being built."),
+        ("/gallery", "No works yet."),
         ("/promo", "Send the promo code in one message."),
         ("/topup", "Choose a package."),
         ("/balance", "💰 Available: {available} tokens"),
@@ -118,15 +118,23 @@ def test_each_command_answers_in_the_users_language(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("item", ["image", "video", "gallery"])
-def test_menu_items_of_other_issues_answer_coming_soon(
-    sandbox_mode_server: str, language: str, item: str
+@pytest.mark.parametrize(
+    ("item", "msgid"),
+    [
+        ("image", "Choose the image model:"),
+        ("video", "Choose the video model:"),
+        ("gallery", "No works yet."),
+    ],
+)
+def test_generation_menu_items_answer_in_the_users_language(
+    sandbox_mode_server: str, language: str, item: str, msgid: str
 ) -> None:
     chat = Chat(sandbox_mode_server, language)
     with translation.override(language):
         label = menu_labels()[item]
     [reply] = chat.say(label)
-    assert reply.text == chat.expected("Coming soon — this part of the bot is being built.")
+    assert reply.text == chat.expected(msgid)
+    _assert_language(reply.text, language)
 
 
 def test_menu_labels_work_in_the_other_language_and_without_the_variation_selector(

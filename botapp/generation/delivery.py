@@ -1,0 +1,229 @@
+"""Стадия доставки (задача delivery.deliver_job): отправить результат, затем списать за доставленное.
+
+Отдельно от генерации: неудачная отправка никогда не генерирует заново. 429 от Telegram —
+SendDeferred, задача переназначается на retry_after; заблокировавший бота — возврат холда.
+Уже отправленный выход (есть file_id) повторно не отправляется.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+
+from botapp.billing import ledger
+from botapp.generation import jobs, media, progress
+from botapp.models import GenerationJob, JobOutput, JobStatus
+from botapp.providers.base import MediaKind
+from botapp.telegram.formatting import escape, truncate_caption
+from botapp.telegram.sender import RecipientBlocked
+
+logger = logging.getLogger(__name__)
+
+TELEGRAM_UPLOAD_MAX = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Delivered:
+    outcome: str  # delivered / notified / skipped / blocked
+
+
+def result_keyboard(job: GenerationJob, index: int) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            InlineKeyboardButton(_("🔁 Again"), callback_data=f"res:again:{job.pk}"),
+            InlineKeyboardButton(_("📎 Original"), callback_data=f"res:orig:{job.pk}:{index}"),
+        ]
+    ]
+    if job.kind == "image":
+        rows.append(
+            [
+                InlineKeyboardButton(_("✏️ Edit"), callback_data=f"res:edit:{job.pk}:{index}"),
+                InlineKeyboardButton(_("🎬 Animate"), callback_data=f"res:anim:{job.pk}:{index}"),
+            ]
+        )
+    return InlineKeyboardMarkup(rows)
+
+
+def failure_text(category: str) -> str:
+    reasons = {
+        "safety": _("the request or the result was blocked by the provider's safety filters"),
+        "video_filtered": _("the video was blocked by the provider's safety filters"),
+        "no_image": _("the model did not return an image; try rephrasing the prompt"),
+        "invalid_request": _("the provider rejected the request"),
+        "forbidden": _("the provider refused to serve the request"),
+        "provider_unavailable": _("the provider is overloaded or unavailable"),
+        "timeout": _("the provider did not answer in time"),
+        "deadline": _("it took too long"),
+        "blocked": _("the bot cannot write to you"),
+        "wrong_ratio": _("the image came back in a wrong shape"),
+        "spend_limit": _("generation is paused for now"),
+    }
+    reason = reasons.get(category, _("an unexpected error"))
+    return _("😔 The generation failed: {reason}. The tokens were returned to your balance.").format(
+        reason=reason
+    )
+
+
+def _caption(job: GenerationJob, charged: int, available: int) -> str:
+    params = job.params
+    if job.kind == "image":
+        details = f"{params.get('aspect_ratio', '1:1')} · {params.get('size', '1K')}"
+    else:
+        details = f"{params.get('duration')} s · {params.get('resolution')} · {params.get('aspect_ratio')}"
+    name = job.model.display_name(job.user.effective_language)
+    text = _("{model} · {details}\nCharged: {charged} tokens · balance: {available}").format(
+        model=escape(name), details=escape(details), charged=charged, available=available
+    )
+    return truncate_caption(text)
+
+
+def _expected_charge(job: GenerationJob, delivered: int) -> int:
+    ordered = int(job.params.get("outputs", 1)) if job.kind == "image" else 1
+    if delivered >= ordered:
+        return job.price
+    return min(
+        job.price,
+        jobs.job_price(
+            model=job.model, params=job.params, references=len(job.reference_file_ids), outputs=delivered
+        ),
+    )
+
+
+async def _send_images(
+    bot: Any, job: GenerationJob, outputs: list[JobOutput], blobs: dict[int, bytes], caption: str
+) -> None:
+    chat_id = job.user.telegram_id
+    pending = [o for o in outputs if not o.photo_file_id]
+    if len(outputs) == 1 and pending:
+        output = pending[0]
+        message = await bot.send_photo(
+            chat_id,
+            media.photo_preview(blobs[output.index]),
+            caption=caption,
+            parse_mode="HTML",
+            reply_markup=result_keyboard(job, output.index),
+        )
+        output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
+    elif pending:
+        album = [InputMediaPhoto(media.photo_preview(blobs[o.index])) for o in pending]
+        messages = await bot.send_media_group(chat_id, album)
+        for output, message in zip(pending, messages, strict=False):
+            output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
+        # У альбома не бывает кнопок: подпись и кнопки — отдельным сообщением
+        await bot.send_message(
+            chat_id, caption, parse_mode="HTML", reply_markup=result_keyboard(job, pending[0].index)
+        )
+    if job.user.send_originals_as_files:
+        for output in outputs:
+            if output.document_file_id or output.index not in blobs:
+                continue
+            document = await bot.send_document(
+                chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.png"
+            )
+            output.document_file_id = document.document.file_id
+
+
+async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: bytes, caption: str) -> None:
+    chat_id = job.user.telegram_id
+    if output.video_file_id:
+        return
+    if len(data) > TELEGRAM_UPLOAD_MAX:
+        from django.conf import settings
+
+        from botapp.providers.storage import media_storage
+
+        url = media_storage().signed_url(kind="video", key=output.storage_key, expires_s=7 * 24 * 3600)
+        message = await bot.send_message(
+            chat_id,
+            caption
+            + "\n"
+            + _("The video is larger than Telegram allows; download it here: {url}").format(url=url),
+            parse_mode="HTML",
+        )
+        output.video_file_id = f"link:{settings.MEDIA_STORAGE_BACKEND}"
+    else:
+        message = await bot.send_video(
+            chat_id,
+            data,
+            caption=caption,
+            parse_mode="HTML",
+            supports_streaming=True,
+            reply_markup=result_keyboard(job, output.index),
+        )
+        output.video_file_id = message.video.file_id
+    output.message_id = message.message_id
+
+
+def _save_outputs(outputs: list[JobOutput]) -> None:
+    now = timezone.now()
+    for output in outputs:
+        if output.photo_file_id or output.video_file_id:
+            output.delivered_at = output.delivered_at or now
+        output.save(
+            update_fields=["photo_file_id", "document_file_id", "video_file_id", "message_id", "delivered_at"]
+        )
+
+
+def _notify_failure(job: GenerationJob) -> Delivered:
+    from botapp.telegram.outbound import bot_call
+
+    with translation.override(job.user.effective_language):
+        text = failure_text(job.error_category)
+    chat_id = job.user.telegram_id
+    # Заблокировавшему бота сообщить нельзя; холд уже возвращён
+    with contextlib.suppress(RecipientBlocked):
+        bot_call(lambda bot: bot.send_message(chat_id, text))
+    GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(notified_at=timezone.now())
+    progress.job_progress(job=job, stage="done")
+    return Delivered("notified")
+
+
+def job_deliver(*, job_id: int) -> Delivered:
+    """Отправить готовый результат или сообщение о неудаче. SendDeferred пробрасывается задаче."""
+    from botapp.providers.storage import media_storage
+    from botapp.telegram.outbound import bot_call
+
+    job = GenerationJob.objects.select_related("model", "user").filter(pk=job_id).first()
+    if job is None:
+        return Delivered("skipped")
+    if job.status in (JobStatus.FAILED, JobStatus.EXPIRED) and job.notified_at is None:
+        return _notify_failure(job)
+    if job.status != JobStatus.GENERATED:
+        return Delivered("skipped")
+    outputs = list(JobOutput.objects.filter(job=job, status=JobOutput.Status.OK).order_by("index"))
+    storage = media_storage()
+    kind: MediaKind = "video" if job.kind == "video" else "image"
+    blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
+    available = ledger.account_for(job.user).available
+    charge = _expected_charge(job, len(outputs))
+    with translation.override(job.user.effective_language):
+        caption = _caption(job, charge, available + job.price - charge)
+        progress.job_progress(job=job, stage="delivering")
+
+        async def send(bot: Any) -> None:
+            if job.kind == "video":
+                await _send_video(bot, job, outputs[0], blobs[0], caption)
+            else:
+                await _send_images(bot, job, outputs, blobs, caption)
+
+        try:
+            bot_call(send)
+        except RecipientBlocked:
+            _save_outputs(outputs)
+            jobs.job_fail(job=job, category="blocked")
+            return Delivered("blocked")
+        except BaseException:
+            # Отправленное до сбоя запоминаем: повтор не пришлёт его второй раз
+            _save_outputs(outputs)
+            raise
+        _save_outputs(outputs)
+    delivered = sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
+    jobs.job_settle_delivered(job=job, delivered=delivered)
+    progress.job_progress(job=job, stage="done")
+    return Delivered("delivered")

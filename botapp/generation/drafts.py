@@ -1,0 +1,176 @@
+"""Черновик запроса (карточка перед запуском): живёт в ConversationState, а не в памяти процесса.
+
+nonce черновика попадает в callback_data карточки: кнопки старой карточки не трогают новый
+черновик, а ключ идемпотентности задания `draft:<user>:<nonce>` делает двойное нажатие одним заданием.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from botapp.billing import ledger
+from botapp.billing.errors import PricingError
+from botapp.generation.jobs import job_price
+from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser
+from botapp.users import services
+
+DRAFT_STATE = "draft"
+STORED_PREFIX = "out:"
+
+
+@dataclass(frozen=True)
+class Card:
+    draft: dict[str, Any]
+    model: GenerationModel
+    price: int | None
+    available: int
+
+
+def models_for(kind: str) -> list[GenerationModel]:
+    return list(GenerationModel.objects.filter(kind=kind, is_enabled=True).order_by("order"))
+
+
+def model_get(slug: str, kind: str) -> GenerationModel:
+    found = GenerationModel.objects.filter(slug=slug, kind=kind, is_enabled=True).first()
+    if found is None:
+        found = (
+            GenerationModel.objects.filter(kind=kind, is_enabled=True)
+            .order_by("-is_default", "order")
+            .first()
+        )
+    if found is None:
+        raise LookupError(f"no enabled {kind} model")
+    return found
+
+
+def model_min_price(model: GenerationModel) -> int | None:
+    """«от N токенов» в выборе модели: самый дешёвый разрешённый запрос."""
+    try:
+        if model.kind == GenerationModel.Kind.IMAGE:
+            return min(
+                job_price(model=model, params={"size": s, "outputs": 1}, references=0)
+                for s in model.image_sizes
+            )
+        return min(
+            job_price(model=model, params={"duration": d, "resolution": r, "aspect_ratio": a}, references=0)
+            for d, r, a in model.video_options
+        )
+    except (PricingError, ValueError):
+        return None
+
+
+def draft_new(*, user: TelegramUser, kind: str, model_slug: str = "", **fields: Any) -> dict[str, Any]:
+    """Черновик с настройками пользователя по умолчанию."""
+    model = model_get(model_slug or (user.default_image_model if kind == "image" else ""), kind)
+    draft: dict[str, Any] = {
+        "nonce": secrets.token_hex(4),
+        "kind": kind,
+        "model": model.slug,
+        "prompt": "",
+        "refs": [],
+    }
+    if kind == "image":
+        ratio = (
+            user.default_aspect_ratio
+            if user.default_aspect_ratio in model.aspect_ratios
+            else model.aspect_ratios[0]
+        )
+        draft.update(
+            aspect_ratio=ratio,
+            size=model.image_sizes[0],
+            outputs=min(user.default_outputs, model.max_outputs),
+        )
+    else:
+        duration, resolution, aspect = model.video_options[0]
+        draft.update(duration=duration, resolution=resolution, aspect_ratio=aspect)
+    draft.update(fields)
+    return draft
+
+
+def draft_save(*, user: TelegramUser, draft: dict[str, Any]) -> None:
+    services.conversation_set(user=user, state=DRAFT_STATE, data=draft)
+
+
+def draft_get(*, user: TelegramUser, nonce: str | None = None) -> dict[str, Any] | None:
+    state = ConversationState.objects.filter(user=user, state=DRAFT_STATE).first()
+    if state is None or (nonce is not None and state.data.get("nonce") != nonce):
+        return None
+    return dict(state.data)
+
+
+def draft_params(draft: dict[str, Any]) -> dict[str, Any]:
+    if draft["kind"] == "image":
+        return {"aspect_ratio": draft["aspect_ratio"], "size": draft["size"], "outputs": draft["outputs"]}
+    return {
+        "duration": draft["duration"],
+        "resolution": draft["resolution"],
+        "aspect_ratio": draft["aspect_ratio"],
+    }
+
+
+def draft_card(*, user: TelegramUser, draft: dict[str, Any]) -> Card:
+    model = model_get(draft["model"], draft["kind"])
+    try:
+        price: int | None = job_price(model=model, params=draft_params(draft), references=len(draft["refs"]))
+    except (PricingError, ValueError, KeyError):
+        price = None
+    return Card(draft=draft, model=model, price=price, available=ledger.account_for(user).available)
+
+
+def _cycle(values: list[Any], current: Any) -> Any:
+    return values[(values.index(current) + 1) % len(values)] if current in values else values[0]
+
+
+def draft_cycle(*, user: TelegramUser, nonce: str, param: str) -> dict[str, Any] | None:
+    """Кнопка карточки: следующее разрешённое каталогом значение параметра."""
+    draft = draft_get(user=user, nonce=nonce)
+    if draft is None:
+        return None
+    model = model_get(draft["model"], draft["kind"])
+    if param == "model":
+        slugs = [m.slug for m in models_for(draft["kind"])]
+        keep = {k: draft[k] for k in ("nonce", "prompt", "refs", "media_group") if k in draft}
+        draft = draft_new(user=user, kind=draft["kind"], model_slug=_cycle(slugs, draft["model"]), **keep)
+        new_model = model_get(draft["model"], draft["kind"])
+        draft["refs"] = draft["refs"][: new_model.max_reference_images]
+    elif draft["kind"] == "image":
+        options = {
+            "ratio": ("aspect_ratio", model.aspect_ratios),
+            "size": ("size", model.image_sizes),
+            "count": ("outputs", list(range(1, model.max_outputs + 1))),
+        }
+        field, values = options[param]
+        draft[field] = _cycle(values, draft[field])
+    else:
+        combos = [tuple(option) for option in model.video_options]
+        current = (draft["duration"], draft["resolution"], draft["aspect_ratio"])
+        position = {"duration": 0, "resolution": 1, "ratio": 2}[param]
+        # Следующее значение параметра среди разрешённых троек, остальные — как можно ближе к текущим
+        values = sorted({c[position] for c in combos}, key=lambda v: [c[position] for c in combos].index(v))
+        target = _cycle(values, current[position])
+        candidates = [c for c in combos if c[position] == target]
+        best = max(candidates, key=lambda c: sum(1 for i in range(3) if c[i] == current[i]))
+        draft.update(duration=best[0], resolution=best[1], aspect_ratio=best[2])
+    draft_save(user=user, draft=draft)
+    return draft
+
+
+def draft_from_job(*, user: TelegramUser, job: GenerationJob) -> dict[str, Any]:
+    """🔁 Ещё раз: тот же запрос новым черновиком."""
+    draft = draft_new(user=user, kind=job.kind, model_slug=job.model.slug, prompt=job.prompt)
+    draft.update(job.params)
+    draft["refs"] = list(job.reference_file_ids)
+    draft_save(user=user, draft=draft)
+    return draft
+
+
+def output_reference(*, user: TelegramUser, job_id: int, index: int) -> str | None:
+    """Ссылка на наш сохранённый результат пользователя (для правки и «оживить»)."""
+    output = JobOutput.objects.filter(job_id=job_id, job__user=user, index=index, status="ok").first()
+    return f"{STORED_PREFIX}{output.storage_key}" if output else None
+
+
+def output_by_message(*, user: TelegramUser, message_id: int) -> JobOutput | None:
+    return JobOutput.objects.select_related("job").filter(job__user=user, message_id=message_id).first()

@@ -1,0 +1,292 @@
+"""Жизненный цикл задания: создание с холдом, захват с арендой, результат, доставка, отказ, отмена.
+
+Инварианты (ARCHITECTURE §4): задание, холд и постановка в очередь — одна транзакция (очередь —
+по коммиту); воркер захватывает задание условным UPDATE с арендой, второй не получает ничего;
+холд урегулируется ровно один раз: списание за доставленное, иначе возврат целиком.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from botapp.billing import ledger
+from botapp.billing.errors import PricingError
+from botapp.billing.pricing import ImageRequest, VideoRequest, price_tokens, pricing_factors
+from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
+from botapp.models.generation import ACTIVE_STATUSES
+
+logger = logging.getLogger(__name__)
+
+
+class JobRefused(Exception):
+    """Запрос нельзя принять; code — для текста пользователю (model_disabled, prompt_too_long, …)."""
+
+    def __init__(self, code: str, **details: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.details = details
+
+
+def job_request(
+    model: GenerationModel, params: dict[str, Any], references: int
+) -> ImageRequest | VideoRequest:
+    """Параметры задания → запрос для цены (та же функция считает показанную цену и списание)."""
+    if model.kind == GenerationModel.Kind.IMAGE:
+        return ImageRequest(
+            size=str(params.get("size", "1K")),
+            outputs=int(params.get("outputs", 1)),
+            reference_images=references,
+            aspect_ratio=params.get("aspect_ratio"),
+        )
+    return VideoRequest(
+        duration=int(params["duration"]),
+        resolution=str(params["resolution"]),
+        aspect_ratio=str(params["aspect_ratio"]),
+        reference_images=references,
+    )
+
+
+def job_price(
+    *, model: GenerationModel, params: dict[str, Any], references: int, outputs: int | None = None
+) -> int:
+    """Цена в токенах; outputs — для частичного списания (доставлено меньше заказанного)."""
+    if outputs is not None:
+        params = {**params, "outputs": outputs}
+    return price_tokens(model, job_request(model, params, references), pricing_factors())
+
+
+def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any], references: int) -> int:
+    """Проверить запрос по каталогу и вернуть цену. Raises JobRefused."""
+    if not model.is_enabled:
+        raise JobRefused("model_disabled")
+    if model.kind == GenerationModel.Kind.IMAGE and not prompt.strip():
+        raise JobRefused("prompt_empty")
+    if len(prompt) > model.max_prompt_length:
+        raise JobRefused("prompt_too_long", limit=model.max_prompt_length, length=len(prompt))
+    if references > model.max_reference_images:
+        raise JobRefused("too_many_references", limit=model.max_reference_images)
+    try:
+        return job_price(model=model, params=params, references=references)
+    except (PricingError, KeyError, ValueError) as exc:
+        raise JobRefused("bad_parameters") from exc
+
+
+def job_publish(job_id: int, *, countdown: float = 0) -> None:
+    """Отправить задание в брокер и запомнить момент (сборщик переопубликует потерянное)."""
+    from botapp.tasks import generation as tasks
+
+    GenerationJob.objects.filter(pk=job_id).update(published_at=timezone.now())
+    tasks.run_job.apply_async((job_id,), countdown=countdown)
+
+
+def job_create(
+    *,
+    user: TelegramUser,
+    model: GenerationModel,
+    prompt: str,
+    params: dict[str, Any],
+    reference_file_ids: list[str],
+    idempotency_key: str,
+    source_job: GenerationJob | None = None,
+    status_chat_id: int | None = None,
+) -> tuple[GenerationJob, bool]:
+    """Создать задание, заблокировать цену и поставить в очередь по коммиту; (задание, создано ли).
+
+    Повтор ключа (та же кнопка дважды) возвращает то же задание.
+    Raises: JobRefused; InsufficientFunds — токенов не хватает, ничего не создано.
+    """
+    existing = GenerationJob.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing, False
+    price = job_validate(model=model, prompt=prompt, params=params, references=len(reference_file_ids))
+    deadline_s = (
+        settings.GENERATION_IMAGE_DEADLINE_S
+        if model.kind == GenerationModel.Kind.IMAGE
+        else settings.GENERATION_VIDEO_DEADLINE_S
+    )
+    try:
+        with transaction.atomic():
+            job = GenerationJob.objects.create(
+                user=user,
+                model=model,
+                kind=model.kind,
+                idempotency_key=idempotency_key,
+                prompt=prompt,
+                params=params,
+                reference_file_ids=reference_file_ids,
+                source_job=source_job,
+                price=price,
+                deadline=timezone.now() + timedelta(seconds=deadline_s),
+                status_chat_id=status_chat_id,
+            )
+            job.hold = ledger.hold(user=user, amount=price, key=f"job:{job.pk}", reference=job)
+            job.save(update_fields=["hold"])
+            transaction.on_commit(lambda: job_publish(job.pk))
+    except IntegrityError:
+        # Та же кнопка в параллельном апдейте: задание уже создано им
+        return GenerationJob.objects.get(idempotency_key=idempotency_key), False
+    return job, True
+
+
+class Claim:
+    BUSY = "busy"  # у пользователя уже выполняется максимум заданий
+    TAKEN = "taken"  # задание у другого воркера или уже завершено
+
+
+def job_claim(*, job_id: int) -> GenerationJob | str:
+    """Захватить задание с арендой; второй претендент получает Claim.TAKEN.
+
+    Захват возможен из очереди или у воркера, чья аренда истекла (он умер).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        job = GenerationJob.objects.filter(pk=job_id).only("user_id", "status").first()
+        if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return Claim.TAKEN
+        # Блокировка строки пользователя выстраивает захваты его заданий по одному: лимит не обгонят
+        TelegramUser.objects.select_for_update().filter(pk=job.user_id).first()
+        running = (
+            GenerationJob.objects.filter(user_id=job.user_id, status=JobStatus.RUNNING, lease_until__gt=now)
+            .exclude(pk=job_id)
+            .count()
+        )
+        if running >= settings.GENERATION_MAX_IN_FLIGHT_PER_USER:
+            return Claim.BUSY
+        updated = (
+            GenerationJob.objects.filter(pk=job_id, deadline__gt=now)
+            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_until__lt=now))
+            .update(
+                status=JobStatus.RUNNING,
+                lease_until=now + timedelta(seconds=settings.GENERATION_LEASE_S),
+                attempts=F("attempts") + 1,
+                started_at=now,
+            )
+        )
+    if not updated:
+        return Claim.TAKEN
+    return GenerationJob.objects.select_related("model", "user").get(pk=job_id)
+
+
+def job_mark_provider_started(*, job: GenerationJob) -> None:
+    """Провайдер вот-вот получит запрос: отмена больше не возвращает токены (результат будет)."""
+    GenerationJob.objects.filter(pk=job.pk).update(provider_started=True)
+
+
+def job_requeue(*, job: GenerationJob, countdown: float, reason: str) -> None:
+    """Временная ошибка: вернуть в очередь (аренда снята) и опубликовать с паузой."""
+    updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.QUEUED, lease_until=None, error_message=reason[:500]
+    )
+    if updated:
+        transaction.on_commit(lambda: job_publish(job.pk, countdown=countdown))
+
+
+def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> JobOutput:
+    """Запомнить результат (повторный запуск после падения не генерирует готовое заново)."""
+    output, _ = JobOutput.objects.update_or_create(job=job, index=index, defaults=fields)
+    return output
+
+
+def job_mark_generated(*, job: GenerationJob) -> bool:
+    """Все выходы получены (или часть — с отказами): дальше доставка отдельной задачей."""
+    updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        status=JobStatus.GENERATED, generated_at=timezone.now(), lease_until=None
+    )
+    if updated:
+        transaction.on_commit(lambda: _publish_delivery(job.pk))
+    return bool(updated)
+
+
+def _publish_delivery(job_id: int, countdown: float = 0) -> None:
+    from botapp.tasks import generation as tasks
+
+    tasks.deliver_job.apply_async((job_id,), countdown=countdown)
+
+
+def job_fail(*, job: GenerationJob, category: str, message: str = "", status: str = JobStatus.FAILED) -> bool:
+    """Задание не удалось (или просрочено, или отменено): возврат холда целиком, ровно один раз."""
+    with transaction.atomic():
+        updated = GenerationJob.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+            status=status,
+            error_category=category[:32],
+            error_message=message[:500],
+            finished_at=timezone.now(),
+            lease_until=None,
+        )
+        if not updated:
+            return False
+        hold = GenerationJob.objects.select_related("hold").get(pk=job.pk).hold
+        if hold is not None:
+            ledger.release(hold=hold, reason=f"job {job.pk}: {category}")
+        if status != JobStatus.CANCELLED:
+            transaction.on_commit(lambda: _publish_delivery(job.pk))
+    return True
+
+
+def job_cancel(*, job_id: int, user: TelegramUser) -> str:
+    """Отмена пользователем: только пока провайдер не начал. Код: cancelled / started / finished."""
+    job = GenerationJob.objects.filter(pk=job_id, user=user).first()
+    if job is None or job.is_terminal:
+        return "finished"
+    with transaction.atomic():
+        locked = (
+            GenerationJob.objects.select_for_update()
+            .filter(pk=job_id, provider_started=False, status__in=ACTIVE_STATUSES)
+            .first()
+        )
+        if locked is None:
+            return "started"
+        job_fail(job=locked, category="cancelled", status=JobStatus.CANCELLED)
+    return "cancelled"
+
+
+@dataclass(frozen=True)
+class Settled:
+    charged: int
+    available: int
+
+
+def job_settle_delivered(*, job: GenerationJob, delivered: int) -> Settled:
+    """Доставлено delivered выходов: списать их цену (не больше показанной), остаток холда вернуть.
+
+    Повтор возвращает прежний итог (урегулирование холда идемпотентно).
+    """
+    with transaction.atomic():
+        locked = (
+            GenerationJob.objects.select_for_update(of=("self",))
+            .select_related("model", "hold")
+            .get(pk=job.pk)
+        )
+        ordered = int(locked.params.get("outputs", 1)) if locked.kind == GenerationModel.Kind.IMAGE else 1
+        if delivered >= ordered:
+            amount = locked.price
+        else:
+            amount = job_price(
+                model=locked.model,
+                params=locked.params,
+                references=len(locked.reference_file_ids),
+                outputs=delivered,
+            )
+        amount = min(amount, locked.price)
+        assert locked.hold is not None
+        ledger.capture(hold=locked.hold, amount=amount)
+        GenerationJob.objects.filter(pk=job.pk, status=JobStatus.GENERATED).update(
+            status=JobStatus.DELIVERED,
+            charged=amount,
+            delivered_at=timezone.now(),
+            finished_at=timezone.now(),
+        )
+    return Settled(charged=amount, available=ledger.account_for(locked.user).available)
+
+
+def queue_position(*, job: GenerationJob) -> int:
+    """Место в очереди среди заданий того же вида (1 — следующее)."""
+    return GenerationJob.objects.filter(kind=job.kind, status=JobStatus.QUEUED, pk__lte=job.pk).count()

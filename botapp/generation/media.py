@@ -1,0 +1,59 @@
+"""Медиа задания: входные фото (наша копия или getFile) и превью JPEG под лимит Telegram."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from PIL import Image
+from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.ext import ExtBot
+
+from botapp.providers.base import ProviderPermanentError, ProviderTransientError, ReferenceImage
+
+# Telegram: фото ≤10 МБ, сумма сторон ≤10000; берём с запасом
+PHOTO_MAX_BYTES = 9_500_000
+PHOTO_MAX_SIDE_SUM = 10_000
+STORED_PREFIX = "out:"  # ссылка на наш сохранённый результат вместо file_id
+
+
+def reference_load(*, file_id: str) -> ReferenceImage:
+    """Байты входного изображения: наша копия результата или файл из Telegram (getFile ≤20 МБ)."""
+    if file_id.startswith(STORED_PREFIX):
+        from botapp.providers.storage import media_storage
+
+        key = file_id.removeprefix(STORED_PREFIX)
+        data = media_storage().get(kind="image", key=key)
+        return ReferenceImage(data=data, mime_type="image/png" if key.endswith(".png") else "image/jpeg")
+    from botapp.telegram.outbound import bot_call
+
+    async def download(bot: ExtBot[Any]) -> bytes:
+        file = await bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
+    try:
+        data = bot_call(download)
+    except BadRequest as exc:
+        raise ProviderPermanentError(f"reference unavailable: {exc}", category="invalid_request") from exc
+    except (NetworkError, TelegramError) as exc:
+        raise ProviderTransientError(f"reference download failed: {exc}") from exc
+    mime = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+    return ReferenceImage(data=data, mime_type=mime)
+
+
+def photo_preview(data: bytes) -> bytes:
+    """JPEG для sendPhoto: под 10 МБ и лимит сторон; оригинал уходит документом."""
+    image: Image.Image = Image.open(io.BytesIO(data)).convert("RGB")
+    if image.width + image.height > PHOTO_MAX_SIDE_SUM:
+        scale = PHOTO_MAX_SIDE_SUM / (image.width + image.height)
+        image = image.resize((int(image.width * scale), int(image.height * scale)))
+    quality = 92
+    while True:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality, optimize=True)
+        if buffer.tell() <= PHOTO_MAX_BYTES or quality <= 40:
+            if buffer.tell() > PHOTO_MAX_BYTES:
+                image = image.resize((image.width // 2, image.height // 2))
+                continue
+            return buffer.getvalue()
+        quality -= 12

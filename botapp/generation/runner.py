@@ -1,0 +1,230 @@
+"""Стадия генерации (задача generation.run_job): провайдер → хранилище → «сгенерировано».
+
+Единственный слой повторов — здесь: временная ошибка возвращает задание в очередь с
+экспоненциальной паузой и джиттером, пока не кончились попытки или срок. Готовые выходы
+не генерируются заново после падения воркера: они уже записаны в JobOutput.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from botapp.generation import jobs
+from botapp.models import GenerationJob, GenerationModel, JobOutput
+from botapp.providers.base import (
+    GenerationProvider,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderTransientError,
+    ReferenceImage,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: str  # busy / taken / requeued / generated / failed / polling
+    countdown: float = 0
+
+
+def _provider() -> GenerationProvider:
+    from botapp.providers.registry import generation_provider
+
+    return generation_provider()
+
+
+def output_key(job: GenerationJob, index: int, ext: str) -> str:
+    """Детерминированный ключ: повтор после падения перезаписывает тот же объект."""
+    return f"jobs/{job.pk}/{index}.{ext}"
+
+
+def backoff_s(attempt: int, retry_after: float | None) -> float:
+    """2, 4, 8… с джиттером; подсказку провайдера (Retry-After) не укорачиваем."""
+    base = float(settings.GENERATION_RETRY_BASE_S) * (2 ** max(0, attempt - 1))
+    delay: float = base * random.uniform(0.5, 1.5)
+    return max(delay, float(retry_after or 0.0))
+
+
+def _remaining_s(job: GenerationJob) -> float:
+    return (job.deadline - timezone.now()).total_seconds()
+
+
+def _references(job: GenerationJob) -> list[ReferenceImage]:
+    from botapp.generation import media
+
+    return [media.reference_load(file_id=file_id) for file_id in job.reference_file_ids]
+
+
+def _transient(job: GenerationJob, exc: ProviderTransientError) -> RunResult:
+    delay = backoff_s(job.attempts, exc.retry_after)
+    if job.attempts >= settings.GENERATION_MAX_ATTEMPTS or delay >= _remaining_s(job):
+        jobs.job_fail(job=job, category=exc.category, message=str(exc))
+        return RunResult("failed")
+    jobs.job_requeue(job=job, countdown=delay, reason=str(exc))
+    return RunResult("requeued", countdown=delay)
+
+
+def job_run(*, job_id: int) -> RunResult:
+    claimed = jobs.job_claim(job_id=job_id)
+    if claimed == jobs.Claim.BUSY:
+        return RunResult("busy", countdown=5)
+    if not isinstance(claimed, GenerationJob):
+        return RunResult("taken")
+    job = claimed
+    if job.kind == GenerationModel.Kind.VIDEO:
+        return _run_video(job)
+    return _run_image(job)
+
+
+def _run_image(job: GenerationJob) -> RunResult:
+    from botapp.generation import progress
+    from botapp.providers.storage import media_storage
+
+    try:
+        references = _references(job)
+    except ProviderPermanentError as exc:
+        jobs.job_fail(job=job, category=exc.category, message=str(exc))
+        return RunResult("failed")
+    except ProviderTransientError as exc:
+        return _transient(job, exc)
+    existing = {o.index: o.status for o in JobOutput.objects.filter(job=job)}
+    jobs.job_mark_provider_started(job=job)
+    progress.job_progress(job=job, stage="generating")
+    provider, storage = _provider(), media_storage()
+    ordered = int(job.params.get("outputs", 1))
+    for index in range(ordered):
+        if index in existing:
+            continue
+        timeout = min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job)))
+        try:
+            image = provider.generate_image(
+                model_id=job.model.provider_model_id,
+                prompt=job.prompt,
+                references=references,
+                aspect_ratio=str(job.params.get("aspect_ratio", "1:1")),
+                image_size=str(job.params.get("size", "1K")),
+                timeout_s=timeout,
+            )
+        except ProviderTransientError as exc:
+            return _transient(job, exc)
+        except ProviderPermanentError as exc:
+            # Один выход отказан — остальные продолжаем: спишем только за доставленное
+            jobs.job_output_store(
+                job=job, index=index, status=JobOutput.Status.FAILED, error_category=exc.category
+            )
+            existing[index] = JobOutput.Status.FAILED
+            continue
+        key = output_key(job, index, "png" if image.mime_type == "image/png" else "jpg")
+        try:
+            storage.put(kind="image", key=key, data=image.data, content_type=image.mime_type)
+        except ProviderTransientError as exc:
+            return _transient(job, exc)
+        jobs.job_output_store(
+            job=job,
+            index=index,
+            status=JobOutput.Status.OK,
+            storage_key=key,
+            mime_type=image.mime_type,
+            width=image.width,
+            height=image.height,
+            size_bytes=len(image.data),
+        )
+        existing[index] = JobOutput.Status.OK
+    return _finish(job)
+
+
+def _finish(job: GenerationJob) -> RunResult:
+    outputs = list(JobOutput.objects.filter(job=job))
+    if any(o.status == JobOutput.Status.OK for o in outputs):
+        jobs.job_mark_generated(job=job)
+        return RunResult("generated")
+    category = next((o.error_category for o in outputs if o.error_category), "no_image")
+    jobs.job_fail(job=job, category=category)
+    return RunResult("failed")
+
+
+def _run_video(job: GenerationJob) -> RunResult:
+    """Отправить операцию Veo один раз; имя операции сохраняется сразу — повторной отправки не бывает."""
+    if job.operation_name:
+        return RunResult("polling", countdown=0)
+    from botapp.generation import progress
+
+    try:
+        references = _references(job)
+    except ProviderError as exc:
+        if isinstance(exc, ProviderTransientError):
+            return _transient(job, exc)
+        jobs.job_fail(job=job, category=exc.category, message=str(exc))
+        return RunResult("failed")
+    jobs.job_mark_provider_started(job=job)
+    progress.job_progress(job=job, stage="generating")
+    try:
+        name = _provider().submit_video(
+            model_id=job.model.provider_model_id,
+            prompt=job.prompt,
+            image=references[0] if references else None,
+            duration_s=int(job.params["duration"]),
+            resolution=str(job.params["resolution"]),
+            aspect_ratio=str(job.params["aspect_ratio"]),
+            negative_prompt=str(job.params.get("negative_prompt", "")),
+            timeout_s=min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job))),
+        )
+    except ProviderTransientError as exc:
+        return _transient(job, exc)
+    except ProviderPermanentError as exc:
+        jobs.job_fail(job=job, category=exc.category, message=str(exc))
+        return RunResult("failed")
+    interval = settings.VIDEO_POLL_INTERVAL_S
+    GenerationJob.objects.filter(pk=job.pk).update(
+        operation_name=name,
+        next_poll_at=timezone.now() + timedelta(seconds=interval),
+        # Опрос сам продлевает аренду; сборщик смотрит на next_poll_at, а не на аренду
+        lease_until=job.deadline,
+    )
+    return RunResult("polling", countdown=interval)
+
+
+def job_poll(*, job_id: int) -> RunResult:
+    """Опрос операции Veo: не готово — следующий опрос через интервал; готово — сохранить и доставить."""
+    from botapp.providers.storage import media_storage
+
+    now = timezone.now()
+    job = GenerationJob.objects.select_related("model", "user").filter(pk=job_id).first()
+    if job is None or job.status != "running" or not job.operation_name:
+        return RunResult("taken")
+    if job.next_poll_at and job.next_poll_at > now + timedelta(seconds=1):
+        # Дубликат из сборщика раньше срока: следующий опрос уже запланирован
+        return RunResult("taken")
+    if _remaining_s(job) <= 0:
+        jobs.job_fail(job=job, category="deadline", status="expired")
+        return RunResult("failed")
+    interval = settings.VIDEO_POLL_INTERVAL_S
+    try:
+        result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)
+    except ProviderTransientError:
+        result = None
+    except ProviderPermanentError as exc:
+        jobs.job_fail(job=job, category=exc.category, message=str(exc))
+        return RunResult("failed")
+    if result is None or not result.done or result.data is None:
+        GenerationJob.objects.filter(pk=job.pk).update(next_poll_at=now + timedelta(seconds=interval))
+        return RunResult("polling", countdown=interval)
+    key = output_key(job, 0, "mp4")
+    media_storage().put(kind="video", key=key, data=result.data, content_type=result.mime_type)
+    jobs.job_output_store(
+        job=job,
+        index=0,
+        status=JobOutput.Status.OK,
+        storage_key=key,
+        mime_type=result.mime_type,
+        size_bytes=len(result.data),
+    )
+    jobs.job_mark_generated(job=job)
+    return RunResult("generated")

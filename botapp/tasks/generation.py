@@ -1,0 +1,48 @@
+"""Задачи генерации: тонкие — id задания, один сервис, повтор только по названным причинам."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from botapp.telegram.sender import SendDeferred
+
+
+@shared_task(name="generation.run_job", ignore_result=True, acks_late=True)
+def run_job(job_id: int) -> None:
+    """Из очереди: захватить задание и выполнить стадию генерации (или отправить операцию Veo)."""
+    from botapp.generation import runner
+
+    result = runner.job_run(job_id=job_id)
+    if result.outcome == "busy":
+        run_job.apply_async((job_id,), countdown=result.countdown)
+    elif result.outcome == "polling":
+        poll_job.apply_async((job_id,), countdown=result.countdown)
+
+
+@shared_task(name="video_poll.poll_job", ignore_result=True, acks_late=True)
+def poll_job(job_id: int) -> None:
+    """Опрос операции Veo; не готово — себя же с задержкой (без sleep в слоте воркера)."""
+    from botapp.generation import runner
+
+    result = runner.job_poll(job_id=job_id)
+    if result.outcome == "polling":
+        poll_job.apply_async((job_id,), countdown=result.countdown)
+
+
+@shared_task(name="delivery.deliver_job", ignore_result=True, acks_late=True)
+def deliver_job(job_id: int) -> None:
+    """Отправить результат или сообщение о неудаче; 429 — повтор через retry_after, без перегенерации."""
+    from botapp.generation import delivery
+
+    try:
+        delivery.job_deliver(job_id=job_id)
+    except SendDeferred as deferred:
+        deliver_job.apply_async((job_id,), countdown=max(1.0, deferred.retry_after))
+
+
+@shared_task(name="maintenance.sweep_jobs", ignore_result=True)
+def sweep_jobs() -> None:
+    """По расписанию: переопубликовать потерянное, вернуть задания умерших воркеров, просрочить."""
+    from botapp.generation import sweeper
+
+    sweeper.jobs_sweep()

@@ -1,0 +1,343 @@
+"""🎨 Изображение / 🎬 Видео: выбор модели, промпт и фото, карточка с ценой, запуск, отмена, результаты."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext as _
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+
+from botapp.billing.errors import InsufficientFunds
+from botapp.generation import drafts, jobs, progress
+from botapp.models import GenerationJob, JobOutput, TelegramUser
+from botapp.providers.base import MediaKind
+from botapp.telegram.application import BotContext
+from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import escape, truncate_html
+from botapp.users import services
+
+EDIT_HINT_STATE = "edit_hint"
+
+
+def refusal_text(exc: jobs.JobRefused) -> str:
+    texts = {
+        "model_disabled": _("This model is switched off right now. Choose another one."),
+        "prompt_empty": _("Describe what to draw: send the prompt as text or as a photo caption."),
+        "prompt_too_long": _(
+            "The prompt is too long: {length} characters, at most {limit}. Please shorten it."
+        ),
+        "too_many_references": _("Too many photos: this model takes at most {limit}."),
+        "bad_parameters": _("These parameters are not available for this model."),
+    }
+    return texts.get(exc.code, texts["bad_parameters"]).format(**exc.details)
+
+
+def _card_text(card: drafts.Card, language: str) -> str:
+    draft = card.draft
+    lines = [f"<b>{escape(card.model.display_name(language))}</b>"]
+    if draft["prompt"]:
+        lines.append(_("Prompt: {prompt}").format(prompt=escape(draft["prompt"][:700])))
+    else:
+        lines.append(_("Send the prompt as a message."))
+    if draft["refs"]:
+        lines.append(_("Photos: {count}").format(count=len(draft["refs"])))
+    if draft["kind"] == "image":
+        lines.append(
+            _("Ratio {ratio} · size {size} · images: {count}").format(
+                ratio=draft["aspect_ratio"], size=draft["size"], count=draft["outputs"]
+            )
+        )
+    else:
+        lines.append(
+            _("{duration} s · {resolution} · {ratio}").format(
+                duration=draft["duration"], resolution=draft["resolution"], ratio=draft["aspect_ratio"]
+            )
+        )
+    if card.price is not None:
+        lines.append(
+            _("Price: {price} tokens · balance: {available}").format(
+                price=card.price, available=card.available
+            )
+        )
+    return truncate_html("\n".join(lines))
+
+
+def _card_keyboard(card: drafts.Card) -> InlineKeyboardMarkup:
+    nonce, kind = card.draft["nonce"], card.draft["kind"]
+    if kind == "image":
+        params = [(_("Ratio ▸"), "ratio"), (_("Size ▸"), "size"), (_("Count ▸"), "count")]
+    else:
+        params = [(_("Duration ▸"), "duration"), (_("Quality ▸"), "resolution"), (_("Ratio ▸"), "ratio")]
+    rows = [
+        [InlineKeyboardButton(label, callback_data=f"gen:c:{param}:{nonce}") for label, param in params],
+        [InlineKeyboardButton(_("Model ▸"), callback_data=f"gen:c:model:{nonce}")],
+    ]
+    if card.draft["prompt"] or (kind == "video" and card.draft["refs"]):
+        rows.append(
+            [
+                InlineKeyboardButton(_("✅ Generate"), callback_data=f"gen:ok:{nonce}"),
+                InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"gen:x:{nonce}"),
+            ]
+        )
+    else:
+        rows.append([InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"gen:x:{nonce}")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def _show_card(
+    context: BotContext, user: TelegramUser, draft: dict[str, Any], *, edit: Message | None = None
+) -> None:
+    card = await db(drafts.draft_card)(user=user, draft=draft)
+    text = _card_text(card, user.effective_language)
+    markup = _card_keyboard(card)
+    message_id = draft.get("card_message_id")
+    if edit is not None:
+        await edit.edit_text(text, parse_mode="HTML", reply_markup=markup)
+        return
+    if message_id and draft.get("media_group"):
+        # Фото того же альбома: правим ту же карточку, а не шлём новую на каждое фото
+        await context.bot.edit_message_text(
+            text, chat_id=user.telegram_id, message_id=message_id, parse_mode="HTML", reply_markup=markup
+        )
+        return
+    sent = await context.bot.send_message(user.telegram_id, text, parse_mode="HTML", reply_markup=markup)
+    draft["card_message_id"] = sent.message_id
+    await db(drafts.draft_save)(user=user, draft=draft)
+
+
+async def choose_model(update: Update, context: BotContext, kind: str) -> None:
+    """🎨 или 🎬 в меню: выбор модели с ценой «от N токенов»."""
+    assert context.db_user is not None and update.effective_message is not None
+    models = await db(drafts.models_for)(kind)
+    rows = []
+    for model in models:
+        price = await db(drafts.model_min_price)(model)
+        label = model.display_name(context.db_user.effective_language)
+        if price is not None:
+            label = _("{model} · from {price} tokens").format(model=label, price=price)
+        rows.append([InlineKeyboardButton(label, callback_data=f"gen:m:{kind}:{model.slug}")])
+    prompt = _("Choose the image model:") if kind == "image" else _("Choose the video model:")
+    await update.effective_message.reply_text(prompt, reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def model_chosen(update: Update, context: BotContext) -> None:
+    """gen:m:<вид>:<модель>: черновик с этой моделью, ждём промпт (и фото)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.db_user is not None
+    await query.answer()
+    _gen, _m, kind, slug = query.data.split(":", 3)
+    draft = await db(drafts.draft_new)(user=context.db_user, kind=kind, model_slug=slug)
+    await db(drafts.draft_save)(user=context.db_user, draft=draft)
+    hint = (
+        _("Send a prompt. To edit or combine photos, send them with the prompt as the caption.")
+        if kind == "image"
+        else _("Send a prompt for the video, or a photo with a caption to animate it.")
+    )
+    await context.bot.send_message(context.db_user.telegram_id, hint)
+
+
+def _photo_id(message: Message) -> str | None:
+    if message.photo:
+        return message.photo[-1].file_id
+    if message.document and (message.document.mime_type or "").startswith("image/"):
+        return message.document.file_id
+    return None
+
+
+async def prompt_message(update: Update, context: BotContext) -> None:
+    """Текст или фото вне других шагов: карточка с настройками по умолчанию (или сразу запуск)."""
+    message = update.effective_message
+    assert message is not None and context.db_user is not None
+    user = context.db_user
+    text = (message.text or message.caption or "").strip()
+    photo = _photo_id(message)
+    draft = await db(drafts.draft_get)(user=user)
+    if message.reply_to_message and text and not photo:
+        output = await db(drafts.output_by_message)(user=user, message_id=message.reply_to_message.message_id)
+        if output is not None:
+            await _edit_result(context, user, output, text)
+            return
+    album = message.media_group_id
+    if draft is not None and photo and album and draft.get("media_group") == album:
+        draft["refs"].append(photo)
+        draft["prompt"] = draft["prompt"] or text
+    elif draft is not None and not draft["prompt"] and (text or photo):
+        # Черновик после выбора модели ждёт промпт (и, может быть, фото)
+        draft["prompt"] = text or draft["prompt"]
+        if photo:
+            draft["refs"].append(photo)
+            draft["media_group"] = album
+    else:
+        kind = draft["kind"] if draft and not draft["prompt"] else "image"
+        draft = await db(drafts.draft_new)(user=user, kind=kind, prompt=text, refs=[photo] if photo else [])
+        draft["media_group"] = album
+    await db(drafts.draft_save)(user=user, draft=draft)
+    if user.skip_confirmation and draft["prompt"] and not album:
+        await _start(context, user, draft)
+        return
+    await _show_card(context, user, draft)
+
+
+async def _edit_result(context: BotContext, user: TelegramUser, output: JobOutput, text: str) -> None:
+    """Ответ текстом на наш результат: правка этой картинки той же моделью."""
+    reference = f"{drafts.STORED_PREFIX}{output.storage_key}"
+    job: GenerationJob = output.job
+    # Правка — всегда картинка; модель та же, если это была картинка
+    model_slug = await db(lambda: job.model.slug if job.kind == "image" else "")()
+    draft = await db(drafts.draft_new)(
+        user=user, kind="image", model_slug=model_slug, prompt=text, refs=[reference]
+    )
+    draft["source_job"] = job.pk
+    await db(drafts.draft_save)(user=user, draft=draft)
+    if user.skip_confirmation:
+        await _start(context, user, draft)
+        return
+    await _show_card(context, user, draft)
+
+
+async def card_button(update: Update, context: BotContext) -> None:
+    """Кнопки карточки: gen:c:<параметр>:<nonce>, gen:ok:<nonce>, gen:x:<nonce>."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.db_user is not None
+    user = context.db_user
+    parts = query.data.split(":")
+    action, nonce = parts[1], parts[-1]
+    if action == "c":
+        draft = await db(drafts.draft_cycle)(user=user, nonce=nonce, param=parts[2])
+        await query.answer()
+        if draft is not None and isinstance(query.message, Message):
+            await _show_card(context, user, draft, edit=query.message)
+        return
+    draft = await db(drafts.draft_get)(user=user, nonce=nonce)
+    if action == "x":
+        await query.answer()
+        if draft is not None:
+            await db(services.conversation_set)(user=user, state="")
+        if isinstance(query.message, Message):
+            await query.message.edit_text(_("Cancelled."))
+        return
+    if draft is None:
+        # Старая карточка: задание по ней уже создано (или черновик заменён)
+        await query.answer(_("This card is no longer active."))
+        return
+    await query.answer()
+    await _start(context, user, draft, card=query.message if isinstance(query.message, Message) else None)
+
+
+async def _start(
+    context: BotContext, user: TelegramUser, draft: dict[str, Any], card: Message | None = None
+) -> None:
+    """Создать задание (холд + очередь по коммиту) и показать статус с кнопкой отмены."""
+    model = await db(drafts.model_get)(draft["model"], draft["kind"])
+    source = await db(GenerationJob.objects.filter(pk=draft.get("source_job") or 0, user=user).first)()
+    try:
+        job, _created = await db(jobs.job_create)(
+            user=user,
+            model=model,
+            prompt=draft["prompt"],
+            params=drafts.draft_params(draft),
+            reference_file_ids=draft["refs"],
+            idempotency_key=f"draft:{user.pk}:{draft['nonce']}",
+            source_job=source,
+            status_chat_id=user.telegram_id,
+        )
+    except jobs.JobRefused as exc:
+        await context.bot.send_message(user.telegram_id, refusal_text(exc))
+        return
+    except InsufficientFunds:
+        card_data = await db(drafts.draft_card)(user=user, draft=draft)
+        await context.bot.send_message(
+            user.telegram_id,
+            _("Not enough tokens: the price is {price}, your balance is {available}.").format(
+                price=card_data.price, available=card_data.available
+            ),
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton(_("⭐ Top up"), callback_data="top:menu")]]
+            ),
+        )
+        return
+    await db(services.conversation_set)(user=user, state="")
+    position = await db(jobs.queue_position)(job=job)
+    eta = await db(progress.job_eta)(job=job, position=position)
+    text = progress.queued_text(position=position, eta_s=eta)
+    markup = progress.cancel_keyboard(job.pk)
+    if card is not None:
+        status = await card.edit_text(text, reply_markup=markup)
+    else:
+        status = await context.bot.send_message(user.telegram_id, text, reply_markup=markup)
+    if isinstance(status, Message):
+        await db(GenerationJob.objects.filter(pk=job.pk, status_message_id__isnull=True).update)(
+            status_message_id=status.message_id
+        )
+
+
+async def cancel_job(update: Update, context: BotContext) -> None:
+    """✖️ под статусом (job:x:<id>): вернуть токены, пока провайдер не начал."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.db_user is not None
+    outcome = await db(jobs.job_cancel)(job_id=int(query.data.rsplit(":", 1)[1]), user=context.db_user)
+    if outcome == "cancelled":
+        await query.answer()
+        if isinstance(query.message, Message):
+            await query.message.edit_text(_("Cancelled. The tokens were returned to your balance."))
+        return
+    await query.answer(
+        _("The generation has already started; the result will arrive shortly."), show_alert=True
+    )
+    if isinstance(query.message, Message) and outcome == "started":
+        await query.message.edit_reply_markup(None)
+
+
+async def result_button(update: Update, context: BotContext) -> None:
+    """Кнопки под результатом: res:again|orig|edit|anim:<задание>[:<выход>]."""
+    query = update.callback_query
+    assert query is not None and query.data is not None and context.db_user is not None
+    user = context.db_user
+    parts = query.data.split(":")
+    action, job_id = parts[1], int(parts[2])
+    index = int(parts[3]) if len(parts) > 3 else 0
+    job = await db(GenerationJob.objects.select_related("model").filter(pk=job_id, user=user).first)()
+    await query.answer()
+    if job is None:
+        return
+    if action == "again":
+        draft = await db(drafts.draft_from_job)(user=user, job=job)
+        await _show_card(context, user, draft)
+    elif action == "orig":
+        await send_original(context, user, job, index)
+    elif action == "edit":
+        await context.bot.send_message(
+            user.telegram_id, _("Reply to the image with what to change, and I will edit it.")
+        )
+    elif action == "anim":
+        reference = await db(drafts.output_reference)(user=user, job_id=job_id, index=index)
+        if reference is None:
+            return
+        draft = await db(drafts.draft_new)(user=user, kind="video", refs=[reference])
+        await db(drafts.draft_save)(user=user, draft=draft)
+        await context.bot.send_message(user.telegram_id, _("Describe the motion for the video."))
+        await _show_card(context, user, draft)
+
+
+async def send_original(context: BotContext, user: TelegramUser, job: GenerationJob, index: int) -> None:
+    """📎 Оригинал: по сохранённому file_id (бесплатно), иначе файлом из хранилища."""
+    output = await db(JobOutput.objects.filter(job=job, index=index, status="ok").first)()
+    if output is None:
+        return
+    if output.document_file_id:
+        await context.bot.send_document(user.telegram_id, output.document_file_id)
+        return
+    if output.video_file_id and not output.video_file_id.startswith("link:"):
+        await context.bot.send_video(user.telegram_id, output.video_file_id)
+        return
+    from botapp.providers.storage import media_storage
+
+    kind: MediaKind = "video" if job.kind == "video" else "image"
+    data = await db(media_storage().get)(kind=kind, key=output.storage_key)
+    sent = await context.bot.send_document(
+        user.telegram_id,
+        data,
+        filename=f"nanobanana-{job.pk}-{index + 1}.{output.storage_key.rsplit('.', 1)[-1]}",
+    )
+    if sent.document and kind == "image":
+        await db(JobOutput.objects.filter(pk=output.pk).update)(document_file_id=sent.document.file_id)
