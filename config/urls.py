@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/health/live", health.live, name="health-live"),
     path("api/health", health.deep, name="health"),
     path("telegram/webhook/", telegram_webhook, name="telegram-webhook"),
+    path("payments/lava/webhook/", include("botapp.http.payments")),  # name="lava-webhook"
     path("media/s/", include("botapp.http.media")),  # name="media-signed"
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,191 @@
+"""Оплата картой через lava.top: где предлагается, e-mail для чека, счёт, приём вебхука.
+
+Вебхуку не верим ни в чём, кроме id контракта: статус перечитываем у lava, а сумму, валюту и
+число токенов берём из нашего счёта (Invoice). Зачисление — payments.payment_complete с ключом
+(lava, contract id), поэтому повторы и параллельные копии вебхука дают одно зачисление.
+Правило Telegram о цифровых товарах и то, почему lava выключена по умолчанию, —
+Документация/payments-lava.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from botapp.billing import payments
+from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage
+from botapp.providers.payments import lava as lava_api
+
+logger = logging.getLogger(__name__)
+
+EMAIL_MAX_LENGTH = 254
+CURRENCIES = lava_api.CURRENCIES
+# Событие, после которого стоит перечитать контракт; остальные (отказы, подписки) не про нас
+SUCCESS_EVENT = "payment.success"
+
+
+class LavaNotOffered(Exception):
+    """Оплата картой для этого пользователя, пакета или валюты не предлагается."""
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """Итог вебхука: что сделали (для лога); при зачислении этим вызовом — кому и сколько (для чека)."""
+
+    action: str
+    user: TelegramUser | None = None
+    tokens: int = 0
+    available: int = 0
+
+    @property
+    def credited(self) -> bool:
+        return self.action == "credited"
+
+
+def lava_price(package: TokenPackage, currency: str) -> Decimal | None:
+    """Цена пакета в валюте lava или None, если оффера или корректной цены нет."""
+    if currency not in lava_api.CURRENCIES or not package.lava_offers.get(currency):
+        return None
+    try:
+        price = Decimal(str(package.lava_prices.get(currency, "")))
+    except InvalidOperation:
+        return None
+    return price if price.is_finite() and price > 0 else None
+
+
+def lava_offered(
+    user: TelegramUser, package: TokenPackage | None = None, currency: str | None = None
+) -> bool:
+    """Предлагать ли оплату картой: только если оператор включил LAVA_ENABLED и у пакета есть оффер.
+
+    Без пакета — «включено ли вообще для пользователя». Других условий (страна, язык) нет намеренно:
+    решение включить lava — целиком на операторе, см. payments-lava.md.
+    """
+    if not settings.LAVA_ENABLED or user.is_banned:
+        return False
+    if package is None:
+        return True
+    if not package.is_enabled:
+        return False
+    currencies = [currency] if currency is not None else list(package.lava_offers)
+    return any(lava_price(package, code) is not None for code in currencies)
+
+
+def lava_offer_get(*, user: TelegramUser, package_id: int, currency: str) -> TokenPackage | None:
+    """Пакет, если его можно купить картой в этой валюте; иначе None."""
+    package = TokenPackage.objects.filter(pk=package_id).first()
+    if package is None or not lava_offered(user, package, currency):
+        return None
+    return package
+
+
+def lava_email_set(*, user: TelegramUser, email: str) -> str:
+    """Проверить и запомнить e-mail для чеков lava. Raises ValidationError — адрес негодный."""
+    email = email.strip()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationError("e-mail is too long", code="invalid")
+    validate_email(email)
+    TelegramUser.objects.filter(pk=user.pk).update(lava_email=email)
+    user.lava_email = email
+    return email
+
+
+def lava_invoice_create(*, user: TelegramUser, package_id: int, currency: str) -> Invoice:
+    """Создать контракт у lava и наш счёт с его id и ссылкой на оплату.
+
+    Сначала lava, потом строка: ссылку пользователь увидит только после записи счёта, значит
+    оплатить контракт, которого у нас нет, он не сможет. Повисший у lava контракт без оплаты
+    безвреден.
+
+    Raises: LavaNotOffered; ProviderTransientError / ProviderPermanentError от адаптера.
+    """
+    package = lava_offer_get(user=user, package_id=package_id, currency=currency)
+    price = lava_price(package, currency) if package else None
+    if package is None or price is None:
+        raise LavaNotOffered(f"package {package_id} in {currency}")
+    if not user.lava_email:
+        raise LavaNotOffered("no e-mail for the receipt")
+    created = lava_api.lava_invoice_create(
+        email=user.lava_email,
+        offer_id=str(package.lava_offers[currency]),
+        currency=currency,
+        language=user.effective_language,
+    )
+    invoice = payments.invoice_create(
+        user=user, package=package, method=PaymentMethod.LAVA, currency=currency, amount=price
+    )
+    invoice.external_id = created.contract_id
+    invoice.payment_url = created.payment_url
+    invoice.save(update_fields=["external_id", "payment_url"])
+    return invoice
+
+
+def _contract_id(payload: dict[str, Any]) -> str | None:
+    value = payload.get("contractId")
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value)) if len(value) == 36 else None
+    except ValueError:
+        return None
+
+
+def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
+    """Вебхук lava (уже аутентифицированный): зачислить, если lava подтверждает оплату нашего счёта.
+
+    Неизвестный контракт, не то событие, неоплаченный счёт — ничего не меняется.
+    Raises: ProviderTransientError / ProviderPermanentError — lava не ответила; вызывающий
+    отвечает 5xx, и lava пришлёт вебхук снова.
+    """
+    contract_id = _contract_id(payload)
+    if contract_id is None:
+        return WebhookOutcome("ignored: no contract id")
+    if payload.get("eventType") != SUCCESS_EVENT:
+        return WebhookOutcome(f"ignored: event {str(payload.get('eventType'))[:40]}")
+    invoice = (
+        Invoice.objects.select_related("user", "package")
+        .filter(method=PaymentMethod.LAVA, external_id=contract_id)
+        .first()
+    )
+    if invoice is None:
+        # Деньги могли прийти за чужой продукт того же ключа — зачислять некому, решает персонал
+        logger.warning("lava webhook for an unknown contract %s", contract_id)
+        return WebhookOutcome("ignored: unknown contract")
+    if Payment.objects.filter(method=PaymentMethod.LAVA, external_id=contract_id).exists():
+        # Повтор уже зачисленного: lava не спрашиваем (и не зависим от её доступности)
+        return WebhookOutcome("duplicate")
+    contract = lava_api.lava_contract_get(contract_id=contract_id)
+    if contract is None:
+        logger.warning("lava does not know contract %s of invoice %s", contract_id, invoice.pk)
+        return WebhookOutcome("ignored: lava does not know the contract")
+    if not contract.completed:
+        return WebhookOutcome(f"ignored: contract is {contract.status[:20]}")
+    if contract.currency != invoice.currency or contract.amount != invoice.amount:
+        # Цена оффера у lava разошлась с нашей: зачисляем по счёту, оператор правит пакет
+        logger.warning(
+            "lava contract %s receipt %s %s differs from invoice %s %s",
+            contract_id,
+            contract.amount,
+            contract.currency,
+            invoice.amount,
+            invoice.currency,
+        )
+    result = payments.payment_complete(
+        method=PaymentMethod.LAVA,
+        external_id=contract_id,
+        invoice=invoice,
+        user=invoice.user,
+        amount=invoice.amount,
+        currency=invoice.currency,
+        raw={"webhook": payload, "contract": contract.raw},
+    )
+    if not result.created:
+        return WebhookOutcome("duplicate")
+    return WebhookOutcome("credited", invoice.user, result.payment.tokens, result.available)

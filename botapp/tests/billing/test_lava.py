@@ -1,0 +1,405 @@
+"""Оплата картой через lava.top: счёт, вебхук, зачисление ровно один раз — настоящие HTTP-серверы.
+
+lava — локальная подделка по вендорной спецификации (tests/support/fake_lava.py), вебхук —
+через uvicorn с ASGI-приложением проекта, как его вызывает lava.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.test import override_settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from botapp.billing import lava
+from botapp.models import Invoice, LedgerTransaction, Payment, PaymentMethod, TelegramUser, TokenPackage
+from botapp.providers.base import ProviderPermanentError, ProviderTransientError
+from botapp.tests.billing.factories import balance, billing_seed, package_make, user_make
+from botapp.tests.support import processes
+from botapp.tests.support.fake_lava import FakeLava
+from botapp.tests.telegram.test_chat_paths import Chat, _inline
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+API_KEY = "lava-api-key-for-tests"  # pragma: allowlist secret
+WEBHOOK_KEY = "lava-webhook-key-for-tests"  # pragma: allowlist secret
+WEBHOOK_USER, WEBHOOK_PASSWORD = "lava", "basic-password-for-tests"  # pragma: allowlist secret
+WEBHOOK_PATH = "/payments/lava/webhook/"
+
+
+# --- серверы ---
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeLava]:
+    with FakeLava(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh(fake: FakeLava, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Чистый журнал подделки, lava «работает»; счета журнала — как после миграции."""
+    fake.requests.clear()
+    fake.outage = fake.barrier = None
+    request.getfixturevalue("transactional_db")
+    billing_seed()
+    yield
+    assert fake.violations == [], f"requests that do not match lava's spec: {fake.violations}"
+
+
+def _server(logs_dir: Path, name: str, fake: FakeLava, **extra: str) -> Iterator[str]:
+    port = processes.free_port()
+    env = processes.django_env(
+        TELEGRAM_SANDBOX="true",
+        PORT=str(port),
+        TELEGRAM_RATE_OVERALL="1000",
+        TELEGRAM_RATE_PER_CHAT="1000",
+        LAVA_ENABLED="true",
+        LAVA_API_BASE_URL=fake.base_url,
+        LAVA_API_KEY=API_KEY,
+        **extra,
+    )
+    with processes.web_server(env, logs_dir / f"{name}.log", port=port) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path, fake: FakeLava) -> Iterator[str]:
+    """Вебхук по ключу в X-Api-Key; песочница Telegram на том же порту."""
+    with django_db_blocker.unblock():
+        yield from _server(logs_dir, "lava-key", fake, LAVA_WEBHOOK_API_KEY=WEBHOOK_KEY)
+
+
+@pytest.fixture(scope="module")
+def basic_server(
+    django_db_setup: Any, django_db_blocker: Any, logs_dir: Path, fake: FakeLava
+) -> Iterator[str]:
+    with django_db_blocker.unblock():
+        yield from _server(
+            logs_dir,
+            "lava-basic",
+            fake,
+            LAVA_WEBHOOK_USER=WEBHOOK_USER,
+            LAVA_WEBHOOK_PASSWORD=WEBHOOK_PASSWORD,
+        )
+
+
+@pytest.fixture(scope="module")
+def closed_server(
+    django_db_setup: Any, django_db_blocker: Any, logs_dir: Path, fake: FakeLava
+) -> Iterator[str]:
+    """lava включена, но учётные данные вебхука не заданы."""
+    with django_db_blocker.unblock():
+        yield from _server(logs_dir, "lava-closed", fake)
+
+
+# --- помощники ---
+
+
+def _package(fake: FakeLava, *, price: str = "199.00", tokens: int = 300) -> TokenPackage:
+    package = package_make(stars=250, tokens=tokens, order=9)
+    package.lava_offers = {"RUB": fake.offer_add({"RUB": float(price)})}
+    package.lava_prices = {"RUB": price}
+    package.save()
+    return package
+
+
+def _lava_settings(fake: FakeLava) -> Any:
+    return override_settings(LAVA_ENABLED=True, LAVA_API_BASE_URL=fake.base_url, LAVA_API_KEY=API_KEY)
+
+
+def _invoice(fake: FakeLava, user: TelegramUser | None = None, **package: Any) -> Invoice:
+    user = user or user_make()
+    TelegramUser.objects.filter(pk=user.pk).update(lava_email="buyer@example.com")
+    user.refresh_from_db()
+    with _lava_settings(fake):
+        return lava.lava_invoice_create(user=user, package_id=_package(fake, **package).pk, currency="RUB")
+
+
+def _post(base: str, payload: Any, *, key: str | None = WEBHOOK_KEY, **headers: str) -> httpx.Response:
+    if key is not None:
+        headers["X-Api-Key"] = key
+    if isinstance(payload, bytes):
+        return httpx.post(base + WEBHOOK_PATH, content=payload, headers=headers, timeout=30)
+    return httpx.post(base + WEBHOOK_PATH, json=payload, headers=headers, timeout=30)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _credited_nothing(user: TelegramUser) -> None:
+    assert not Payment.objects.exists()
+    assert not LedgerTransaction.objects.filter(user=user).exists()
+    assert balance(user) == (0, 0)
+
+
+# --- где предлагается ---
+
+
+def test_lava_is_offered_only_when_enabled_and_the_package_has_an_offer() -> None:
+    user = TelegramUser(telegram_id=1)
+    offered = TokenPackage(stars=1, tokens=1, lava_offers={"RUB": "o"}, lava_prices={"RUB": "199.00"})
+    no_offer = TokenPackage(stars=1, tokens=1, lava_prices={"RUB": "199.00"})
+    no_price = TokenPackage(stars=1, tokens=1, lava_offers={"RUB": "o"}, lava_prices={"RUB": "free"})
+    with override_settings(LAVA_ENABLED=False):
+        assert not lava.lava_offered(user)
+        assert not lava.lava_offered(user, offered, "RUB")
+    with override_settings(LAVA_ENABLED=True):
+        assert lava.lava_offered(user)
+        assert lava.lava_offered(user, offered)
+        assert lava.lava_offered(user, offered, "RUB")
+        assert not lava.lava_offered(user, offered, "USD")
+        assert not lava.lava_offered(user, no_offer)
+        assert not lava.lava_offered(user, no_price, "RUB")
+        assert not lava.lava_offered(TelegramUser(telegram_id=2, is_banned=True), offered, "RUB")
+        assert not lava.lava_offered(user, TokenPackage(stars=1, tokens=1, is_enabled=False, **_offers()))
+
+
+def _offers() -> dict[str, Any]:
+    return {"lava_offers": {"RUB": "o"}, "lava_prices": {"RUB": "199.00"}}
+
+
+# --- счёт ---
+
+
+def test_creating_an_invoice_sends_a_spec_valid_request_and_stores_our_invoice(fake: FakeLava) -> None:
+    user = user_make(language="ru")
+    invoice = _invoice(fake, user, price="249.50", tokens=500)
+    [call] = fake.calls("POST", "/api/v2/invoice")
+    package = invoice.package
+    assert call.headers["x-api-key"] == API_KEY
+    assert call.json_body == {
+        "email": "buyer@example.com",
+        "offerId": package.lava_offers["RUB"],
+        "currency": "RUB",
+        "periodicity": "ONE_TIME",
+        "buyerLanguage": "RU",
+    }
+    assert call.status == 201
+    [contract_id] = fake.contracts
+    stored = Invoice.objects.get()
+    assert (stored.method, stored.external_id, stored.user) == (PaymentMethod.LAVA, contract_id, user)
+    assert stored.payment_url == f"https://app.lava.top/fake-checkout/{contract_id}"
+    assert (stored.amount, stored.currency, stored.tokens) == (Decimal("249.50"), "RUB", 500)
+    assert stored.status == Invoice.Status.OPEN
+
+
+def test_no_invoice_is_stored_when_lava_refuses_or_is_down(fake: FakeLava) -> None:
+    user = user_make()
+    package = _package(fake)
+    TelegramUser.objects.filter(pk=user.pk).update(lava_email="buyer@example.com")
+    user.refresh_from_db()
+    with _lava_settings(fake):
+        package.lava_offers = {"RUB": str(uuid.uuid4())}  # оффера у lava нет → 404
+        package.save()
+        with pytest.raises(ProviderPermanentError):
+            lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        fake.outage = 503
+        with pytest.raises(ProviderTransientError):
+            lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        fake.outage = "reset"
+        with pytest.raises(ProviderTransientError):
+            lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        with pytest.raises(lava.LavaNotOffered):
+            lava.lava_invoice_create(user=user, package_id=package.pk, currency="USD")
+    with pytest.raises(lava.LavaNotOffered):
+        lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")  # LAVA_ENABLED=false
+    assert not Invoice.objects.exists()
+
+
+def test_the_chat_asks_for_the_email_once_sends_a_payment_link_and_a_receipt(
+    fake: FakeLava, server: str
+) -> None:
+    package = _package(fake)
+    chat = Chat(server, "en")
+    chat.say("/start")
+    [menu] = chat.say("/topup")
+    assert f"lava:{package.pk}:RUB" in [b.get("callback_data") for b in _inline(menu)]
+
+    chat.press(menu, f"lava:{package.pk}:RUB")
+    assert chat.bot_messages()[-1].text.startswith("To pay by card, send your e-mail")
+    assert fake.calls() == []
+    [refusal] = chat.say("not an e-mail")
+    assert refusal.text.startswith("This does not look like an e-mail")
+    [link] = chat.say("ann@example.com")
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    assert user.lava_email == "ann@example.com"
+    invoice = Invoice.objects.get(method=PaymentMethod.LAVA)
+    [button] = _inline(link)
+    assert button["url"] == invoice.payment_url
+    assert fake.calls("POST")[0].json_body["email"] == "ann@example.com"
+
+    # Второй раз e-mail не спрашивают: сразу ссылка на новый счёт
+    chat.press(menu, f"lava:{package.pk}:RUB")
+    assert _inline(chat.bot_messages()[-1])[0]["url"] != invoice.payment_url
+    assert len(fake.calls("POST")) == 2
+
+    fake.pay(invoice.external_id)
+    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    assert balance(user) == (20 + package.total_tokens, 0)
+    with translation.override("en"):
+        receipt = _("✅ Payment received: +{tokens} tokens.\nBalance: {available} tokens.")
+    assert chat.bot_messages()[-1].text == receipt.format(
+        tokens=package.total_tokens, available=20 + package.total_tokens
+    )
+
+
+# --- вебхук ---
+
+
+def test_forged_webhooks_are_refused_and_credit_nothing(
+    fake: FakeLava, server: str, basic_server: str, closed_server: str
+) -> None:
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    payload = fake.webhook_payload(invoice.external_id)
+    assert _post(server, payload, key="not-the-key").status_code == 401
+    assert _post(server, payload, key=None).status_code == 401
+    assert (
+        _post(server, payload, key=None, Authorization=_basic(WEBHOOK_USER, WEBHOOK_PASSWORD)).status_code
+        == 401
+    )
+    refused = _post(basic_server, payload, key=None, Authorization=_basic(WEBHOOK_USER, "wrong"))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Basic")
+    assert _post(basic_server, payload, key=None, Authorization="Basic !!!").status_code == 401
+    assert _post(basic_server, payload, key=WEBHOOK_KEY).status_code == 401
+    assert _post(closed_server, payload, key=WEBHOOK_KEY).status_code == 403
+    assert (
+        _post(closed_server, payload, Authorization=_basic(WEBHOOK_USER, WEBHOOK_PASSWORD)).status_code == 403
+    )
+    _credited_nothing(invoice.user)
+    assert fake.calls("GET") == []
+
+
+def test_basic_auth_webhook_is_accepted_with_the_right_credentials(fake: FakeLava, basic_server: str) -> None:
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    response = _post(
+        basic_server,
+        fake.webhook_payload(invoice.external_id),
+        key=None,
+        Authorization=_basic(WEBHOOK_USER, WEBHOOK_PASSWORD),
+    )
+    assert response.status_code == 200
+    assert balance(invoice.user) == (invoice.tokens, 0)
+
+
+def test_a_webhook_for_an_invoice_lava_reports_unpaid_changes_nothing(fake: FakeLava, server: str) -> None:
+    invoice = _invoice(fake)
+    # Вебхук утверждает «оплачено», lava — нет: верим lava
+    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    [check] = fake.calls("GET")
+    assert check.path == f"/api/v2/invoices/{invoice.external_id}"
+    assert check.headers["x-api-key"] == API_KEY
+    fake.decline(invoice.external_id)
+    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    _credited_nothing(invoice.user)
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.OPEN
+
+
+def test_a_failed_payment_event_changes_nothing(fake: FakeLava, server: str) -> None:
+    invoice = _invoice(fake)
+    fake.decline(invoice.external_id)
+    assert _post(server, fake.webhook_payload(invoice.external_id, "payment.failed")).status_code == 200
+    _credited_nothing(invoice.user)
+
+
+def test_a_completed_invoice_is_credited_exactly_once_however_often_the_webhook_comes(
+    fake: FakeLava, server: str
+) -> None:
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    payload = fake.webhook_payload(invoice.external_id)
+    # Все три копии перечитывают контракт одновременно и одновременно пытаются зачислить
+    fake.hold_until_concurrent(3)
+    with ThreadPoolExecutor(3) as pool:
+        statuses = list(pool.map(lambda _: _post(server, payload).status_code, range(3)))
+    fake.barrier = None
+    assert len(fake.calls("GET")) == 3
+    statuses += [_post(server, payload).status_code for _ in range(3)]
+    assert statuses == [200] * 6
+    [payment] = Payment.objects.all()
+    assert (payment.method, payment.external_id, payment.invoice) == (
+        PaymentMethod.LAVA,
+        invoice.external_id,
+        invoice,
+    )
+    assert payment.tokens == invoice.tokens
+    [credit] = LedgerTransaction.objects.filter(user=invoice.user)
+    assert credit.idempotency_key == f"pay:lava:{invoice.external_id}"
+    assert balance(invoice.user) == (invoice.tokens, 0)
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+
+
+def test_the_amount_and_currency_come_from_our_invoice_not_the_webhook(fake: FakeLava, server: str) -> None:
+    invoice = _invoice(fake, price="990.00", tokens=2000)
+    fake.pay(invoice.external_id)
+    cheap = fake.webhook_payload(invoice.external_id, amount=1, currency="USD")
+    assert _post(server, cheap).status_code == 200
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.currency, payment.tokens) == (Decimal("990.00"), "RUB", 2000)
+    assert payment.note == ""
+    assert balance(invoice.user) == (2000, 0)
+
+
+def test_an_unknown_contract_is_ignored_and_credits_nobody(fake: FakeLava, server: str) -> None:
+    user = user_make()
+    # Оплаченный у lava контракт, которого у нас нет (другой клиент того же ключа), и выдуманный
+    foreign = fake.contract_add(offer_id=fake.offer_add({"RUB": 199.0}), currency="RUB")
+    fake.pay(foreign)
+    assert _post(server, fake.webhook_payload(foreign)).status_code == 200
+    assert _post(server, fake.webhook_payload(str(uuid.uuid4()))).status_code == 200
+    assert not Payment.objects.exists()
+    assert not LedgerTransaction.objects.filter(kind="purchase").exists()
+    _credited_nothing(user)
+
+
+def test_when_lava_is_down_the_webhook_answers_5xx_and_a_retry_credits(fake: FakeLava, server: str) -> None:
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    payload = fake.webhook_payload(invoice.external_id)
+    fake.outage = 503
+    assert _post(server, payload).status_code == 503
+    fake.outage = "reset"
+    assert _post(server, payload).status_code == 503
+    _credited_nothing(invoice.user)
+    # lava повторяет вебхук — и он проходит, когда API снова отвечает
+    fake.outage = None
+    assert _post(server, payload).status_code == 200
+    assert balance(invoice.user) == (invoice.tokens, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b"\xff\xfe", 400),
+        (b"[1, 2]", 200),
+        (b'"payment.success"', 200),
+        (b"{}", 200),
+        (b'{"eventType": "payment.success", "contractId": 42}', 200),
+        (b'{"eventType": "payment.success", "contractId": "../../admin"}', 200),
+        (b'{"eventType": ["x"], "contractId": "7ea82675-4ded-4133-95a7-a6efbaf165cc"}', 200),
+    ],
+)
+def test_bad_bodies_never_cause_a_server_error(fake: FakeLava, server: str, body: bytes, status: int) -> None:
+    assert _post(server, body, **{"Content-Type": "application/json"}).status_code == status
+    assert fake.calls() == []
+    assert not Payment.objects.exists()
+
+
+def test_only_post_is_accepted(server: str) -> None:
+    assert httpx.get(server + WEBHOOK_PATH, headers={"X-Api-Key": WEBHOOK_KEY}, timeout=10).status_code == 405
