@@ -20,6 +20,7 @@ from botapp.billing import ledger
 from botapp.generation import jobs, media, progress
 from botapp.models import GenerationJob, JobOutput, JobStatus
 from botapp.providers.base import MediaKind
+from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import escape, truncate_caption
 from botapp.telegram.sender import RecipientBlocked
 
@@ -110,23 +111,40 @@ async def _send_images(
             reply_markup=result_keyboard(job, output.index),
         )
         output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
-    elif pending:
-        album = [InputMediaPhoto(media.photo_preview(blobs[o.index])) for o in pending]
-        messages = await bot.send_media_group(chat_id, album)
-        for output, message in zip(pending, messages, strict=False):
-            output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
-        # У альбома не бывает кнопок: подпись и кнопки — отдельным сообщением
-        await bot.send_message(
-            chat_id, caption, parse_mode="HTML", reply_markup=result_keyboard(job, pending[0].index)
-        )
+    elif len(outputs) > 1:
+        if pending:
+            album = [InputMediaPhoto(media.photo_preview(blobs[o.index])) for o in pending]
+            messages = await bot.send_media_group(chat_id, album)
+            for output, message in zip(pending, messages, strict=False):
+                output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
+            await db(_save_outputs)(pending)
+        if job.caption_message_id is None:
+            # У альбома не бывает кнопок: подпись и кнопки — отдельным сообщением (ровно одним)
+            sent = await bot.send_message(
+                chat_id, caption, parse_mode="HTML", reply_markup=result_keyboard(job, outputs[0].index)
+            )
+            job.caption_message_id = sent.message_id
+            await db(_save_caption_id)(job)
     if job.user.send_originals_as_files:
         for output in outputs:
             if output.document_file_id or output.index not in blobs:
+                continue
+            if len(blobs[output.index]) > TELEGRAM_UPLOAD_MAX:
+                # Оригинал больше лимита загрузки бота: ссылка на нашу копию вместо файла
+                await bot.send_message(chat_id, _original_link_text(output))
+                output.document_file_id = "link:"
                 continue
             document = await bot.send_document(
                 chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.png"
             )
             output.document_file_id = document.document.file_id
+
+
+def _original_link_text(output: JobOutput) -> str:
+    from botapp.providers.storage import media_storage
+
+    url = media_storage().signed_url(kind="image", key=output.storage_key, expires_s=7 * 24 * 3600)
+    return _("The original is larger than Telegram allows; download it here: {url}").format(url=url)
 
 
 async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: bytes, caption: str) -> None:
@@ -158,6 +176,10 @@ async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: byt
         )
         output.video_file_id = message.video.file_id
     output.message_id = message.message_id
+
+
+def _save_caption_id(job: GenerationJob) -> None:
+    GenerationJob.objects.filter(pk=job.pk).update(caption_message_id=job.caption_message_id)
 
 
 def _save_outputs(outputs: list[JobOutput]) -> None:

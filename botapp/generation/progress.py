@@ -48,13 +48,16 @@ def stage_text(stage: str) -> str:
     texts = {
         "generating": _("🎨 Generating… The result will arrive in this chat."),
         "delivering": _("📤 Sending the result…"),
-        "done": _("✅ Done."),
     }
     return texts[stage]
 
 
 def job_progress(*, job: GenerationJob, stage: str) -> None:
-    """Править сообщение статуса; лишние правки (чаще раза в 3 с) пропускаются, кроме финальной."""
+    """Править сообщение статуса; лишние правки (чаще раза в 3 с) пропускаются.
+
+    В конце статус удаляется: результат или сообщение о неудаче говорят сами за себя, а удаление
+    не упирается в лимит сообщений чата, как правка.
+    """
     if not (job.status_chat_id and job.status_message_id):
         return
     if stage != "done" and not cache.add(f"job-progress:{job.pk}", 1, timeout=EDIT_EVERY_S):
@@ -66,6 +69,9 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     chat_id, message_id = job.status_chat_id, job.status_message_id
 
     async def edit(bot: ExtBot[Any]) -> None:
+        if stage == "done":
+            await bot.delete_message(chat_id, message_id)
+            return
         await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
         if stage == "generating":
             action = "upload_video" if job.kind == "video" else "upload_photo"
@@ -75,9 +81,7 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
         bot_call(edit)
     except (TelegramError, SendDeferred, RecipientBlocked) as exc:
         # Статус — украшение: пропущенная правка (лимит чата, удалённое сообщение) не ломает задание
-        logger.info("job %s status edit skipped: %s", job.pk, exc)
-    except Exception:
-        logger.warning("job %s status edit failed", job.pk, exc_info=True)
+        logger.info("job %s status %s skipped: %s", job.pk, stage, exc)
 
 
 def job_eta(*, job: GenerationJob, position: int) -> float:

@@ -52,6 +52,9 @@ class GenerationJob(models.Model):
 
     status_chat_id = models.BigIntegerField(null=True, blank=True)
     status_message_id = models.BigIntegerField(null=True, blank=True)
+    caption_message_id = models.BigIntegerField(
+        null=True, blank=True, help_text="подпись с кнопками после альбома"
+    )
     notified_at = models.DateTimeField(null=True, blank=True, help_text="пользователь узнал об исходе")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

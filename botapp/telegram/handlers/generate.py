@@ -324,7 +324,7 @@ async def send_original(context: BotContext, user: TelegramUser, job: Generation
     output = await db(JobOutput.objects.filter(job=job, index=index, status="ok").first)()
     if output is None:
         return
-    if output.document_file_id:
+    if output.document_file_id and not output.document_file_id.startswith("link:"):
         await context.bot.send_document(user.telegram_id, output.document_file_id)
         return
     if output.video_file_id and not output.video_file_id.startswith("link:"):

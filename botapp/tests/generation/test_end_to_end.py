@@ -130,3 +130,161 @@ def test_not_enough_tokens_creates_nothing(stack: Stack) -> None:
     assert not GenerationJob.objects.exists()
     assert "Not enough tokens: the price is 41, your balance is 20." in chat.bot_messages()[-1].text
     assert _balance(chat) == (20, 0)
+
+
+def _png(width: int = 64, height: int = 48, color: str = "navy") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _fund(chat: Chat, amount: int) -> None:
+    from botapp.tests.billing.factories import user_fund
+
+    user_fund(_user(chat), amount)
+
+
+def test_four_outputs_with_one_refused_capture_the_price_of_three(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 50)
+    card = _generate(chat, "four kittens [unsafe#2]")
+    for _ in range(3):
+        chat.press(card, _button(card, "gen:c:count:"))
+    assert "Price: 54 tokens" in chat.bot_messages()[-1].text
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat)
+    assert job.status == JobStatus.DELIVERED
+    assert (job.price, job.charged) == (54, 41)  # 3 × 0.067 $ × 200 = 40.2 → 41
+    assert _balance(chat) == (70 - 41, 0)
+    assert len(stack.gemini.requests_to(":generateContent")) == 4
+    [album] = services.sandbox_calls(method="sendMediaGroup", chat_id=chat.chat_id)
+    assert JobOutput.objects.filter(job=job, status="ok").exclude(photo_file_id="").count() == 3
+    texts = [m.text or m.caption or "" for m in chat.bot_messages()]
+    assert any("Charged: 41 tokens" in text for text in texts), texts
+
+
+def test_an_album_with_a_caption_edits_with_all_its_photos(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    updates = services.sandbox_user_send_photos(
+        chat_id=chat.chat_id, photos=[_png(color="red"), _png(color="green")], caption="merge them"
+    )
+    for update in updates:
+        chat.deliver(update)
+    cards = [m for m in chat.bot_messages() if "gen:ok:" in str(m.reply_markup)]
+    assert len(cards) == 1  # одна карточка, поправленная вторым фото
+    assert "Photos: 2" in cards[0].text
+    chat.press(cards[0], _button(cards[0], "gen:ok:"))
+    job = _wait_terminal(chat)
+    assert job.status == JobStatus.DELIVERED
+    [call] = stack.gemini.requests_to(":generateContent")
+    assert len(call.inline_images()) == 2
+
+
+def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 50)
+    card = _generate(chat, "a blue house")
+    chat.press(card, _button(card, "gen:ok:"))
+    first = _wait_terminal(chat)
+    photo = JobOutput.objects.get(job=first)
+    stack.gemini.clear()
+    get_files_before = len(services.sandbox_calls(method="getFile"))
+    chat.deliver(
+        services.sandbox_user_send_text(
+            chat_id=chat.chat_id, text="make the roof red", reply_to_message_id=photo.message_id
+        )
+    )
+    card = chat.bot_messages()[-1]
+    assert "Photos: 1" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    wait_for(
+        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
+        timeout=60,
+        what="edit delivered",
+    )
+    edit = GenerationJob.objects.filter(user=_user(chat)).latest("pk")
+    assert edit.source_job_id == first.pk
+    [call] = stack.gemini.requests_to(":generateContent")
+    assert len(call.inline_images()) == 1
+    assert len(services.sandbox_calls(method="getFile")) == get_files_before  # наша копия, не getFile
+
+
+def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_and_a_link_to_the_original(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 100)
+    card = _generate(chat, "static on an old tv [noisy]")
+    chat.press(card, _button(card, "gen:c:model:"))  # Nano Banana Pro
+    for _ in range(2):
+        chat.press(card, _button(card, "gen:c:size:"))  # 1K → 2K → 4K
+    text = chat.bot_messages()[-1].text
+    assert "Nano Banana Pro" in text
+    assert "size 4K" in text
+    assert "Price: 48 tokens" in text  # 0.24 $ × 200
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=120)
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 48
+    output = JobOutput.objects.get(job=job)
+    assert output.size_bytes > 10 * 1024 * 1024  # оригинал больше лимита фото
+    [photo] = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
+    assert photo.status == 200
+
+
+def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 300)
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [card] = chat.say("waves at sunset")
+    assert "4 s · 720p · 16:9" in card.text
+    assert "Price: 120 tokens" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=90)
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 120
+    [submit] = stack.gemini.requests_to(":predictLongRunning")
+    assert submit.path == "/v1beta/models/veo-3.1-fast-generate-preview:predictLongRunning"
+    assert submit.body["parameters"]["durationSeconds"] == 4
+    assert submit.body["parameters"]["aspectRatio"] == "16:9"
+    assert len(services.sandbox_calls(method="sendVideo", chat_id=chat.chat_id)) == 1
+    # Фото с подписью после выбора видеомодели — первый кадр
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-lite")
+    chat.deliver(
+        services.sandbox_user_send_photos(chat_id=chat.chat_id, photos=[_png()], caption="it moves")[0]
+    )
+    card = chat.bot_messages()[-1]
+    assert "Photos: 1" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    wait_for(
+        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
+        timeout=90,
+        what="photo to video delivered",
+    )
+    second = stack.gemini.requests_to(":predictLongRunning")[-1]
+    assert "image" in second.body["instances"][0]
+    assert _balance(chat) == (320 - 120 - 40, 0)  # Lite 4 с 720p: 0.05 × 4 × 200 = 40
+
+
+def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    card = _generate(chat, "a tiny robot")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat)
+    output = JobOutput.objects.get(job=job)
+    calls_before = len(stack.gemini.requests)
+    chat.say("/gallery")
+    resent = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)[-1]
+    assert resent.params["photo"] == output.photo_file_id
+    assert len(stack.gemini.requests) == calls_before
+    assert _balance(chat) == (6, 0)

@@ -14,6 +14,7 @@ instances[0].prompt у Veo), поэтому сервер годится и дл�
 Картинки (generateContent):
   [blocked]            — promptFeedback.blockReason = PROHIBITED_CONTENT, без candidates
   [unsafe]             — finishReason IMAGE_SAFETY, только текст
+  [unsafe#N]           — только N-й вызов с этим промптом получает IMAGE_SAFETY (частичный результат)
   [noimage]            — finishReason NO_IMAGE, только текст
   [textonly]           — finishReason STOP, только текстовая часть
   [thought]            — перед настоящей картинкой промежуточная «мысль» (thought=true, 64×64)
@@ -100,6 +101,7 @@ RPC_STATUS = {
     504: "DEADLINE_EXCEEDED",
 }
 ERROR_KEYWORD = re.compile(r"\[(\d{3})(?:x(\d+))?\]")
+UNSAFE_NTH_KEYWORD = re.compile(r"\[unsafe#(\d+)\]")
 SLOW_KEYWORD = re.compile(r"\[slow:([\d.]+)\]")
 POLLS_KEYWORD = re.compile(r"\[polls:(\d+)\]")
 AFTER_KEYWORD = re.compile(r"\[after:([\d.]+)\]")
@@ -401,6 +403,15 @@ class FakeGemini:
                 200, {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": usage}
             )
         text_part = {"text": "Here is your image."}
+        unsafe_nth = UNSAFE_NTH_KEYWORD.search(prompt)
+        if unsafe_nth:
+            key = ("unsafe-nth", prompt)
+            with self._lock:
+                self._counters[key] = call = self._counters.get(key, 0) + 1
+            if call == int(unsafe_nth[1]):
+                return self._json(
+                    200, self._candidate([{"text": "I can't draw that."}], "IMAGE_SAFETY", model, usage)
+                )
         for keyword, reason in (
             ("[unsafe]", "IMAGE_SAFETY"),
             ("[noimage]", "NO_IMAGE"),
