@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Sum
 
 from botapp.billing import ledger
@@ -96,15 +95,15 @@ def packages_for_sale() -> list[TokenPackage]:
 
 
 def card_offers(*, user: TelegramUser, packages: list[TokenPackage]) -> dict[int, list[tuple[str, str]]]:
-    """Оплата картой (lava.top) по пакетам: {id пакета: [(валюта, цена)]}; пусто, если не предлагается."""
-    if not settings.LAVA_ENABLED or user.is_banned:
-        return {}
+    """Оплата картой (lava.top) по пакетам: {id пакета: [(валюта, цена)]}; правило — lava.lava_offered."""
+    from botapp.billing.lava import lava_offered, lava_price
+
     offers: dict[int, list[tuple[str, str]]] = {}
     for package in packages:
         priced = [
-            (currency, str(package.lava_prices[currency]))
+            (currency, f"{price}")
             for currency in sorted(package.lava_offers)
-            if package.lava_offers[currency] and currency in package.lava_prices
+            if lava_offered(user, package, currency) and (price := lava_price(package, currency)) is not None
         ]
         if priced:
             offers[package.pk] = priced

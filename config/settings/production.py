@@ -45,6 +45,14 @@ def unsafe_production_settings() -> list[str]:
         problems.append("TG_WEBHOOK_SECRET: required with TELEGRAM_BOT_TOKEN")
     if not env.METRICS_TOKEN:
         problems.append("METRICS_TOKEN: required to protect /metrics")
+    if env.LAVA_ENABLED and not env.LAVA_API_KEY:
+        problems.append("LAVA_API_KEY: required with LAVA_ENABLED=true")
+    if env.LAVA_ENABLED and not (
+        env.LAVA_WEBHOOK_API_KEY or (env.LAVA_WEBHOOK_USER and env.LAVA_WEBHOOK_PASSWORD)
+    ):
+        problems.append(
+            "LAVA_WEBHOOK_API_KEY or LAVA_WEBHOOK_USER/LAVA_WEBHOOK_PASSWORD: required with LAVA_ENABLED=true"
+        )
     return problems
 
 

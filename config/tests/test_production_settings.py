@@ -51,6 +51,8 @@ def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"GEMINI_OFFLINE": "true"}, "GEMINI_OFFLINE"),
         ({"TG_WEBHOOK_SECRET": ""}, "TG_WEBHOOK_SECRET"),
         ({"METRICS_TOKEN": ""}, "METRICS_TOKEN"),
+        ({"LAVA_ENABLED": "true", "LAVA_WEBHOOK_API_KEY": "k" * 20}, "LAVA_API_KEY"),
+        ({"LAVA_ENABLED": "true", "LAVA_API_KEY": "k" * 20}, "LAVA_WEBHOOK_API_KEY"),
     ],
 )
 def test_production_refuses_an_unsafe_setting(change: dict[str, str], named: str) -> None:
