@@ -10,17 +10,31 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from botapp.billing import ledger
 from botapp.billing.errors import PricingError
-from botapp.billing.pricing import ImageRequest, VideoRequest, price_tokens, pricing_factors
-from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
+from botapp.billing.pricing import (
+    ImageRequest,
+    VideoRequest,
+    price_tokens,
+    pricing_factors,
+    provider_cost_usd,
+)
+from botapp.models import (
+    GenerationJob,
+    GenerationModel,
+    GenerationSettings,
+    JobOutput,
+    JobStatus,
+    TelegramUser,
+)
 from botapp.models.generation import ACTIVE_STATUSES
 
 logger = logging.getLogger(__name__)
@@ -63,10 +77,41 @@ def job_price(
     return price_tokens(model, job_request(model, params, references), pricing_factors())
 
 
-def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any], references: int) -> int:
-    """Проверить запрос по каталогу и вернуть цену. Raises JobRefused."""
+def _today_start() -> Any:
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def spend_check(*, model: GenerationModel, cost_usd: Decimal) -> None:
+    """Защита расходов: общий выключатель, выключатель модели, суточный потолок себестоимости.
+
+    Raises: JobRefused(paused | model_disabled | daily_cap) с текстом для пользователя.
+    """
+    guard, _ = GenerationSettings.objects.get_or_create(pk=1)
+    if not guard.generation_enabled:
+        raise JobRefused("paused", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
     if not model.is_enabled:
-        raise JobRefused("model_disabled")
+        raise JobRefused("model_disabled", text_ru=model.disabled_text_ru, text_en=model.disabled_text_en)
+    if guard.daily_cost_cap_usd > 0:
+        spent = GenerationJob.objects.filter(created_at__gte=_today_start()).exclude(
+            status__in=(JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+        ).aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+        if spent + cost_usd > guard.daily_cost_cap_usd:
+            logger.warning(
+                "daily provider cost cap reached: %s + %s > %s", spent, cost_usd, guard.daily_cost_cap_usd
+            )
+            raise JobRefused("daily_cap", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
+
+
+def job_cost_usd(
+    *, model: GenerationModel, params: dict[str, Any], references: int, outputs: int | None = None
+) -> Decimal:
+    if outputs is not None:
+        params = {**params, "outputs": outputs}
+    return provider_cost_usd(model, job_request(model, params, references))
+
+
+def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any], references: int) -> int:
+    """Проверить запрос по каталогу и защите расходов и вернуть цену. Raises JobRefused."""
     if model.kind == GenerationModel.Kind.IMAGE and not prompt.strip():
         raise JobRefused("prompt_empty")
     if len(prompt) > model.max_prompt_length:
@@ -74,9 +119,12 @@ def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any],
     if references > model.max_reference_images:
         raise JobRefused("too_many_references", limit=model.max_reference_images)
     try:
-        return job_price(model=model, params=params, references=references)
+        cost = job_cost_usd(model=model, params=params, references=references)
+        price = job_price(model=model, params=params, references=references)
     except (PricingError, KeyError, ValueError) as exc:
         raise JobRefused("bad_parameters") from exc
+    spend_check(model=model, cost_usd=cost)
+    return price
 
 
 def job_publish(job_id: int, *, countdown: float = 0) -> None:
@@ -124,6 +172,7 @@ def job_create(
                 reference_file_ids=reference_file_ids,
                 source_job=source_job,
                 price=price,
+                cost_usd=job_cost_usd(model=model, params=params, references=len(reference_file_ids)),
                 deadline=timezone.now() + timedelta(seconds=deadline_s),
                 status_chat_id=status_chat_id,
             )

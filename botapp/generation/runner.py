@@ -62,7 +62,24 @@ def _references(job: GenerationJob) -> list[ReferenceImage]:
     return [media.reference_load(file_id=file_id) for file_id in job.reference_file_ids]
 
 
+def provider_429_record() -> None:
+    """Счётчик 429 от провайдера за 5 минут в Redis; выше порога — оповещение (с общим кулдауном)."""
+    from django.core.cache import cache
+
+    from botapp.models import GenerationSettings
+    from botapp.ops.notify import alert_send
+
+    bucket = f"provider-429:{int(timezone.now().timestamp() // 300)}"
+    cache.add(bucket, 0, timeout=600)
+    count = cache.incr(bucket)
+    threshold = GenerationSettings.objects.get_or_create(pk=1)[0].provider_429_alert_threshold
+    if threshold and count >= threshold:
+        alert_send(key="provider-429", text=f"⚠️ Gemini answers 429 persistently: {count} in 5 minutes")
+
+
 def _transient(job: GenerationJob, exc: ProviderTransientError) -> RunResult:
+    if exc.category == "rate_limited":
+        provider_429_record()
     delay = backoff_s(job.attempts, exc.retry_after)
     if job.attempts >= settings.GENERATION_MAX_ATTEMPTS or delay >= _remaining_s(job):
         jobs.job_fail(job=job, category=exc.category, message=str(exc))

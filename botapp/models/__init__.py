@@ -17,7 +17,7 @@ from botapp.models.billing import (
     TransactionKind,
     WelcomeClaim,
 )
-from botapp.models.catalog import GenerationModel
+from botapp.models.catalog import GenerationModel, GenerationSettings
 from botapp.models.errors import ErrorEvent, ErrorGroup
 from botapp.models.generation import GenerationJob, JobOutput, JobStatus
 from botapp.models.ops import PipelineProbe
@@ -33,6 +33,7 @@ __all__ = [
     "ErrorGroup",
     "GenerationJob",
     "GenerationModel",
+    "GenerationSettings",
     "Hold",
     "InboxUpdate",
     "Invoice",

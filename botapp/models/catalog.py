@@ -68,3 +68,30 @@ class GenerationModel(models.Model):
 
     def display_name(self, language: str) -> str:
         return self.name_ru if language == "ru" else self.name_en
+
+
+class GenerationSettings(models.Model):
+    """Защита расходов: общий выключатель и суточный потолок себестоимости; одна строка (pk=1)."""
+
+    generation_enabled = models.BooleanField(default=True)
+    paused_text_ru = models.CharField(
+        max_length=300, default="Генерация временно приостановлена. Попробуйте позже.", blank=True
+    )
+    paused_text_en = models.CharField(
+        max_length=300, default="Generation is paused for now. Please try again later.", blank=True
+    )
+    daily_cost_cap_usd = models.DecimalField(
+        max_digits=10, decimal_places=2, default=0, help_text="0 — без потолка; сутки — по TIME_ZONE"
+    )
+    provider_429_alert_threshold = models.PositiveIntegerField(
+        default=20, help_text="сколько 429 от провайдера за 5 минут поднимают оповещение"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "настройки генерации"
+        verbose_name_plural = "настройки генерации"
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="generation_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "включена" if self.generation_enabled else "приостановлена"

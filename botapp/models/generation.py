@@ -36,6 +36,12 @@ class GenerationJob(models.Model):
     source_job = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     price = models.PositiveIntegerField(help_text="цена, показанная пользователю (токены)")
     charged = models.PositiveIntegerField(default=0, help_text="списано по факту доставки")
+    cost_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=0,
+        help_text="себестоимость у провайдера (оценка по каталогу)",
+    )
     hold = models.OneToOneField(Hold, null=True, blank=True, on_delete=models.PROTECT, related_name="job")
 
     attempts = models.PositiveSmallIntegerField(default=0)

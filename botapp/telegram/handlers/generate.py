@@ -19,7 +19,11 @@ from botapp.users import services
 EDIT_HINT_STATE = "edit_hint"
 
 
-def refusal_text(exc: jobs.JobRefused) -> str:
+def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
+    custom = exc.details.get(f"text_{language}")
+    if custom:
+        # Текст выключателя задаёт персонал в админке на обоих языках
+        return str(custom)
     texts = {
         "model_disabled": _("This model is switched off right now. Choose another one."),
         "prompt_empty": _("Describe what to draw: send the prompt as text or as a photo caption."),
@@ -28,8 +32,11 @@ def refusal_text(exc: jobs.JobRefused) -> str:
         ),
         "too_many_references": _("Too many photos: this model takes at most {limit}."),
         "bad_parameters": _("These parameters are not available for this model."),
+        "paused": _("Generation is paused for now. Please try again later."),
+        "daily_cap": _("Generation is paused for now. Please try again later."),
     }
-    return texts.get(exc.code, texts["bad_parameters"]).format(**exc.details)
+    details = {k: v for k, v in exc.details.items() if not k.startswith("text_")}
+    return texts.get(exc.code, texts["bad_parameters"]).format(**details)
 
 
 def _card_text(card: drafts.Card, language: str) -> str:
@@ -242,7 +249,7 @@ async def _start(
             status_chat_id=user.telegram_id,
         )
     except jobs.JobRefused as exc:
-        await context.bot.send_message(user.telegram_id, refusal_text(exc))
+        await context.bot.send_message(user.telegram_id, refusal_text(exc, user.effective_language))
         return
     except InsufficientFunds:
         card_data = await db(drafts.draft_card)(user=user, draft=draft)

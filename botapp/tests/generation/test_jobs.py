@@ -1,0 +1,168 @@
+"""Сервисы заданий без воркера: проверка запроса, защита расходов, холд при создании, захват, отмена."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from botapp.billing.errors import InsufficientFunds
+from botapp.generation import jobs
+from botapp.models import GenerationJob, GenerationModel, GenerationSettings, Hold, JobStatus
+from botapp.tests.billing.factories import balance, user_fund, user_make
+
+pytestmark = pytest.mark.django_db
+
+
+def _create(user: object, key: str = "k1", prompt: str = "a cat", **params: object) -> GenerationJob:
+    model = GenerationModel.objects.get(slug="nano-banana-2")
+    job, _created = jobs.job_create(
+        user=user,  # type: ignore[arg-type]
+        model=model,
+        prompt=prompt,
+        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1, **params},
+        reference_file_ids=[],
+        idempotency_key=key,
+    )
+    return job
+
+
+def test_creating_a_job_holds_its_price_in_the_same_transaction() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    assert job.status == JobStatus.QUEUED
+    assert job.hold is not None
+    assert job.hold.amount == job.price == 14
+    assert balance(user) == (86, 14)
+
+
+def test_the_same_key_returns_the_same_job() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    first = _create(user)
+    second = _create(user)
+    assert first.pk == second.pk
+    assert balance(user) == (86, 14)
+
+
+def test_without_tokens_nothing_is_created() -> None:
+    user = user_make()
+    user_fund(user, 10)
+    with pytest.raises(InsufficientFunds):
+        _create(user)
+    assert not GenerationJob.objects.exists()
+    assert not Hold.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("prompt", "params", "code"),
+    [
+        ("", {}, "prompt_empty"),
+        ("x" * 2001, {}, "prompt_too_long"),
+        ("a cat", {"size": "8K"}, "bad_parameters"),
+        ("a cat", {"outputs": 5}, "bad_parameters"),
+    ],
+)
+def test_invalid_requests_are_refused_before_any_money_moves(
+    prompt: str, params: dict[str, object], code: str
+) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    with pytest.raises(jobs.JobRefused) as refused:
+        _create(user, prompt=prompt, **params)
+    assert refused.value.code == code
+    assert balance(user) == (100, 0)
+
+
+def test_the_global_switch_pauses_generation_with_the_staff_text() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    GenerationSettings.objects.update_or_create(
+        pk=1, defaults={"generation_enabled": False, "paused_text_en": "Back at 10:00."}
+    )
+    with pytest.raises(jobs.JobRefused) as refused:
+        _create(user)
+    assert refused.value.code == "paused"
+    assert refused.value.details["text_en"] == "Back at 10:00."
+    assert balance(user) == (100, 0)
+
+
+def test_a_disabled_model_is_refused() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    GenerationModel.objects.filter(slug="nano-banana-2").update(
+        is_enabled=False, disabled_text_en="Maintenance"
+    )
+    with pytest.raises(jobs.JobRefused) as refused:
+        _create(user)
+    assert refused.value.code == "model_disabled"
+
+
+def test_the_daily_cost_cap_stops_new_jobs() -> None:
+    user = user_make()
+    user_fund(user, 1000)
+    GenerationSettings.objects.update_or_create(pk=1, defaults={"daily_cost_cap_usd": Decimal("0.15")})
+    _create(user, key="a")
+    _create(user, key="b")  # 2 × 0.067 = 0.134
+    with pytest.raises(jobs.JobRefused) as refused:
+        _create(user, key="c")
+    assert refused.value.code == "daily_cap"
+    assert GenerationJob.objects.count() == 2
+
+
+def test_a_second_claimant_gets_nothing() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    assert claimed.attempts == 1
+    assert jobs.job_claim(job_id=job.pk) == jobs.Claim.TAKEN
+
+
+@override_settings(GENERATION_MAX_IN_FLIGHT_PER_USER=1)
+def test_the_per_user_limit_makes_the_next_job_wait() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    first, second = _create(user, key="a"), _create(user, key="b")
+    assert isinstance(jobs.job_claim(job_id=first.pk), GenerationJob)
+    assert jobs.job_claim(job_id=second.pk) == jobs.Claim.BUSY
+
+
+def test_cancel_before_the_provider_starts_returns_the_tokens_once() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    assert jobs.job_cancel(job_id=job.pk, user=user) == "cancelled"
+    assert jobs.job_cancel(job_id=job.pk, user=user) == "finished"
+    assert balance(user) == (100, 0)
+    assert GenerationJob.objects.get().status == JobStatus.CANCELLED
+
+
+def test_cancel_after_the_provider_started_is_refused() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    jobs.job_mark_provider_started(job=job)
+    assert jobs.job_cancel(job_id=job.pk, user=user) == "started"
+    assert balance(user) == (86, 14)
+    jobs.job_fail(job=job, category="test")  # убрать холд, чтобы сверка после теста была чистой
+
+
+def test_expiry_by_the_sweeper_releases_the_hold() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from botapp.generation import sweeper
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    GenerationJob.objects.filter(pk=job.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    report = sweeper.jobs_sweep()
+    assert report.expired == 1
+    assert GenerationJob.objects.get().status == JobStatus.EXPIRED
+    assert balance(user) == (100, 0)
