@@ -31,3 +31,11 @@ def inbox_prune() -> None:
     from botapp.telegram.inbox import inbox_prune as prune
 
     prune()
+
+
+@shared_task(name="maintenance.media_retention", ignore_result=True)
+def media_retention() -> None:
+    """Раз в час: удалить из хранилища файлы результатов старше MEDIA_RETENTION_DAYS."""
+    from botapp.generation.retention import media_retention_sweep
+
+    media_retention_sweep()

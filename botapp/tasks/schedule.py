@@ -20,6 +20,7 @@ def periodic_tasks() -> list[Periodic]:
         Periodic("beat tick", "maintenance.beat_tick", settings.BEAT_TICK_INTERVAL_S),
         Periodic("inbox prune", "maintenance.inbox_prune", 3600),
         Periodic("job sweep", "maintenance.sweep_jobs", settings.JOB_SWEEP_INTERVAL_S),
+        Periodic("media retention", "maintenance.media_retention", 3600),
         Periodic(
             "ledger reconciliation", "maintenance.reconcile_ledger", settings.LEDGER_RECONCILE_INTERVAL_S
         ),

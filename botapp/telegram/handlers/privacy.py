@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 from telegram import Update
 
+from botapp.generation import retention
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
@@ -29,6 +30,7 @@ async def delete_me_answer(update: Update, context: BotContext) -> None:
     assert query is not None and context.db_user is not None
     await query.answer()
     if query.data == "del:yes":
+        await db(retention.user_media_erase)(user=context.db_user)
         await db(services.user_delete_data)(user=context.db_user)
         await query.edit_message_text(_("Your data has been deleted. Send /start to begin again."))
     else:

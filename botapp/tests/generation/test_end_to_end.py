@@ -162,7 +162,7 @@ def test_four_outputs_with_one_refused_capture_the_price_of_three(stack: Stack) 
     assert (job.price, job.charged) == (54, 41)  # 3 × 0.067 $ × 200 = 40.2 → 41
     assert _balance(chat) == (70 - 41, 0)
     assert len(stack.gemini.requests_to(":generateContent")) == 4
-    [album] = services.sandbox_calls(method="sendMediaGroup", chat_id=chat.chat_id)
+    assert len(services.sandbox_calls(method="sendMediaGroup", chat_id=chat.chat_id)) == 1
     assert JobOutput.objects.filter(job=job, status="ok").exclude(photo_file_id="").count() == 3
     texts = [m.text or m.caption or "" for m in chat.bot_messages()]
     assert any("Charged: 41 tokens" in text for text in texts), texts
@@ -288,3 +288,23 @@ def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> No
     assert resent.params["photo"] == output.photo_file_id
     assert len(stack.gemini.requests) == calls_before
     assert _balance(chat) == (6, 0)
+
+
+def test_delete_me_leaves_no_stored_file_of_that_user(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    card = _generate(chat, "a paper boat")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat)
+    output = JobOutput.objects.get(job=job)
+    stored = list((stack.data_dir / "media").rglob("*.png"))
+    assert any(path.as_posix().endswith(output.storage_key) for path in stored)
+    [confirm] = chat.say("/delete_me")
+    chat.press(confirm, "del:yes")
+    assert not any(
+        path.as_posix().endswith(output.storage_key) for path in (stack.data_dir / "media").rglob("*")
+    )
+    output.refresh_from_db()
+    assert output.storage_key == ""
+    assert output.photo_file_id == ""
+    assert GenerationJob.objects.get(pk=job.pk).prompt == ""
