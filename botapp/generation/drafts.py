@@ -174,3 +174,25 @@ def output_reference(*, user: TelegramUser, job_id: int, index: int) -> str | No
 
 def output_by_message(*, user: TelegramUser, message_id: int) -> JobOutput | None:
     return JobOutput.objects.select_related("job").filter(job__user=user, message_id=message_id).first()
+
+
+def user_cycle_default(*, user: TelegramUser, name: str) -> TelegramUser:
+    """/settings: следующая модель, формат или количество по умолчанию (в пределах каталога)."""
+    model = model_get(user.default_image_model, "image")
+    if name == "model":
+        user.default_image_model = _cycle([m.slug for m in models_for("image")], model.slug)
+        field = "default_image_model"
+    elif name == "ratio":
+        user.default_aspect_ratio = _cycle(list(model.aspect_ratios), user.default_aspect_ratio)
+        field = "default_aspect_ratio"
+    elif name == "count":
+        user.default_outputs = _cycle(list(range(1, model.max_outputs + 1)), user.default_outputs)
+        field = "default_outputs"
+    else:
+        raise ValueError(name)
+    user.save(update_fields=[field])
+    return user
+
+
+def default_model_name(*, user: TelegramUser) -> str:
+    return model_get(user.default_image_model, "image").display_name(user.effective_language)

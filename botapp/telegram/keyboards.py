@@ -56,28 +56,44 @@ def _mark(flag: bool) -> str:
     return "✅" if flag else "▫️"
 
 
-def settings_keyboard(user: TelegramUser) -> InlineKeyboardMarkup:
+def settings_keyboard(user: TelegramUser, model_name: str = "") -> InlineKeyboardMarkup:
     language = user.effective_language
-    return InlineKeyboardMarkup(
+    rows = [
         [
-            [
-                InlineKeyboardButton(f"{_mark(language == 'ru')} Русский", callback_data="set:lang:ru"),
-                InlineKeyboardButton(f"{_mark(language == 'en')} English", callback_data="set:lang:en"),
-            ],
+            InlineKeyboardButton(f"{_mark(language == 'ru')} Русский", callback_data="set:lang:ru"),
+            InlineKeyboardButton(f"{_mark(language == 'en')} English", callback_data="set:lang:en"),
+        ],
+        [
+            InlineKeyboardButton(
+                f"{_mark(user.send_originals_as_files)} " + _("Send originals as files"),
+                callback_data="set:toggle:send_originals_as_files",
+            )
+        ],
+        [
+            InlineKeyboardButton(
+                f"{_mark(user.skip_confirmation)} " + _("Skip the confirmation card"),
+                callback_data="set:toggle:skip_confirmation",
+            )
+        ],
+    ]
+    if model_name:
+        rows += [
             [
                 InlineKeyboardButton(
-                    f"{_mark(user.send_originals_as_files)} " + _("Send originals as files"),
-                    callback_data="set:toggle:send_originals_as_files",
+                    _("Model: {model} ▸").format(model=model_name), callback_data="set:cycle:model"
                 )
             ],
             [
                 InlineKeyboardButton(
-                    f"{_mark(user.skip_confirmation)} " + _("Skip the confirmation card"),
-                    callback_data="set:toggle:skip_confirmation",
-                )
+                    _("Ratio: {ratio} ▸").format(ratio=user.default_aspect_ratio),
+                    callback_data="set:cycle:ratio",
+                ),
+                InlineKeyboardButton(
+                    _("Images: {count} ▸").format(count=user.default_outputs), callback_data="set:cycle:count"
+                ),
             ],
         ]
-    )
+    return InlineKeyboardMarkup(rows)
 
 
 def delete_confirm_keyboard() -> InlineKeyboardMarkup:

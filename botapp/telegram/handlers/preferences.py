@@ -6,6 +6,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import Update
 
+from botapp.generation import drafts
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
@@ -19,8 +20,9 @@ def _settings_text() -> str:
 async def show_settings(update: Update, context: BotContext) -> None:
     """/settings или ⚙️: карточка настроек."""
     assert update.effective_message is not None and context.db_user is not None
+    model_name = await db(drafts.default_model_name)(user=context.db_user)
     await update.effective_message.reply_text(
-        _settings_text(), reply_markup=keyboards.settings_keyboard(context.db_user)
+        _settings_text(), reply_markup=keyboards.settings_keyboard(context.db_user, model_name)
     )
 
 
@@ -39,7 +41,10 @@ async def settings_button(update: Update, context: BotContext) -> None:
             # Та же отметка и тот же текст: правка дала бы 400 «message is not modified»
             return
         translation.activate(value)
-        await query.edit_message_text(_settings_text(), reply_markup=keyboards.settings_keyboard(user))
+        model_name = await db(drafts.default_model_name)(user=user)
+        await query.edit_message_text(
+            _settings_text(), reply_markup=keyboards.settings_keyboard(user, model_name)
+        )
         if query.message is not None:
             # Reply-клавиатуру нельзя поменять правкой: только новым сообщением
             await context.bot.send_message(
@@ -53,6 +58,17 @@ async def settings_button(update: Update, context: BotContext) -> None:
             await query.answer()
             return
         await query.answer(_("Saved"))
-        await query.edit_message_text(_settings_text(), reply_markup=keyboards.settings_keyboard(user))
+        model_name = await db(drafts.default_model_name)(user=user)
+        await query.edit_message_text(
+            _settings_text(), reply_markup=keyboards.settings_keyboard(user, model_name)
+        )
+        return
+    if action == "cycle" and value in ("model", "ratio", "count"):
+        user = await db(drafts.user_cycle_default)(user=user, name=value)
+        await query.answer(_("Saved"))
+        model_name = await db(drafts.default_model_name)(user=user)
+        await query.edit_message_text(
+            _settings_text(), reply_markup=keyboards.settings_keyboard(user, model_name)
+        )
         return
     await query.answer()

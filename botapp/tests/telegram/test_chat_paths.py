@@ -184,6 +184,31 @@ def test_settings_toggles_flip_the_users_preferences(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+def test_settings_defaults_for_generation_change_the_next_card(
+    sandbox_mode_server: str, language: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    [card] = chat.say("/settings")
+    chat.press(card, "set:cycle:model")  # Nano Banana 2 → Nano Banana Pro
+    chat.press(card, "set:cycle:ratio")  # 1:1 → 2:3
+    chat.press(card, "set:cycle:count")  # 1 → 2
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    assert (user.default_image_model, user.default_aspect_ratio, user.default_outputs) == (
+        "nano-banana-pro",
+        "2:3",
+        2,
+    )
+    card = next(m for m in chat.bot_messages() if m.message_id == card.message_id)
+    labels = [b["text"] for b in _inline(card)]
+    assert chat.expected("Model: {model} ▸").format(model="Nano Banana Pro") in labels
+    [draft] = chat.say("a small house")
+    assert "Nano Banana Pro" in draft.text
+    assert chat.expected("Ratio {ratio} · size {size} · images: {count}").format(
+        ratio="2:3", size="1K", count=2
+    ) in (draft.text)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_support_takes_the_next_message_into_the_support_thread(
     sandbox_mode_server: str, language: str
 ) -> None:
