@@ -1,0 +1,5 @@
+"""Django admin персонала: деньги — только чтение, баланс меняется только действием через журнал."""
+
+from botapp.admin import billing, catalog, errors, users
+
+__all__ = ["billing", "catalog", "errors", "users"]

@@ -1,0 +1,38 @@
+"""Админка: клиент персонала (суперпользователь) и помощники для действий списка."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+
+@pytest.fixture
+def staff(db: Any) -> User:
+    return User.objects.create_superuser("anna", "anna@example.invalid", "pw")
+
+
+@pytest.fixture
+def client_staff(staff: User) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def changelist(model: str) -> str:
+    return reverse(f"admin:botapp_{model}_changelist")
+
+
+def run_action(client: Client, model: str, action: str, ids: list[int], **data: Any) -> Any:
+    """POST действия со страницы списка, как браузер (с промежуточной формой — без index)."""
+    payload = {"action": action, "_selected_action": [str(pk) for pk in ids], **data}
+    if "apply" not in data:
+        payload["index"] = "0"
+    return client.post(changelist(model), payload, follow=True)
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in response.context["messages"]]

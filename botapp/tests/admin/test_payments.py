@@ -1,0 +1,105 @@
+"""Платежи в админке: выгрузка CSV и действие «Вернуть» (путь отказа — без Telegram)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from botapp.models import Payment, PaymentMethod, StaffAuditLog, TelegramUser
+from botapp.tests.admin.conftest import changelist, messages_of, run_action
+from botapp.tests.billing.factories import balance, user_fund, user_make
+
+pytestmark = pytest.mark.django_db
+
+
+def _payment(user: TelegramUser, **fields: object) -> Payment:
+    defaults: dict[str, object] = {
+        "method": PaymentMethod.STARS,
+        "external_id": f"charge-{Payment.objects.count() + 1}",
+        "amount": Decimal(50),
+        "currency": "XTR",
+        "tokens": 50,
+    }
+    return Payment.objects.create(user=user, **{**defaults, **fields})
+
+
+def test_the_csv_export_returns_the_selected_payments(client_staff: Client) -> None:
+    user = user_make(telegram_id=555001)
+    paid = _payment(user)
+    refunded = _payment(
+        user, method=PaymentMethod.LAVA, external_id="=HYPERLINK(1)", amount=Decimal("199.00"),
+        currency="RUB", tokens=200, status=Payment.Status.REFUNDED, refunded_at=timezone.now(),
+    )  # fmt: skip
+    response = client_staff.post(
+        changelist("payment"),
+        {"action": "export_csv", "index": "0", "_selected_action": [paid.pk, refunded.pk]},
+    )
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == [
+        "id", "created", "method", "external_id", "user_telegram_id",
+        "amount", "currency", "tokens", "status", "refunded_at",
+    ]  # fmt: skip
+    assert rows[1] == [
+        str(paid.pk), paid.created_at.isoformat(), "stars", paid.external_id, "555001",
+        "50.00", "XTR", "50", "paid", "",
+    ]  # fmt: skip
+    assert rows[2][:9] == [
+        str(refunded.pk), refunded.created_at.isoformat(), "lava", "'=HYPERLINK(1)", "555001",
+        "199.00", "RUB", "200", "refunded",
+    ]  # fmt: skip
+    assert rows[2][9] == Payment.objects.get(pk=refunded.pk).refunded_at.isoformat()  # type: ignore[union-attr]
+    assert len(rows) == 3
+
+
+def test_payments_are_filtered_by_method_and_status(client_staff: Client) -> None:
+    user = user_make()
+    _payment(user, external_id="stars-paid")
+    _payment(user, method=PaymentMethod.LAVA, external_id="lava-refunded", status=Payment.Status.REFUNDED)
+    page = client_staff.get(changelist("payment"), {"method__exact": "lava", "status__exact": "refunded"})
+    assert [p.external_id for p in page.context["cl"].result_list] == ["lava-refunded"]
+
+
+def test_refunding_an_already_refunded_payment_shows_the_reason(client_staff: Client) -> None:
+    user = user_make()
+    payment = _payment(user, status=Payment.Status.REFUNDED, refunded_at=timezone.now())
+    page = run_action(client_staff, "payment", "refund", [payment.pk])
+    [message] = messages_of(page)
+    assert f"Платёж #{payment.pk}: возврат отклонён" in message
+    assert "возвращён" in message  # причина из RefundRefused: «payment is возвращён»
+    assert Payment.objects.get(pk=payment.pk).refund_attempts == 0
+    assert not StaffAuditLog.objects.exists()
+
+
+def test_refunding_spent_tokens_is_refused_before_telegram_and_moves_nothing(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 20)
+    payment = _payment(user, tokens=50)
+    page = run_action(client_staff, "payment", "refund", [payment.pk])
+    [message] = messages_of(page)
+    assert "already spent the tokens: 50 needed, 20 available" in message
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PAID
+    assert balance(user) == (20, 0)
+    assert not StaffAuditLog.objects.exists()
+
+
+def test_a_card_payment_cannot_be_refunded_as_stars(client_staff: Client) -> None:
+    payment = _payment(user_make(), method=PaymentMethod.LAVA, currency="RUB")
+    page = run_action(client_staff, "payment", "refund", [payment.pk])
+    assert any("not a Stars payment" in text for text in messages_of(page))
+
+
+def test_the_payment_page_hides_secrets_in_provider_data(client_staff: Client, staff: User) -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw-"  # pragma: allowlist secret
+    payment = _payment(user_make(), raw={"url": f"https://api.telegram.org/bot{token}/getMe"})
+    page = client_staff.get(f"/admin/botapp/payment/{payment.pk}/change/")
+    assert page.status_code == 200
+    assert token not in page.content.decode()
+    assert "[REDACTED]" in page.content.decode()
