@@ -1,0 +1,483 @@
+"""Сбои вокруг задания: гибель воркера, капризный провайдер, 429 и блокировка в Telegram, отмена.
+
+Стенд свой: веб (песочница) и локальный Gemini — на модуль, воркер — на тест, потому что тесты
+его убивают и перезапускают. После каждого теста сверка денег (автофикстура корневого conftest),
+а сам тест проверяет, что ни одно задание не осталось без исхода.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from botapp.billing import ledger
+from botapp.models import GenerationJob, JobStatus, LedgerTransaction, TelegramUser
+from botapp.models.generation import TERMINAL_STATUSES
+from botapp.sandbox import services
+from botapp.sandbox.models import SandboxCall, SandboxMessage
+from botapp.tests.generation.conftest import stack_env
+from botapp.tests.support import processes
+from botapp.tests.support.fake_gemini import FakeGemini
+from botapp.tests.support.processes import wait_for
+from botapp.tests.telegram.test_chat_paths import Chat, _inline
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# Дольше любого тайм-аута вызова в этих тестах: [hang] молчит, пока клиент не сдастся
+HANG_S = 60
+
+
+@dataclass
+class Rig:
+    """Веб + подделка Gemini + воркеры, которые тест запускает, убивает и перезапускает сам."""
+
+    base: str
+    gemini: FakeGemini
+    env: dict[str, str]
+    log: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def worker(self) -> subprocess.Popen[bytes]:
+        return self.workers[-1]
+
+    def worker_start(self) -> subprocess.Popen[bytes]:
+        """Воркер боевой командой; возвращается, когда он готов брать задачи."""
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            proc = subprocess.Popen(
+                processes.WORKER_COMMAND,
+                cwd=processes.ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.workers.append(proc)
+        wait_for(lambda: " ready." in self._log_since(offset), timeout=60, what="worker ready")
+        return proc
+
+    def worker_stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        processes.stop_group(self.worker, sig, timeout=timeout)
+
+    def stop_all(self) -> None:
+        # Конец теста: все задания уже завершены, тёплая остановка только тратила бы время
+        for proc in self.workers:
+            processes.stop_group(proc, signal.SIGKILL, timeout=5)
+        self.workers.clear()
+
+    def pool_children(self) -> list[int]:
+        out = subprocess.run(
+            ["ps", "--ppid", str(self.worker.pid), "-o", "pid="], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(pid) for pid in out.split()]
+
+    def _log_since(self, offset: int) -> str:
+        with self.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def sweep(self, **overrides: Any) -> dict[str, int]:
+        """Сборщик в отдельном процессе с окружением стенда: публикует с его префиксом Redis."""
+        code = (
+            "import dataclasses, json\n"
+            "from django.test import override_settings\n"
+            "from botapp.generation.sweeper import jobs_sweep\n"
+            f"with override_settings(**json.loads({json.dumps(json.dumps(overrides))})):\n"
+            "    print('SWEEP ' + json.dumps(dataclasses.asdict(jobs_sweep())))\n"
+        )
+        done = subprocess.run(
+            [str(processes.BIN / "python"), "manage.py", "shell", "-c", code],
+            cwd=processes.ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        [line] = [row for row in done.stdout.splitlines() if row.startswith("SWEEP ")]
+        report: dict[str, int] = json.loads(line.removeprefix("SWEEP "))
+        return report
+
+    def control(self, command: str, queue: str) -> None:
+        """Удалённое управление воркером (add_consumer / cancel_consumer) с префиксом стенда."""
+        # Адресат указан: ответ одного узла завершает ожидание, не ждём весь тайм-аут
+        node = f"celery@{socket.gethostname()}"
+        celery = [str(processes.BIN / "celery"), "-A", "config", "control"]
+        subprocess.run(
+            [*celery, command, queue, "--destination", node, "--timeout", "10"],
+            cwd=processes.ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def rig_module(
+    django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
+) -> Iterator[Rig]:
+    data_dir = tmp_path_factory.mktemp("faults-data")
+    port = processes.free_port()
+    prefix = f"nbfault:{uuid.uuid4().hex[:8]}:"
+    with FakeGemini(hang_s=HANG_S) as gemini:
+        env = stack_env(gemini, data_dir, port, prefix)
+        with (
+            django_db_blocker.unblock(),
+            processes.web_server(env, logs_dir / "faults-web.log", port=port) as base,
+        ):
+            yield Rig(base=base, gemini=gemini, env=env, log=logs_dir / "faults-worker.log")
+
+
+@pytest.fixture
+def rig(rig_module: Rig, transactional_db: Any) -> Iterator[Rig]:
+    """Стенд без воркера: тест запускает его сам (или берёт фикстуру worker)."""
+    from botapp.tests.billing.factories import billing_seed
+
+    billing_seed()
+    rig_module.gemini.clear()
+    yield rig_module
+    rig_module.stop_all()
+
+
+@pytest.fixture
+def worker(rig: Rig) -> subprocess.Popen[bytes]:
+    return rig.worker_start()
+
+
+# --- чат и задания --------------------------------------------------------------------------------
+
+
+def _user(chat: Chat) -> TelegramUser:
+    return TelegramUser.objects.get(telegram_id=chat.chat_id)
+
+
+def _balance(chat: Chat) -> tuple[int, int]:
+    account = ledger.account_for(_user(chat))
+    return account.available, account.on_hold
+
+
+def _button(message: SandboxMessage, prefix: str) -> str:
+    return next(
+        str(b["callback_data"]) for b in _inline(message) if str(b["callback_data"]).startswith(prefix)
+    )
+
+
+def _order(rig: Rig, prompt: str, *, chat: Chat | None = None, funds: int = 0) -> tuple[Chat, SandboxMessage]:
+    """Пользователь пишет промпт и жмёт «Сгенерировать»; возвращает чат и сообщение статуса."""
+    chat = chat or Chat(rig.base, "en")
+    chat.say("/start")
+    if funds:
+        from botapp.tests.billing.factories import user_fund
+
+        user_fund(_user(chat), funds)
+    [card] = chat.say(prompt)
+    chat.press(card, _button(card, "gen:ok:"))
+    return chat, chat.bot_messages()[-1]
+
+
+def _job(chat: Chat) -> GenerationJob:
+    job = GenerationJob.objects.filter(user=_user(chat)).order_by("-pk").first()
+    assert job is not None
+    return job
+
+
+def _wait_status(chat: Chat, *statuses: str, timeout: float = 60) -> GenerationJob:
+    def reached() -> bool:
+        job = _job(chat)
+        if job.status not in statuses:
+            return False
+        # О неудаче пользователь должен узнать: ждём и сообщение
+        return job.status not in (JobStatus.FAILED, JobStatus.EXPIRED) or job.notified_at is not None
+
+    wait_for(reached, timeout=timeout, what=f"job {statuses}")
+    return _job(chat)
+
+
+def _wait_provider_calls(rig: Rig, endpoint: str, count: int, timeout: float = 30) -> None:
+    wait_for(lambda: len(rig.gemini.requests_to(endpoint)) >= count, timeout=timeout, what="provider call")
+
+
+def _settlements(job: GenerationJob) -> list[str]:
+    """Проводки урегулирования холда задания (capture/release) — должна быть ровно одна."""
+    return list(
+        LedgerTransaction.objects.filter(
+            reference_type="botapp.hold", reference_id=str(job.hold_id), kind__in=("capture", "release")
+        ).values_list("kind", flat=True)
+    )
+
+
+def _sent(chat: Chat, method: str) -> list[SandboxCall]:
+    """Успешные вызовы Bot API в чат (неудачные, в том числе подставленные, не в счёт)."""
+    return [call for call in services.sandbox_calls(method=method, chat_id=chat.chat_id) if call.ok]
+
+
+def _assert_every_job_finished() -> None:
+    unfinished = GenerationJob.objects.exclude(status__in=TERMINAL_STATUSES).values_list("pk", "status")
+    assert not list(unfinished)
+
+
+def _lease_expired(job: GenerationJob) -> bool:
+    job.refresh_from_db()
+    return job.lease_until is not None and job.lease_until < timezone.now()
+
+
+def _pool_child_calling(rig: Rig, port: int) -> int:
+    """Дочерний процесс пула, у которого открыт сокет к подделке Gemini (он и ждёт ответа)."""
+    remote = f":{port:04X}"
+    inodes = set()
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[2].endswith(remote):
+            inodes.add(f"socket:[{fields[9]}]")
+    for pid in rig.pool_children():
+        fd_dir = Path(f"/proc/{pid}/fd")
+        for fd in fd_dir.iterdir():
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue
+    raise AssertionError("no pool child holds a connection to the provider")
+
+
+def _gemini_port(rig: Rig) -> int:
+    return int(rig.gemini.base_url.rsplit(":", 1)[1].split("/")[0])
+
+
+# --- гибель процессов -----------------------------------------------------------------------------
+
+
+def test_a_pool_child_killed_at_the_provider_is_recovered_and_delivered_once(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat, _status = _order(rig, "a paper boat [slow:2]")
+    _wait_provider_calls(rig, ":generateContent", 1)
+    os.kill(_pool_child_calling(rig, _gemini_port(rig)), signal.SIGKILL)
+    job = _job(chat)
+    # Сообщение вернулось в очередь (reject_on_worker_lost), но аренда ещё держит задание:
+    # после её истечения сборщик возвращает его в очередь
+    wait_for(lambda: _lease_expired(job), timeout=30, what="lease expired")
+    assert job.status == JobStatus.RUNNING
+    assert rig.sweep()["recovered"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 2
+    assert job.attempts == 2
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendPhoto")) == 1
+    assert _balance(chat) == (20 - 14, 0)
+    _assert_every_job_finished()
+
+
+def test_a_killed_worker_is_recovered_by_lease_and_sweeper_after_restart(rig: Rig) -> None:
+    rig.worker_start()
+    chat, _status = _order(rig, "a glass whale [slow:2]")
+    _wait_provider_calls(rig, ":generateContent", 1)
+    rig.worker_stop(signal.SIGKILL)
+    job = _job(chat)
+    assert job.status == JobStatus.RUNNING
+    rig.worker_start()
+    wait_for(lambda: _lease_expired(job), timeout=30, what="lease expired")
+    # Без сборщика сообщение не вернётся: оно «в работе» у мёртвого воркера до visibility_timeout
+    assert rig.sweep()["recovered"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 2
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendPhoto")) == 1
+    _assert_every_job_finished()
+
+
+def test_sigterm_lets_the_running_job_finish_and_a_new_worker_delivers_it(rig: Rig) -> None:
+    rig.worker_start()
+    chat, _status = _order(rig, "a clock tower [slow:2]")
+    _wait_provider_calls(rig, ":generateContent", 1)
+    # Как docker stop: SIGTERM только главному процессу; тёплая остановка дожидается задачи
+    os.kill(rig.worker.pid, signal.SIGTERM)
+    rig.worker.wait(timeout=30)
+    job = _job(chat)
+    assert job.status in (JobStatus.GENERATED, JobStatus.DELIVERED, JobStatus.QUEUED)
+    rig.worker_start()
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendPhoto")) == 1
+    _assert_every_job_finished()
+
+
+def test_a_worker_restart_during_video_polling_resumes_without_resubmitting(rig: Rig) -> None:
+    rig.worker_start()
+    chat = Chat(rig.base, "en")
+    chat.say("/start")
+    from botapp.tests.billing.factories import user_fund
+
+    user_fund(_user(chat), 300)
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [card] = chat.say("waves at sunset [polls:4]")
+    chat.press(card, _button(card, "gen:ok:"))
+    _wait_provider_calls(rig, "/operations/", 1)
+    rig.worker_stop(signal.SIGKILL)
+    job = _job(chat)
+    assert job.status == JobStatus.RUNNING
+    assert job.operation_name
+    rig.worker_start()
+    # Отложенный опрос умер вместе с воркером: сборщик видит просроченный next_poll_at
+    wait_for(
+        lambda: GenerationJob.objects.filter(
+            pk=job.pk, next_poll_at__lt=timezone.now() - timedelta(seconds=1.5)
+        ).exists(),
+        timeout=30,
+        what="poll overdue",
+    )
+    assert rig.sweep()["polls"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED, timeout=90)
+    assert len(rig.gemini.requests_to(":predictLongRunning")) == 1
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendVideo")) == 1
+    assert _balance(chat) == (320 - 120, 0)
+    _assert_every_job_finished()
+
+
+# --- провайдер -------------------------------------------------------------------------------------
+
+
+def test_a_provider_that_stays_unavailable_fails_after_backoff_and_returns_the_tokens(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat, _status = _order(rig, "a desert road [503]")
+    # Срок задания близко: повторы с паузой идут, пока следующая пауза не упрётся в срок
+    GenerationJob.objects.filter(pk=_job(chat).pk).update(deadline=timezone.now() + timedelta(seconds=8))
+    job = _wait_status(chat, JobStatus.FAILED)
+    calls = rig.gemini.requests_to(":generateContent")
+    assert len(calls) >= 2
+    assert job.attempts == len(calls)
+    assert job.error_category == "provider_unavailable"
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert "The tokens were returned to your balance." in chat.bot_messages()[-1].text
+    _assert_every_job_finished()
+
+
+def test_a_hanging_provider_times_out_and_returns_the_tokens(rig: Rig) -> None:
+    worker = rig.worker_start()
+    rig.control("cancel_consumer", "generation")
+    chat, _status = _order(rig, "a silent forest [hang]")
+    # Пока задание в очереди, его срок приближаем: тайм-аут вызова не длиннее остатка срока
+    GenerationJob.objects.filter(pk=_job(chat).pk).update(deadline=timezone.now() + timedelta(seconds=5))
+    rig.control("add_consumer", "generation")
+    job = _wait_status(chat, JobStatus.FAILED, JobStatus.EXPIRED, timeout=30)
+    assert job.status == JobStatus.FAILED
+    assert job.error_category == "timeout"
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert worker.poll() is None
+    _assert_every_job_finished()
+
+
+@pytest.mark.parametrize("keyword", ["[unsafe]", "[blocked]"])
+def test_a_safety_refusal_returns_the_tokens_without_a_retry(
+    rig: Rig, worker: subprocess.Popen[bytes], keyword: str
+) -> None:
+    chat, _status = _order(rig, f"something {keyword}")
+    job = _wait_status(chat, JobStatus.FAILED)
+    assert job.error_category == "safety"
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert job.attempts == 1
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert not _sent(chat, "sendPhoto")
+    _assert_every_job_finished()
+
+
+# --- Telegram при доставке -------------------------------------------------------------------------
+
+
+def test_a_flood_limit_on_delivery_waits_retry_after_and_does_not_regenerate(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(method="sendPhoto", failure="flood", chat_id=chat.chat_id, retry_after=2)
+    _order(rig, "a red kite", chat=chat)
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    attempts = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
+    assert [call.status for call in attempts] == [429, 200]
+    assert (attempts[1].created_at - attempts[0].created_at).total_seconds() >= 2
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert _settlements(job) == ["capture"]
+    assert _balance(chat) == (6, 0)
+    _assert_every_job_finished()
+
+
+def test_a_user_who_blocked_the_bot_gets_the_tokens_back(rig: Rig, worker: subprocess.Popen[bytes]) -> None:
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(method="sendPhoto", failure="blocked", chat_id=chat.chat_id)
+    _order(rig, "a green door", chat=chat)
+    job = _wait_status(chat, JobStatus.FAILED)
+    assert job.error_category == "blocked"
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert _user(chat).is_blocked
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    _assert_every_job_finished()
+
+
+# --- отмена ---------------------------------------------------------------------------------------
+
+
+def test_cancel_while_queued_returns_the_tokens_and_the_provider_is_never_called(rig: Rig) -> None:
+    rig.worker_start()
+    rig.control("cancel_consumer", "generation")
+    chat, status = _order(rig, "an orange moon")
+    assert _balance(chat) == (6, 14)
+    chat.press(status, _button(status, "job:x:"))
+    job = _job(chat)
+    assert job.status == JobStatus.CANCELLED
+    assert _balance(chat) == (20, 0)
+    assert _settlements(job) == ["release"]
+    assert "Cancelled. The tokens were returned" in chat.bot_messages()[-1].text
+    # Сообщение из очереди дойдёт до воркера и ничего не сделает
+    rig.control("add_consumer", "generation")
+    wait_for(lambda: "generation.run_job" in rig.log.read_text(errors="replace").split(" ready.")[-1], 30)
+    time.sleep(1)
+    assert not rig.gemini.requests
+    _assert_every_job_finished()
+
+
+def test_cancel_after_the_provider_started_is_refused_and_the_result_is_charged(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    chat.say("/start")
+    [card] = chat.say("a violet lamp [slow:2]")
+    chat.press(card, _button(card, "gen:ok:"))
+    status = chat.bot_messages()[-1]
+    # Нажатие сделано, пока кнопка видна; до бота доходит, когда провайдер уже работает
+    press = services.sandbox_user_press_button(
+        chat_id=chat.chat_id, message_id=status.message_id, callback_data=_button(status, "job:x:")
+    )
+    _wait_provider_calls(rig, ":generateContent", 1)
+    chat.deliver(press)
+    assert _job(chat).status == JobStatus.RUNNING
+    answer = services.sandbox_calls(method="answerCallbackQuery")[-1]
+    assert "already started" in str(answer.params.get("text"))
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert job.charged == 14
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendPhoto")) == 1
+    assert _balance(chat) == (6, 0)
+    _assert_every_job_finished()

@@ -1,0 +1,89 @@
+"""Брокер теряет сообщения: свой redis-server перезапускается посреди работы, база помнит задания."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from botapp.models import JobStatus
+from botapp.tests.generation.conftest import stack_env
+from botapp.tests.generation.test_faults import (
+    Rig,
+    _assert_every_job_finished,
+    _job,
+    _order,
+    _sent,
+    _settlements,
+    _wait_provider_calls,
+    _wait_status,
+)
+from botapp.tests.support import processes
+from botapp.tests.support.fake_gemini import FakeGemini
+from botapp.tests.support.redis_server import RedisServer, redis_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("faults-redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_rig_module(
+    django_db_setup: Any,
+    django_db_blocker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    logs_dir: Path,
+    broker: RedisServer,
+) -> Iterator[Rig]:
+    data_dir = tmp_path_factory.mktemp("faults-redis-data")
+    port = processes.free_port()
+    prefix = f"nbfault:{uuid.uuid4().hex[:8]}:"
+    with FakeGemini() as gemini:
+        # Один процесс пула: второе задание ждёт в брокере, пока первое у провайдера
+        env = stack_env(gemini, data_dir, port, prefix, REDIS_URL=broker.url, CELERY_WORKER_CONCURRENCY="1")
+        with (
+            django_db_blocker.unblock(),
+            processes.web_server(env, logs_dir / "faults-redis-web.log", port=port) as base,
+        ):
+            yield Rig(base=base, gemini=gemini, env=env, log=logs_dir / "faults-redis-worker.log")
+
+
+@pytest.fixture
+def redis_rig(redis_rig_module: Rig, transactional_db: Any) -> Iterator[Rig]:
+    from botapp.tests.billing.factories import billing_seed
+
+    billing_seed()
+    redis_rig_module.gemini.clear()
+    yield redis_rig_module
+    redis_rig_module.stop_all()
+
+
+def test_a_broker_restart_loses_messages_and_the_sweeper_republishes_them(
+    redis_rig: Rig, broker: RedisServer
+) -> None:
+    rig = redis_rig
+    rig.worker_start()
+    first, _ = _order(rig, "a stone bridge [slow:3]")
+    _wait_provider_calls(rig, ":generateContent", 1)
+    second, _ = _order(rig, "a wooden bridge")
+    assert _job(second).status == JobStatus.QUEUED
+    # Redis без персистентности падает и поднимается: сообщение второго задания потеряно
+    broker.restart()
+    # Первое задание воркер доделывает сам: доставка публикуется уже в новый Redis
+    _wait_status(first, JobStatus.DELIVERED)
+    assert _job(second).status == JobStatus.QUEUED
+    report = rig.sweep(GENERATION_QUEUE_REPUBLISH_S=1)
+    assert report["republished"] == 1
+    for chat in (first, second):
+        job = _wait_status(chat, JobStatus.DELIVERED)
+        assert _settlements(job) == ["capture"]
+        assert len(_sent(chat, "sendPhoto")) == 1
+    assert len(rig.gemini.requests_to(":generateContent")) == 2
+    _assert_every_job_finished()
