@@ -35,7 +35,8 @@ def stars_refund(*, payment: Payment, actor: Any | None) -> None:
         payments.refund_compensate(payment=payment, attempt=attempt, reason=str(exc))
         raise RefundRefused(f"Telegram refused the refund: {exc}") from exc
     except Exception as exc:
-        # Неизвестно, дошёл ли запрос: оставляем refund_pending, админ повторит (повтор безопасен)
+        # Неизвестно, дошёл ли запрос: токены не возвращаем (иначе возможна двойная выплата),
+        # платёж остаётся refund_pending, админ повторит возврат (повтор безопасен)
         logger.exception("stars refund %s: outcome unknown", payment.pk)
         raise RefundRefused(f"outcome unknown, retry the refund: {exc}") from exc
     payments.refund_finish(payment=payment)
@@ -50,6 +51,9 @@ def stars_refund_retry(*, payment: Payment) -> None:
     except stars_api.StarsRefundFailed as exc:
         payments.refund_compensate(payment=payment, attempt=payment.refund_attempts, reason=str(exc))
         raise RefundRefused(f"Telegram refused the refund: {exc}") from exc
+    except Exception as exc:
+        logger.exception("stars refund retry %s: outcome unknown", payment.pk)
+        raise RefundRefused(f"outcome unknown, retry the refund again: {exc}") from exc
     payments.refund_finish(payment=payment)
 
 

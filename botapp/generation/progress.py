@@ -65,7 +65,7 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     from botapp.telegram.outbound import bot_call
 
     with translation.override(job.user.effective_language):
-        text = stage_text(stage)
+        text = stage_text(stage) if stage != "done" else ""
     chat_id, message_id = job.status_chat_id, job.status_message_id
 
     async def edit(bot: ExtBot[Any]) -> None:

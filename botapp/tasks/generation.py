@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from telegram.error import NetworkError
 
 from botapp.telegram.sender import SendDeferred
+
+NETWORK_RETRY_S = 5
 
 
 @shared_task(name="generation.run_job", ignore_result=True, acks_late=True)
@@ -38,6 +41,9 @@ def deliver_job(job_id: int) -> None:
         delivery.job_deliver(job_id=job_id)
     except SendDeferred as deferred:
         deliver_job.apply_async((job_id,), countdown=max(1.0, deferred.retry_after))
+    except NetworkError:
+        # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
+        deliver_job.apply_async((job_id,), countdown=NETWORK_RETRY_S)
 
 
 @shared_task(name="maintenance.sweep_jobs", ignore_result=True)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from telegram.ext import ExtBot
+from telegram.request import HTTPXRequest
 
 T = TypeVar("T")
 
@@ -31,6 +32,14 @@ def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
             base_file_url=f"{base}/file/bot",
             # Вне веба не ждём очереди на месте: SendDeferred, задача переназначается
             rate_limiter=SharedRateLimiter(max_wait=0.5),
+            # Воркер загружает фото и видео до 50 МБ: таймауты записи и чтения — с запасом
+            request=HTTPXRequest(
+                connection_pool_size=4,
+                connect_timeout=10,
+                read_timeout=60,
+                write_timeout=60,
+                media_write_timeout=120,
+            ),
         )
         loop.run_until_complete(bot.initialize())
         _local.loop, _local.bot = loop, bot

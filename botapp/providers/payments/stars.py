@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 
 from botapp.telegram.outbound import bot_call
 
 
 class StarsRefundFailed(Exception):
     """Telegram отказал в возврате; текст — его описание."""
+
+
+class StarsRefundUnknown(Exception):
+    """Таймаут или обрыв: дошёл ли запрос, неизвестно — возврат повторяют, а не компенсируют."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ def stars_refund(*, telegram_id: int, charge_id: str) -> None:
         if "CHARGE_ALREADY_REFUNDED" in str(exc).upper():
             return
         raise StarsRefundFailed(str(exc)) from exc
+    except NetworkError as exc:
+        # BadRequest — подкласс NetworkError в PTB, поэтому он разобран выше
+        raise StarsRefundUnknown(str(exc)) from exc
     except TelegramError as exc:
         raise StarsRefundFailed(str(exc)) from exc
 
