@@ -1,5 +1,5 @@
 """Django admin персонала: деньги — только чтение, баланс меняется только действием через журнал."""
 
-from botapp.admin import billing, catalog, errors, users
+from botapp.admin import billing, catalog, errors, generation, users
 
-__all__ = ["billing", "catalog", "errors", "users"]
+__all__ = ["billing", "catalog", "errors", "generation", "users"]

@@ -249,3 +249,27 @@ def job_deliver(*, job_id: int) -> Delivered:
     jobs.job_settle_delivered(job=job, delivered=delivered)
     progress.job_progress(job=job, stage="done")
     return Delivered("delivered")
+
+
+def job_resend(*, job_id: int) -> int:
+    """Прислать доставленные выходы снова по сохранённым file_id; число отправленных."""
+    from botapp.telegram.outbound import bot_call
+
+    job = GenerationJob.objects.select_related("user", "model").get(pk=job_id)
+    outputs = list(JobOutput.objects.filter(job=job, status=JobOutput.Status.OK).order_by("index"))
+    chat_id = job.user.telegram_id
+
+    async def send(bot: Any) -> int:
+        sent = 0
+        for output in outputs:
+            markup = result_keyboard(job, output.index)
+            if output.photo_file_id:
+                await bot.send_photo(chat_id, output.photo_file_id, reply_markup=markup)
+                sent += 1
+            elif output.video_file_id and not output.video_file_id.startswith("link:"):
+                await bot.send_video(chat_id, output.video_file_id, reply_markup=markup)
+                sent += 1
+        return sent
+
+    with translation.override(job.user.effective_language):
+        return int(bot_call(send))

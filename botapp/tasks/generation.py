@@ -52,3 +52,14 @@ def sweep_jobs() -> None:
     from botapp.generation import sweeper
 
     sweeper.jobs_sweep()
+
+
+@shared_task(name="delivery.resend_job", ignore_result=True, acks_late=True)
+def resend_job(job_id: int) -> None:
+    """По просьбе персонала: прислать доставленный результат снова по file_id (без генерации и списания)."""
+    from botapp.generation import delivery
+
+    try:
+        delivery.job_resend(job_id=job_id)
+    except SendDeferred as deferred:
+        resend_job.apply_async((job_id,), countdown=max(1.0, deferred.retry_after))

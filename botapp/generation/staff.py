@@ -1,0 +1,73 @@
+"""Действия персонала над заданиями (админка и панель): возврат холда, повторная доставка, перезапуск."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from botapp.billing import ledger
+from botapp.billing.audit import audit_record
+from botapp.generation import jobs
+from botapp.models import GenerationJob, JobStatus
+
+
+class StaffActionRefused(Exception):
+    """Действие к заданию неприменимо; текст — для сообщения персоналу."""
+
+
+def job_release_stuck(*, job: GenerationJob, actor: Any) -> None:
+    """Вернуть холд зависшего задания. Выполняющееся с живой арендой не трогаем: воркер ещё доставит."""
+    now = timezone.now()
+    if job.is_terminal:
+        raise StaffActionRefused(f"job {job.pk} is already {job.status}")
+    if (
+        job.status == JobStatus.RUNNING
+        and job.lease_until
+        and job.lease_until > now
+        and not job.operation_name
+    ):
+        raise StaffActionRefused(f"job {job.pk} is running (lease until {job.lease_until:%H:%M:%S})")
+    if jobs.job_fail(job=job, category="staff_release", message=f"released by {actor}"):
+        audit_record(actor=actor, action="job.release", target=job, details={"price": job.price})
+
+
+def job_redeliver(*, job: GenerationJob, actor: Any) -> str:
+    """Не доставленное — доставить; доставленное — прислать снова по file_id (бесплатно)."""
+    from botapp.tasks import generation as tasks
+
+    if job.status == JobStatus.GENERATED:
+        tasks.deliver_job.delay(job.pk)
+        outcome = "delivery queued"
+    elif job.status == JobStatus.DELIVERED:
+        tasks.resend_job.delay(job.pk)
+        outcome = "resend queued"
+    else:
+        raise StaffActionRefused(f"job {job.pk} has no result ({job.status})")
+    audit_record(actor=actor, action="job.redeliver", target=job, details={"outcome": outcome})
+    return outcome
+
+
+def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
+    """Перезапустить как новое задание за счёт сервиса: сначала компенсация цены, затем обычное задание."""
+    attempt = GenerationJob.objects.filter(idempotency_key__startswith=f"rerun:{job.pk}:").count() + 1
+    key = f"rerun:{job.pk}:{attempt}"
+    ledger.adjust(
+        user=job.user,
+        amount=job.price,
+        actor=actor,
+        reason=f"re-run of job {job.pk} by staff",
+        key=f"{key}:compensation",
+    )
+    new_job, _created = jobs.job_create(
+        user=job.user,
+        model=job.model,
+        prompt=job.prompt,
+        params=job.params,
+        reference_file_ids=list(job.reference_file_ids),
+        idempotency_key=key,
+        source_job=job,
+        status_chat_id=job.user.telegram_id,
+    )
+    audit_record(actor=actor, action="job.rerun", target=job, details={"new_job": new_job.pk})
+    return new_job

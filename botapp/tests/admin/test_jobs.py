@@ -1,0 +1,79 @@
+"""Админка заданий: список и карточка открываются, действия идут через сервисы и аудит."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from botapp.generation import jobs
+from botapp.models import GenerationJob, GenerationModel, JobStatus, LedgerTransaction, StaffAuditLog
+from botapp.tests.admin.conftest import changelist, messages_of, run_action
+from botapp.tests.billing.factories import balance, user_fund, user_make
+
+pytestmark = pytest.mark.django_db
+
+
+def _job(user: object, key: str = "k") -> GenerationJob:
+    job, _ = jobs.job_create(
+        user=user,  # type: ignore[arg-type]
+        model=GenerationModel.objects.get(slug="nano-banana-2"),
+        prompt="a cat",
+        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
+        reference_file_ids=[],
+        idempotency_key=key,
+    )
+    return job
+
+
+def test_the_job_list_and_page_open_with_filters(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    response = client_staff.get(changelist("generationjob"), {"status": "queued"})
+    assert response.status_code == 200
+    assert str(job.pk) in response.content.decode()
+    assert client_staff.get(f"/admin/botapp/generationjob/{job.pk}/change/").status_code == 200
+    jobs.job_fail(job=job, category="test")
+
+
+def test_release_a_stuck_hold_returns_the_tokens_and_is_audited(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, lease_until=timezone.now() - timedelta(minutes=5)
+    )
+    response = run_action(client_staff, "generationjob", "release_stuck_hold", [job.pk])
+    assert "Холды возвращены: 1." in messages_of(response)
+    assert GenerationJob.objects.get().status == JobStatus.FAILED
+    assert balance(user) == (100, 0)
+    assert StaffAuditLog.objects.filter(action="job.release").count() == 1
+
+
+def test_a_job_running_with_a_live_lease_is_not_released(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    jobs.job_claim(job_id=job.pk)
+    response = run_action(client_staff, "generationjob", "release_stuck_hold", [job.pk])
+    assert any("is running" in message for message in messages_of(response))
+    assert balance(user) == (86, 14)
+    jobs.job_fail(job=job, category="test")
+
+
+def test_rerun_compensates_the_price_and_creates_a_new_job(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    jobs.job_fail(job=job, category="safety")
+    run_action(client_staff, "generationjob", "rerun", [job.pk])
+    new_job = GenerationJob.objects.exclude(pk=job.pk).get()
+    assert new_job.source_job_id == job.pk
+    assert balance(user) == (100, 14)  # компенсация цены + холд нового задания
+    assert (
+        LedgerTransaction.objects.filter(kind="adjustment", reason__startswith="re-run of job").count() == 1
+    )
+    jobs.job_fail(job=new_job, category="test")
