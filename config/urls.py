@@ -14,7 +14,14 @@ urlpatterns = [
     path("payments/lava/webhook/", include("botapp.http.payments")),  # name="lava-webhook"
     path("media/s/", include("botapp.http.media")),  # name="media-signed"
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
 ]
+
+if settings.STAFF_2FA_REQUIRED:
+    # Админка пускает только персонал, подтвердивший вход кодом TOTP
+    from django_otp.admin import OTPAdminSite
+
+    admin.site.__class__ = OTPAdminSite
 
 if settings.TELEGRAM_SANDBOX:
     # Локальный Telegram: эмулятор Bot API и веб-чат (никогда в production)

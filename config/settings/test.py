@@ -20,3 +20,5 @@ from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# Как в production: панель и админка требуют TOTP (тесты входят с кодом или с подтверждённой сессией)
+STAFF_2FA_REQUIRED = True

@@ -17,8 +17,20 @@ def staff(db: Any) -> User:
 
 @pytest.fixture
 def client_staff(staff: User) -> Client:
+    return verified_client(staff)
+
+
+def verified_client(user: User) -> Client:
+    """Клиент персонала с сессией, подтверждённой TOTP (STAFF_2FA_REQUIRED включён в тестах)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device, _ = TOTPDevice.objects.get_or_create(user=user, name="test", defaults={"confirmed": True})
     client = Client()
-    client.force_login(staff)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
     return client
 
 

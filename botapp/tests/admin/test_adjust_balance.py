@@ -11,7 +11,7 @@ from django.test import Client
 
 from botapp.billing import ledger
 from botapp.models import LedgerTransaction, StaffAuditLog, TelegramUser, TransactionKind
-from botapp.tests.admin.conftest import messages_of, run_action
+from botapp.tests.admin.conftest import verified_client, messages_of, run_action
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -166,8 +166,7 @@ def test_staff_without_the_ledger_permission_do_not_see_the_action(db: object) -
 
     clerk = User.objects.create_user("clerk", password="pw", is_staff=True)
     clerk.user_permissions.add(Permission.objects.get(codename="view_telegramuser"))
-    client = Client()
-    client.force_login(clerk)
+    client = verified_client(clerk)
     user = user_make()
     page = client.get("/admin/botapp/telegramuser/")
     assert page.status_code == 200
