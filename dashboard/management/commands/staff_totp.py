@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import segno
@@ -28,4 +29,6 @@ class Command(BaseCommand):
             TOTPDevice.objects.filter(user=user).delete()
         device = TOTPDevice.objects.create(user=user, name=options["name"], confirmed=True)
         self.stdout.write(device.config_url)
-        segno.make(device.config_url).terminal(out=self.stdout, compact=True)
+        buffer = io.StringIO()
+        segno.make(device.config_url).terminal(out=buffer, compact=True)
+        self.stdout.write(buffer.getvalue())
