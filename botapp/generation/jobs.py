@@ -224,9 +224,27 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     return GenerationJob.objects.select_related("model", "user").get(pk=job_id)
 
 
-def job_mark_provider_started(*, job: GenerationJob) -> None:
-    """Провайдер вот-вот получит запрос: отмена больше не возвращает токены (результат будет)."""
-    GenerationJob.objects.filter(pk=job.pk).update(provider_started=True)
+def job_mark_provider_started(*, job: GenerationJob) -> bool:
+    """Провайдер вот-вот получит запрос: отмена больше не возвращает токены (результат будет).
+
+    False — задание уже завершено (отмена успела между захватом и этим шагом): провайдера не звать.
+    """
+    updated = GenerationJob.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+        provider_started=True
+    )
+    return bool(updated)
+
+
+def job_lease_renew(*, job: GenerationJob) -> bool:
+    """Продлить аренду перед очередным вызовом провайдера (выходов несколько — вместе дольше аренды).
+
+    False — задание уже не наше: сборщик счёл нас умершими и его захватил другой (attempts другой),
+    или оно завершено. Тогда работу бросаем, чтобы не платить провайдеру дважды.
+    """
+    updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+        lease_until=timezone.now() + timedelta(seconds=settings.GENERATION_LEASE_S)
+    )
+    return bool(updated)
 
 
 def job_requeue(*, job: GenerationJob, countdown: float, reason: str) -> None:

@@ -112,13 +112,16 @@ def _run_image(job: GenerationJob) -> RunResult:
     except ProviderTransientError as exc:
         return _transient(job, exc)
     existing = {o.index: o.status for o in JobOutput.objects.filter(job=job)}
-    jobs.job_mark_provider_started(job=job)
+    if not jobs.job_mark_provider_started(job=job):
+        return RunResult("taken")
     progress.job_progress(job=job, stage="generating")
     provider, storage = _provider(), media_storage()
     ordered = int(job.params.get("outputs", 1))
     for index in range(ordered):
         if index in existing:
             continue
+        if not jobs.job_lease_renew(job=job):
+            return RunResult("taken")
         timeout = min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job)))
         try:
             image = provider.generate_image(
@@ -180,7 +183,8 @@ def _run_video(job: GenerationJob) -> RunResult:
             return _transient(job, exc)
         jobs.job_fail(job=job, category=exc.category, message=str(exc))
         return RunResult("failed")
-    jobs.job_mark_provider_started(job=job)
+    if not jobs.job_mark_provider_started(job=job):
+        return RunResult("taken")
     progress.job_progress(job=job, stage="generating")
     try:
         name = _provider().submit_video(

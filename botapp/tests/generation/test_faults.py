@@ -481,3 +481,66 @@ def test_cancel_after_the_provider_started_is_refused_and_the_result_is_charged(
     assert len(_sent(chat, "sendPhoto")) == 1
     assert _balance(chat) == (6, 0)
     _assert_every_job_finished()
+
+
+def test_a_live_worker_keeps_its_lease_between_outputs(rig: Rig, worker: subprocess.Popen[bytes]) -> None:
+    chat = Chat(rig.base, "en")
+    chat.say("/start")
+    from botapp.tests.billing.factories import user_fund
+
+    user_fund(_user(chat), 50)
+    [card] = chat.say("two lanterns [slow:4]")
+    chat.press(card, _button(card, "gen:c:count:"))  # 2 картинки: вместе дольше аренды
+    chat.press(card, _button(card, "gen:ok:"))
+    _wait_provider_calls(rig, ":generateContent", 2)
+    job = _job(chat)
+    assert job.started_at is not None
+    lease_s = int(rig.env["GENERATION_LEASE_S"])
+    wait_for(lambda: timezone.now() > job.started_at + timedelta(seconds=lease_s + 0.5), timeout=30)
+    # Воркер жив и работает над вторым выходом: сборщик не должен отдать задание другому
+    assert rig.sweep()["recovered"] == 0
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 2
+    assert _settlements(job) == ["capture"]
+    _assert_every_job_finished()
+
+
+@pytest.mark.django_db
+def test_a_cancel_right_after_the_claim_keeps_the_provider_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.test import override_settings
+
+    from botapp.generation import jobs, runner
+    from botapp.models import GenerationModel
+    from botapp.tests.billing.factories import user_fund, user_make
+
+    user = user_make()
+    user_fund(user, 100)
+    # Без transaction=True публикация по коммиту не происходит: задание ведёт только этот тест
+    job, _created = jobs.job_create(
+        user=user,
+        model=GenerationModel.objects.get(slug="nano-banana-2"),
+        prompt="a quiet harbour",
+        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
+        reference_file_ids=[],
+        idempotency_key="race",
+    )
+    claim = jobs.job_claim
+
+    def claim_then_cancel(*, job_id: int) -> GenerationJob | str:
+        # Пользователь жмёт ✖️ в тот миг, когда воркер уже захватил задание, но провайдер не начал
+        claimed = claim(job_id=job_id)
+        assert jobs.job_cancel(job_id=job_id, user=user) == "cancelled"
+        return claimed
+
+    monkeypatch.setattr(jobs, "job_claim", claim_then_cancel)
+    with (
+        FakeGemini() as gemini,
+        override_settings(
+            GEMINI_OFFLINE=False, GEMINI_API_KEY=gemini.api_key, GEMINI_API_BASE_URL=gemini.base_url
+        ),
+    ):
+        runner.job_run(job_id=job.pk)
+        assert not gemini.requests
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert _settlements(job) == ["release"]
