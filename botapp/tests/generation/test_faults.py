@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -255,6 +254,12 @@ def _pool_child_calling(rig: Rig, port: int) -> int:
     raise AssertionError("no pool child holds a connection to the provider")
 
 
+def _run_job_finished(rig: Rig) -> bool:
+    """Воркер последнего запуска выполнил generation.run_job (по его журналу)."""
+    since_ready = rig.log.read_text(errors="replace").split(" ready.")[-1]
+    return any("generation.run_job[" in line and "succeeded" in line for line in since_ready.splitlines())
+
+
 def _gemini_port(rig: Rig) -> int:
     return int(rig.gemini.base_url.rsplit(":", 1)[1].split("/")[0])
 
@@ -377,7 +382,7 @@ def test_a_hanging_provider_times_out_and_returns_the_tokens(rig: Rig) -> None:
     rig.control("cancel_consumer", "generation")
     chat, _status = _order(rig, "a silent forest [hang]")
     # Пока задание в очереди, его срок приближаем: тайм-аут вызова не длиннее остатка срока
-    GenerationJob.objects.filter(pk=_job(chat).pk).update(deadline=timezone.now() + timedelta(seconds=5))
+    GenerationJob.objects.filter(pk=_job(chat).pk).update(deadline=timezone.now() + timedelta(seconds=8))
     rig.control("add_consumer", "generation")
     job = _wait_status(chat, JobStatus.FAILED, JobStatus.EXPIRED, timeout=30)
     assert job.status == JobStatus.FAILED
@@ -452,8 +457,7 @@ def test_cancel_while_queued_returns_the_tokens_and_the_provider_is_never_called
     assert "Cancelled. The tokens were returned" in chat.bot_messages()[-1].text
     # Сообщение из очереди дойдёт до воркера и ничего не сделает
     rig.control("add_consumer", "generation")
-    wait_for(lambda: "generation.run_job" in rig.log.read_text(errors="replace").split(" ready.")[-1], 30)
-    time.sleep(1)
+    wait_for(lambda: _run_job_finished(rig), timeout=30, what="queued message consumed")
     assert not rig.gemini.requests
     _assert_every_job_finished()
 
@@ -544,3 +548,21 @@ def test_a_cancel_right_after_the_claim_keeps_the_provider_idle(monkeypatch: pyt
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert _settlements(job) == ["release"]
+
+
+def test_a_delivery_retry_lost_with_the_worker_is_republished_by_the_sweeper(rig: Rig) -> None:
+    rig.worker_start()
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(method="sendPhoto", failure="flood", chat_id=chat.chat_id, retry_after=5)
+    _order(rig, "a brass key", chat=chat)
+    wait_for(lambda: services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id), timeout=30)
+    # Повтор доставки ждёт своего часа в памяти воркера — и гибнет вместе с ним
+    rig.worker_stop(signal.SIGKILL)
+    assert _job(chat).status == JobStatus.GENERATED
+    rig.worker_start()
+    assert rig.sweep(GENERATION_QUEUE_REPUBLISH_S=1)["deliveries"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert len(_sent(chat, "sendPhoto")) == 1
+    assert _settlements(job) == ["capture"]
+    _assert_every_job_finished()

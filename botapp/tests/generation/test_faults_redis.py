@@ -14,6 +14,8 @@ from botapp.tests.generation.conftest import stack_env
 from botapp.tests.generation.test_faults import (
     Rig,
     _assert_every_job_finished,
+    _balance,
+    _button,
     _job,
     _order,
     _sent,
@@ -24,6 +26,7 @@ from botapp.tests.generation.test_faults import (
 from botapp.tests.support import processes
 from botapp.tests.support.fake_gemini import FakeGemini
 from botapp.tests.support.redis_server import RedisServer, redis_server
+from botapp.tests.telegram.test_chat_paths import Chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -86,4 +89,28 @@ def test_a_broker_restart_loses_messages_and_the_sweeper_republishes_them(
         assert _settlements(job) == ["capture"]
         assert len(_sent(chat, "sendPhoto")) == 1
     assert len(rig.gemini.requests_to(":generateContent")) == 2
+    _assert_every_job_finished()
+
+
+def test_a_job_ordered_while_the_broker_is_down_is_published_by_the_sweeper(
+    redis_rig: Rig, broker: RedisServer
+) -> None:
+    rig = redis_rig
+    rig.worker_start()
+    chat = Chat(rig.base, "en")
+    chat.say("/start")
+    [card] = chat.say("a lonely pier")
+    broker.kill()
+    try:
+        # Холд и задание в базе, публикация по коммиту падает: вебхук всё равно отвечает 200
+        chat.press(card, _button(card, "gen:ok:"))
+    finally:
+        broker.start()
+    job = _job(chat)
+    assert job.status == JobStatus.QUEUED
+    assert _balance(chat) == (6, 14)
+    assert rig.sweep(GENERATION_QUEUE_REPUBLISH_S=0)["republished"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert _settlements(job) == ["capture"]
+    assert len(_sent(chat, "sendPhoto")) == 1
     _assert_every_job_finished()
