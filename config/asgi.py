@@ -17,10 +17,17 @@ from django.conf import settings  # noqa: E402
 
 from botapp.http.lean import LeanASGIHandler, PathDispatcher  # noqa: E402
 from botapp.http.static import StaticFilesASGI  # noqa: E402 — после django.setup()
+from botapp.telegram.webhook import webhook_app  # noqa: E402
 
-# Статика (WhiteNoise), лимит тела и «лёгкие» пути (вебхук, health) — на уровне ASGI, до Django
+# Статика (WhiteNoise), лимит тела, вебхук без Django и «лёгкие» пути (health) — на уровне ASGI
 application = BodySizeLimitMiddleware(
-    StaticFilesASGI(PathDispatcher(full=django_application, lean=LeanASGIHandler())),
+    StaticFilesASGI(
+        PathDispatcher(
+            full=django_application,
+            lean=LeanASGIHandler(),
+            exact={"/telegram/webhook/": webhook_app},
+        )
+    ),
     # Эмулятор Bot API в песочнице принимает файлы до 50 МБ, как Telegram
     path_limits={"/sandbox/api/": 51 * 1024 * 1024} if settings.TELEGRAM_SANDBOX else None,
 )

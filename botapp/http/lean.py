@@ -29,13 +29,19 @@ class LeanASGIHandler(ASGIHandler):
 
 
 class PathDispatcher:
-    """Лёгкие пути — в LeanASGIHandler, всё остальное — в обычный Django."""
+    """Точные пути — в свои ASGI-приложения (вебхук), лёгкие — в LeanASGIHandler, прочее — в Django."""
 
-    def __init__(self, full: Any, lean: Any) -> None:
+    def __init__(self, full: Any, lean: Any, exact: dict[str, Any] | None = None) -> None:
         self.full, self.lean = full, lean
+        self.exact = exact or {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Момент прихода: эмулятор Bot API считает по нему лимиты, как Telegram
         scope["nb_received_at"] = time.time()
-        lean = scope["type"] == "http" and scope["path"].startswith(LEAN_PATHS)
-        await (self.lean if lean else self.full)(scope, receive, send)
+        if scope["type"] != "http":
+            await self.full(scope, receive, send)
+            return
+        app = self.exact.get(scope["path"])
+        if app is None:
+            app = self.lean if scope["path"].startswith(LEAN_PATHS) else self.full
+        await app(scope, receive, send)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -73,11 +74,27 @@ async def get_application() -> BotApplication:
     return application
 
 
-async def process_update_data(data: dict[str, Any]) -> None:
+# Пользователь, уже записанный вебхуком вместе с захватом апдейта (inbox_ingest):
+# предобработчик берёт его отсюда, а не ходит в БД второй раз
+_prefetched: ContextVar[tuple[int, TelegramUser] | None] = ContextVar("nb_prefetched_user", default=None)
+
+
+def prefetched_user(update: Update) -> TelegramUser | None:
+    value = _prefetched.get()
+    return value[1] if value is not None and value[0] == update.update_id else None
+
+
+async def process_update(update: Update, user: TelegramUser | None = None) -> None:
     """Обработать апдейт на месте; исключения обработчиков уходят в error handler PTB."""
     application = await get_application()
-    update = Update.de_json(data, application.bot)
+    token = _prefetched.set((update.update_id, user) if user is not None else None)
     try:
         await application.process_update(update)
     finally:
+        _prefetched.reset(token)
         translation.deactivate()
+
+
+async def process_update_data(data: dict[str, Any]) -> None:
+    application = await get_application()
+    await process_update(Update.de_json(data, application.bot))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from datetime import timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ConversationState, Language, TelegramUser
@@ -15,6 +18,69 @@ BAN_NOTICE_EVERY = timedelta(days=1)
 
 
 _UPSERT_FIELDS = ("first_name", "last_name", "username", "language_code", "is_premium")
+
+
+class UserUpsertSql(NamedTuple):
+    """Части upsert пользователя: собираются один раз, а не на каждый апдейт."""
+
+    columns: tuple[str, ...]  # порядок значений user_upsert_params
+    casts: tuple[str, ...]  # типы столбцов — для INSERT … SELECT, где литералы без типа
+    default_fields: tuple[Field[Any, Any], ...]  # остальные столбцы — значения модели по умолчанию
+    on_conflict: str
+    returning: str  # все столбцы модели в порядке concrete_fields
+
+
+@functools.cache
+def user_upsert_sql() -> UserUpsertSql:
+    fields = {str(field.column): field for field in TelegramUser._meta.concrete_fields}
+    default_fields = tuple(
+        field
+        for column, field in fields.items()
+        if column not in ("id", "telegram_id", *_UPSERT_FIELDS, "created_at", "last_seen_at")
+    )
+    columns = (
+        "telegram_id",
+        *_UPSERT_FIELDS,
+        "created_at",
+        "last_seen_at",
+        *(str(f.column) for f in default_fields),
+    )
+    on_conflict = (
+        "ON CONFLICT (telegram_id) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in (*_UPSERT_FIELDS, "last_seen_at"))
+        + ", is_blocked = FALSE"
+    )
+    return UserUpsertSql(
+        columns=columns,
+        casts=tuple(str(fields[column].cast_db_type(connection)) for column in columns),
+        default_fields=default_fields,
+        on_conflict=on_conflict,
+        returning=", ".join(fields),
+    )
+
+
+def user_upsert_params(
+    *,
+    telegram_id: int,
+    first_name: str = "",
+    last_name: str = "",
+    username: str = "",
+    language_code: str = "",
+    is_premium: bool = False,
+    now: datetime | None = None,
+) -> list[Any]:
+    """Значения в порядке UserUpsertSql.columns."""
+    now = now or timezone.now()
+    values = [first_name[:256], last_name[:256], username[:64], language_code[:16], is_premium]
+    defaults = [field.get_default() for field in user_upsert_sql().default_fields]
+    return [telegram_id, *values, now, now, *defaults]
+
+
+def user_from_row(row: Sequence[Any]) -> TelegramUser:
+    """Строка RETURNING (все столбцы модели) → объект без лишнего SELECT."""
+    return TelegramUser.from_db(
+        connection.alias, [f.attname for f in TelegramUser._meta.concrete_fields], row
+    )
 
 
 def user_upsert_from_telegram(
@@ -30,31 +96,23 @@ def user_upsert_from_telegram(
 
     Любое сообщение от пользователя означает, что бот не заблокирован.
     """
-    values = [first_name[:256], last_name[:256], username[:64], language_code[:16], is_premium]
-    table = TelegramUser._meta.db_table
-    columns = [str(field.column) for field in TelegramUser._meta.concrete_fields]
-    defaults: dict[str, Any] = {
-        str(field.column): field.get_default()
-        for field in TelegramUser._meta.concrete_fields
-        if field.column not in ("id", "telegram_id", *_UPSERT_FIELDS, "created_at", "last_seen_at")
-    }
-    insert_columns = ["telegram_id", *_UPSERT_FIELDS, "created_at", "last_seen_at", *defaults]
-    now = timezone.now()
+    spec = user_upsert_sql()
     sql = (
-        f"INSERT INTO {table} ({', '.join(insert_columns)}) "  # noqa: S608 — имена из модели
-        f"VALUES ({', '.join(['%s'] * len(insert_columns))}) "
-        f"ON CONFLICT (telegram_id) DO UPDATE SET "
-        + ", ".join(f"{name} = excluded.{name}" for name in (*_UPSERT_FIELDS, "last_seen_at"))
-        + ", is_blocked = FALSE"
-        + f" RETURNING {', '.join(columns)}"
+        f"INSERT INTO {TelegramUser._meta.db_table} ({', '.join(spec.columns)}) "  # noqa: S608 — имена из модели
+        f"VALUES ({', '.join(['%s'] * len(spec.columns))}) {spec.on_conflict} RETURNING {spec.returning}"
+    )
+    params = user_upsert_params(
+        telegram_id=telegram_id,
+        first_name=first_name,
+        last_name=last_name,
+        username=username,
+        language_code=language_code,
+        is_premium=is_premium,
     )
     with connection.cursor() as cursor:
-        params: list[Any] = [telegram_id, *values, now, now, *defaults.values()]
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return TelegramUser.from_db(
-        connection.alias, [f.attname for f in TelegramUser._meta.concrete_fields], row
-    )
+    return user_from_row(row)
 
 
 def user_set_blocked(*, telegram_id: int, blocked: bool) -> None:

@@ -11,11 +11,32 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ApplicationHandlerStop
 
 from botapp.models import TelegramUser
-from botapp.telegram.application import BotContext
+from botapp.telegram.application import BotContext, prefetched_user
 from botapp.telegram.dbcall import db
 from botapp.users import services
 
 _MEDIA_FIELDS = ("photo", "document", "video", "animation", "voice", "audio", "sticker")
+
+
+def ingest_fields(update: Update) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Что записать для апдейта: поля пользователя и входящее личное сообщение (или None).
+
+    Вебхук пишет их вместе с захватом апдейта (inbox_ingest), предобработчик — если не записано.
+    """
+    tg_user = update.effective_user
+    if update.my_chat_member or tg_user is None or tg_user.is_bot:
+        return None, None
+    message = update.effective_message
+    private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+    fields = {
+        "telegram_id": tg_user.id,
+        "first_name": tg_user.first_name or "",
+        "last_name": tg_user.last_name or "",
+        "username": tg_user.username or "",
+        "language_code": tg_user.language_code or "",
+        "is_premium": bool(tg_user.is_premium),
+    }
+    return fields, (_incoming(update) if message and private else None)
 
 
 async def prepare_update(update: Update, context: BotContext) -> None:
@@ -23,23 +44,15 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     if update.my_chat_member:
         await _chat_member_changed(update)
         raise ApplicationHandlerStop
-    tg_user = update.effective_user
-    if tg_user is None or tg_user.is_bot:
-        return
+    user = prefetched_user(update)
+    if user is None:
+        fields, incoming = ingest_fields(update)
+        if fields is None:
+            return
+        # Один поход в БД на апдейт: обновить пользователя и записать входящее в журнал
+        user = await db(_record_update)(fields=fields, incoming=incoming)
     message = update.effective_message
     private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-    # Один поход в БД на апдейт: обновить пользователя и записать входящее в журнал
-    user = await db(_record_update)(
-        fields={
-            "telegram_id": tg_user.id,
-            "first_name": tg_user.first_name or "",
-            "last_name": tg_user.last_name or "",
-            "username": tg_user.username or "",
-            "language_code": tg_user.language_code or "",
-            "is_premium": bool(tg_user.is_premium),
-        },
-        incoming=_incoming(update) if message and private else None,
-    )
     context.db_user = user
     translation.activate(user.effective_language)
     if user.is_banned:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from botapp.models import ErrorGroup, InboxUpdate, TelegramUser
+from botapp.models import ChatLogEntry, ErrorGroup, InboxUpdate, TelegramUser
 from botapp.tests.support import processes
 from botapp.tests.support.fakes import ApiError, FakeBotApi, fake_bot_api
 
@@ -126,6 +126,18 @@ def test_it_answers_415_400_and_413_for_bad_bodies(server: str) -> None:
     assert post(server, huge).status_code == 413
 
 
+def test_only_post_is_allowed(server: str) -> None:
+    response = httpx.get(f"{server}/telegram/webhook/", timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_a_charset_in_the_content_type_is_accepted(server: str, bot_api: FakeBotApi) -> None:
+    update = command_update("/start", user_id=121212)
+    assert post(server, update, content_type="application/json; charset=utf-8").status_code == 200
+    assert InboxUpdate.objects.get(update_id=update["update_id"]).status == "done"
+
+
 def test_unknown_update_types_get_200_and_nothing_else(server: str, bot_api: FakeBotApi) -> None:
     response = post(server, {"update_id": next(_ids), "some_future_update": {"x": 1}})
     assert response.status_code == 200
@@ -148,6 +160,23 @@ def test_the_same_update_five_times_concurrently_is_handled_once(server: str, bo
     assert statuses == [200] * 5
     time.sleep(0.5)
     assert len([t for t in sent_texts(bot_api) if "Hi, Ann" in t]) == 1
+    # Пользователь и входящее пишутся вместе с захватом — у копий ничего не пишется
+    incoming = ChatLogEntry.objects.filter(user__telegram_id=515151, direction="in")
+    assert [entry.message_id for entry in incoming] == [update["message"]["message_id"]]
+
+
+def test_concurrent_updates_are_all_answered_and_marked_done(server: str, bot_api: FakeBotApi) -> None:
+    """Отметки done одновременных апдейтов уходят пачками, но 200 — только после записи своей."""
+    updates = [command_update("/start", user_id=300000 + i) for i in range(30)]
+    with ThreadPoolExecutor(15) as pool:
+        statuses = list(pool.map(lambda update: post(server, update).status_code, updates))
+    assert statuses == [200] * 30
+    rows = InboxUpdate.objects.filter(update_id__in=[u["update_id"] for u in updates])
+    assert sorted(row.status for row in rows) == ["done"] * 30
+    assert TelegramUser.objects.filter(telegram_id__range=(300000, 300029)).count() == 30
+    assert (
+        ChatLogEntry.objects.filter(user__telegram_id__range=(300000, 300029), direction="in").count() == 30
+    )
 
 
 def test_a_handler_exception_gives_200_an_error_event_and_an_apology(
