@@ -37,6 +37,7 @@ class Movement:
     account_id: int
     bucket: str
     amount: int
+    user_account: bool = True  # системные счета остаток не кэшируют
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ def system_account_id(code: str) -> int:
 
 def account_for(user: TelegramUser) -> Account:
     """Счёт пользователя; создаётся при первом обращении, без гонок между процессами."""
+    found = Account.objects.filter(user=user).first()
+    if found is not None:
+        return found
     table = Account._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -97,7 +101,7 @@ def _reference_fields(reference: models.Model | None) -> dict[str, Any]:
 
 def _insert_transaction(
     *, key: str, kind: str, user: TelegramUser | None, fields: dict[str, Any]
-) -> int | None:
+) -> tuple[int, Any] | None:
     """Вставить заголовок проводки; None — ключ уже занят (повтор)."""
     table = LedgerTransaction._meta.db_table
     reference_type = fields["reference_type"]
@@ -105,7 +109,7 @@ def _insert_transaction(
         cursor.execute(
             f"INSERT INTO {table} (idempotency_key, kind, user_id, reference_type, reference_id, "  # noqa: S608
             "actor_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at",
             [
                 key,
                 kind,
@@ -118,7 +122,7 @@ def _insert_transaction(
             ],
         )
         row = cursor.fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else None
 
 
 def _apply_user_deltas(account_id: int, deltas: dict[str, int]) -> tuple[int, int]:
@@ -147,6 +151,7 @@ def ledger_post(
     reference: models.Model | None = None,
     actor_id: int | None = None,
     reason: str = "",
+    savepoint: bool = True,
 ) -> Posted:
     """Провести движение атомарно и идемпотентно.
 
@@ -156,18 +161,19 @@ def ledger_post(
     if sum(m.amount for m in movements) != 0:
         raise ValueError("movements must sum to zero")
     by_bucket: dict[tuple[int, str], int] = defaultdict(int)
+    user_accounts: set[int] = set()
     for movement in movements:
         by_bucket[(movement.account_id, movement.bucket)] += movement.amount
-    with transaction.atomic():
+        if movement.user_account:
+            user_accounts.add(movement.account_id)
+    # savepoint=False — для вызовов изнутри сервиса, который сам не ловит ошибку (холд, урегулирование):
+    # минус два обращения к БД; ловящим InsufficientFunds внутри своей транзакции нужна точка сохранения
+    with transaction.atomic(savepoint=savepoint):
         fields = {**_reference_fields(reference), "actor_id": actor_id, "reason": reason}
-        transaction_id = _insert_transaction(key=key, kind=kind, user=user, fields=fields)
-        if transaction_id is None:
+        inserted = _insert_transaction(key=key, kind=kind, user=user, fields=fields)
+        if inserted is None:
             return Posted(transaction=LedgerTransaction.objects.get(idempotency_key=key), replayed=True)
-        user_accounts = set(
-            Account.objects.filter(
-                pk__in={account_id for account_id, _ in by_bucket}, kind=Account.Kind.USER
-            ).values_list("pk", flat=True)
-        )
+        transaction_id, created_at = inserted
         per_account: dict[int, dict[str, int]] = defaultdict(dict)
         for (account_id, bucket), amount in by_bucket.items():
             if amount:
@@ -193,13 +199,19 @@ def ledger_post(
                     )
                 )
         LedgerEntry.objects.bulk_create(entries)
-    user_balance = next(iter(balances.values()), (None, None))
-    return Posted(
-        transaction=LedgerTransaction.objects.get(pk=transaction_id),
-        replayed=False,
-        available=user_balance[0],
-        on_hold=user_balance[1],
+    posted = LedgerTransaction(
+        id=transaction_id,
+        idempotency_key=key,
+        kind=kind,
+        user=user,
+        actor_id=actor_id,
+        reason=reason[:500],
+        created_at=created_at,
+        **_reference_fields(reference),
     )
+    posted._state.adding = False
+    user_balance = next(iter(balances.values()), (None, None))
+    return Posted(transaction=posted, replayed=False, available=user_balance[0], on_hold=user_balance[1])
 
 
 def credit(
@@ -222,7 +234,7 @@ def credit(
         kind=kind,
         user=user,
         movements=[
-            Movement(system_account_id(source), AVAILABLE, -amount),
+            Movement(system_account_id(source), AVAILABLE, -amount, user_account=False),
             Movement(account.pk, AVAILABLE, amount),
         ],
         reference=reference,
@@ -252,7 +264,7 @@ def debit(
         user=user,
         movements=[
             Movement(account.pk, AVAILABLE, -amount),
-            Movement(system_account_id(destination), AVAILABLE, amount),
+            Movement(system_account_id(destination), AVAILABLE, amount, user_account=False),
         ],
         reference=reference,
         actor_id=actor_id,
@@ -276,7 +288,7 @@ def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model |
                 f"INSERT INTO {table} (account_id, amount, idempotency_key, status, captured_amount, "  # noqa: S608
                 "reason, reference_type, reference_id, created_at) "
                 "VALUES (%s, %s, %s, 'active', 0, '', %s, %s, %s) "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, created_at",
                 [
                     account.pk,
                     amount,
@@ -289,13 +301,23 @@ def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model |
             row = cursor.fetchone()
         if row is None:
             return Hold.objects.get(idempotency_key=key)
-        created = Hold.objects.get(pk=row[0])
+        created = Hold(
+            id=row[0],
+            account_id=account.pk,
+            amount=amount,
+            idempotency_key=key,
+            status=Hold.Status.ACTIVE,
+            created_at=row[1],
+            **reference_fields,
+        )
+        created._state.adding = False
         ledger_post(
             key=f"hold:{created.pk}",
             kind=TransactionKind.HOLD,
             user=user,
             movements=[Movement(account.pk, AVAILABLE, -amount), Movement(account.pk, ON_HOLD, amount)],
             reference=created,
+            savepoint=False,
         )
     return created
 
@@ -319,7 +341,9 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlemen
         account = Account.objects.only("pk", "user_id").get(pk=hold.account_id)
         movements = [Movement(account.pk, ON_HOLD, -hold.amount)]
         if captured:
-            movements.append(Movement(system_account_id(CONSUMPTION), AVAILABLE, captured))
+            movements.append(
+                Movement(system_account_id(CONSUMPTION), AVAILABLE, captured, user_account=False)
+            )
         if released:
             movements.append(Movement(account.pk, AVAILABLE, released))
         ledger_post(
@@ -330,6 +354,7 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlemen
             movements=movements,
             reference=hold,
             reason=reason,
+            savepoint=False,
         )
     return Settlement(hold.pk, status, captured, released, replayed=False)
 
