@@ -226,7 +226,6 @@ def job_deliver(*, job_id: int) -> Delivered:
     charge = _expected_charge(job, len(outputs))
     with translation.override(job.user.effective_language):
         caption = _caption(job, charge, available + job.price - charge)
-        progress.job_progress(job=job, stage="delivering")
 
         async def send(bot: Any) -> None:
             if job.kind == "video":

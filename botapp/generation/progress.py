@@ -21,8 +21,8 @@ EDIT_EVERY_S = 3
 RECENT_JOBS = 20
 
 
-def model_eta_s(*, model_id: int) -> float:
-    """Средняя длительность последних заданий модели (от старта до результата); 20 с без истории."""
+def model_eta_s(*, model_id: int, default: float = 20.0) -> float:
+    """Средняя длительность последних заданий модели (от старта до результата); default — без истории."""
     rows = (
         GenerationJob.objects.filter(
             model_id=model_id, status=JobStatus.DELIVERED, generated_at__isnull=False
@@ -31,7 +31,7 @@ def model_eta_s(*, model_id: int) -> float:
         .values_list("started_at", "generated_at")[:RECENT_JOBS]
     )
     durations = [(done - started).total_seconds() for started, done in rows if started and done]
-    return sum(durations) / len(durations) if durations else 20.0
+    return sum(durations) / len(durations) if durations else default
 
 
 def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:

@@ -202,7 +202,12 @@ def _run_video(job: GenerationJob) -> RunResult:
     except ProviderPermanentError as exc:
         jobs.job_fail(job=job, category=exc.category, message=str(exc))
         return RunResult("failed")
-    interval = settings.VIDEO_POLL_INTERVAL_S
+    # Первый опрос — ближе к ожидаемой готовности (средняя длительность модели), а не через интервал:
+    # тысяча операций по минуте не должна давать сотни пустых опросов в секунду
+    from botapp.generation.progress import model_eta_s
+
+    expected = model_eta_s(model_id=job.model_id, default=0.0)
+    interval = max(settings.VIDEO_POLL_INTERVAL_S, min(0.8 * expected, 120.0))
     GenerationJob.objects.filter(pk=job.pk).update(
         operation_name=name,
         next_poll_at=timezone.now() + timedelta(seconds=interval),

@@ -15,6 +15,8 @@ from typing import ParamSpec, TypeVar
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from config.runtime import is_asgi
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -26,7 +28,11 @@ def _closing(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         finally:
             for connection in connections.all(initialized_only=True):
-                connection.close()
+                if is_asgi():
+                    connection.close()
+                else:
+                    # В воркере пула нет: закрытие после каждого вызова открывало бы новое соединение
+                    connection.close_if_unusable_or_obsolete()
 
     return run
 

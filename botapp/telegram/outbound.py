@@ -30,8 +30,8 @@ def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
             settings.TELEGRAM_BOT_TOKEN,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
-            # Вне веба не ждём очереди на месте: SendDeferred, задача переназначается
-            rate_limiter=SharedRateLimiter(max_wait=0.5),
+            # Один интервал чата (~1 с) ждём на месте; дольше — SendDeferred, задача переназначается
+            rate_limiter=SharedRateLimiter(max_wait=1.2),
             # Воркер загружает фото и видео до 50 МБ: таймауты записи и чтения — с запасом
             request=HTTPXRequest(
                 connection_pool_size=4,
