@@ -5,11 +5,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from botapp.http import health
+from botapp.http.metrics import metrics_view
 from botapp.telegram.webhook import telegram_webhook
 
 urlpatterns = [
     path("api/health/live", health.live, name="health-live"),
     path("api/health", health.deep, name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("telegram/webhook/", telegram_webhook, name="telegram-webhook"),
     path("payments/lava/webhook/", include("botapp.http.payments")),  # name="lava-webhook"
     path("media/s/", include("botapp.http.media")),  # name="media-signed"

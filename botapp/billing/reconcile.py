@@ -134,10 +134,12 @@ class LedgerMismatch(Exception):
 
 def reconcile_and_alert() -> Report:
     """Сверка по расписанию: нарушение — событие ошибки и оповещение операторам."""
+    from botapp.ops import metrics
     from botapp.ops.errors import error_record
     from botapp.ops.notify import alert_send
 
     report = reconcile_ledger()
+    metrics.reconciliation_record(ok=report.ok, problems=len(report.problems))
     if not report.ok:
         summary = report.summary()
         try:

@@ -22,6 +22,7 @@ from google.genai import Client, types
 from google.genai import errors as genai_errors
 from PIL import Image, UnidentifiedImageError
 
+from botapp.ops import metrics
 from botapp.providers.base import (
     ImageOutput,
     ProviderError,
@@ -293,6 +294,7 @@ class GeminiProvider:
             retry_options=types.HttpRetryOptions(attempts=1),
         )
 
+    @metrics.provider_timed("generate_image")
     def generate_image(
         self,
         *,
@@ -318,6 +320,7 @@ class GeminiProvider:
             response = self.client.models.generate_content(model=model_id, contents=contents, config=config)
         return image_from_response(response, aspect_ratio=aspect_ratio)
 
+    @metrics.provider_timed("submit_video")
     def submit_video(
         self,
         *,
@@ -362,6 +365,7 @@ class GeminiProvider:
             raise ProviderTransientError("Vertex не вернул имя операции", category="provider_unavailable")
         return operation.name
 
+    @metrics.provider_timed("poll_video")
     def poll_video(self, *, operation_name: str, timeout_s: float) -> VideoPoll:
         if self.veo_rest is not None:
             operation = self.veo_rest.get_operation(operation_name, timeout_s=timeout_s)

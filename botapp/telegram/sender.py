@@ -15,6 +15,7 @@ from typing import Any
 from telegram.error import ChatMigrated, Forbidden, RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from botapp.ops import metrics
 from botapp.telegram.dbcall import db
 from botapp.telegram.ratelimit import SendLimiter
 from botapp.users import services
@@ -103,6 +104,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
             try:
                 result = await callback(*args, **kwargs)
             except RetryAfter as exc:
+                metrics.telegram_429_count(method=endpoint)
                 told = exc.retry_after
                 retry_after = told.total_seconds() if isinstance(told, timedelta) else float(told)
                 if retry_after > self.max_wait or attempt == 2:
@@ -118,6 +120,7 @@ class SharedRateLimiter(BaseRateLimiter[int]):
                     await db(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
                     raise RecipientBlocked(str(exc)) from exc
                 raise
+            metrics.telegram_send_count(method=endpoint)
             if endpoint in LOGGED_METHODS and chat_id is not None and int(chat_id) > 0:
                 await db(_log_outgoing)(endpoint, chat_id, result)
             return result

@@ -1,7 +1,13 @@
-"""URL раздела «errors» панели (подключаются в dashboard/urls/__init__.py)."""
+"""URL раздела «Ошибки» панели (подключаются в dashboard/urls/__init__.py)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from dashboard.views import errors
+
+urlpatterns = [
+    path("", errors.errors_index, name="errors"),
+    path("<int:pk>/", errors.errors_detail, name="errors-detail"),
+    path("<int:pk>/status/", errors.errors_status, name="errors-status"),
+]
