@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from botapp.billing import ledger
-from botapp.billing.errors import PricingError
-from botapp.generation.jobs import job_price
+from botapp.billing.errors import InsufficientFunds, PricingError
+from botapp.generation.jobs import JobRefused, job_create, job_price, queue_position
 from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser
 from botapp.users import services
 
@@ -196,3 +196,48 @@ def user_cycle_default(*, user: TelegramUser, name: str) -> TelegramUser:
 
 def default_model_name(*, user: TelegramUser) -> str:
     return model_get(user.default_image_model, "image").display_name(user.effective_language)
+
+
+@dataclass(frozen=True)
+class Started:
+    """Итог «✅ Сгенерировать»: задание с местом в очереди, отказ или нехватка токенов."""
+
+    job: GenerationJob | None = None
+    position: int = 0
+    eta_s: float = 0.0
+    refused: JobRefused | None = None
+    price: int | None = None
+    available: int = 0
+
+
+def draft_start(*, user: TelegramUser, draft: dict[str, Any]) -> Started:
+    """Один поход в БД из вебхука: задание с холдом (очередь по коммиту), сброс черновика, место и ETA."""
+    from botapp.generation import progress
+
+    model = model_get(draft["model"], draft["kind"])
+    source = GenerationJob.objects.filter(pk=draft.get("source_job") or 0, user=user).first()
+    try:
+        job, _created = job_create(
+            user=user,
+            model=model,
+            prompt=draft["prompt"],
+            params=draft_params(draft),
+            reference_file_ids=draft["refs"],
+            idempotency_key=f"draft:{user.pk}:{draft['nonce']}",
+            source_job=source,
+            status_chat_id=user.telegram_id,
+        )
+    except JobRefused as refused:
+        return Started(refused=refused)
+    except InsufficientFunds:
+        card = draft_card(user=user, draft=draft)
+        return Started(price=card.price, available=card.available)
+    services.conversation_set(user=user, state="")
+    position = queue_position(job=job)
+    return Started(job=job, position=position, eta_s=progress.job_eta(job=job, position=position))
+
+
+def job_status_message_set(*, job_id: int, message_id: int) -> None:
+    GenerationJob.objects.filter(pk=job_id, status_message_id__isnull=True).update(
+        status_message_id=message_id
+    )

@@ -58,6 +58,11 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     В конце статус удаляется: результат или сообщение о неудаче говорят сами за себя, а удаление
     не упирается в лимит сообщений чата, как правка.
     """
+    if stage == "done":
+        # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
+        job.status_chat_id, job.status_message_id = GenerationJob.objects.values_list(
+            "status_chat_id", "status_message_id"
+        ).get(pk=job.pk)
     if not (job.status_chat_id and job.status_message_id):
         return
     if stage != "done" and not cache.add(f"job-progress:{job.pk}", 1, timeout=EDIT_EVERY_S):

@@ -7,7 +7,6 @@ from typing import Any
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
-from botapp.billing.errors import InsufficientFunds
 from botapp.generation import drafts, jobs, progress
 from botapp.models import GenerationJob, JobOutput, TelegramUser
 from botapp.providers.base import MediaKind
@@ -235,47 +234,31 @@ async def _start(
     context: BotContext, user: TelegramUser, draft: dict[str, Any], card: Message | None = None
 ) -> None:
     """Создать задание (холд + очередь по коммиту) и показать статус с кнопкой отмены."""
-    model = await db(drafts.model_get)(draft["model"], draft["kind"])
-    source = await db(GenerationJob.objects.filter(pk=draft.get("source_job") or 0, user=user).first)()
-    try:
-        job, _created = await db(jobs.job_create)(
-            user=user,
-            model=model,
-            prompt=draft["prompt"],
-            params=drafts.draft_params(draft),
-            reference_file_ids=draft["refs"],
-            idempotency_key=f"draft:{user.pk}:{draft['nonce']}",
-            source_job=source,
-            status_chat_id=user.telegram_id,
+    started = await db(drafts.draft_start)(user=user, draft=draft)
+    if started.refused is not None:
+        await context.bot.send_message(
+            user.telegram_id, refusal_text(started.refused, user.effective_language)
         )
-    except jobs.JobRefused as exc:
-        await context.bot.send_message(user.telegram_id, refusal_text(exc, user.effective_language))
         return
-    except InsufficientFunds:
-        card_data = await db(drafts.draft_card)(user=user, draft=draft)
+    if started.job is None:
         await context.bot.send_message(
             user.telegram_id,
             _("Not enough tokens: the price is {price}, your balance is {available}.").format(
-                price=card_data.price, available=card_data.available
+                price=started.price, available=started.available
             ),
             reply_markup=InlineKeyboardMarkup(
                 [[InlineKeyboardButton(_("⭐ Top up"), callback_data="top:menu")]]
             ),
         )
         return
-    await db(services.conversation_set)(user=user, state="")
-    position = await db(jobs.queue_position)(job=job)
-    eta = await db(progress.job_eta)(job=job, position=position)
-    text = progress.queued_text(position=position, eta_s=eta)
-    markup = progress.cancel_keyboard(job.pk)
+    text = progress.queued_text(position=started.position, eta_s=started.eta_s)
+    markup = progress.cancel_keyboard(started.job.pk)
     if card is not None:
         status = await card.edit_text(text, reply_markup=markup)
     else:
         status = await context.bot.send_message(user.telegram_id, text, reply_markup=markup)
     if isinstance(status, Message):
-        await db(GenerationJob.objects.filter(pk=job.pk, status_message_id__isnull=True).update)(
-            status_message_id=status.message_id
-        )
+        await db(drafts.job_status_message_set)(job_id=started.job.pk, message_id=status.message_id)
 
 
 async def cancel_job(update: Update, context: BotContext) -> None:
