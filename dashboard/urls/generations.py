@@ -1,7 +1,12 @@
-"""URL раздела «generations» панели (подключаются в dashboard/urls/__init__.py)."""
+"""URL раздела «Генерации»: список с фильтрами и действия над заданием (POST)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from dashboard.views import generations
+
+urlpatterns = [
+    path("", generations.generation_list, name="generations"),
+    path("<int:job_id>/<slug:action>/", generations.generation_action, name="generation_action"),
+]

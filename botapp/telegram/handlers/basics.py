@@ -12,11 +12,16 @@ from botapp.users import services
 
 
 async def start(update: Update, context: BotContext) -> None:
-    """/start [ref_<code>|promo_<code>]: приветствие, бонусы и главное меню."""
+    """/start [ref_<code>|promo_<code>|staff_<code>]: приветствие, бонусы и главное меню."""
     from botapp.telegram.handlers.bonuses import start_bonuses
 
     assert update.effective_message is not None and context.db_user is not None
     payload = context.args[0] if context.args else ""
+    if payload.startswith("staff_"):
+        from botapp.telegram.handlers.support import link_staff
+
+        await link_staff(update, context, payload.removeprefix("staff_"))
+        return
     if payload:
         await db(services.user_remember_start_payload)(user=context.db_user, payload=payload)
     await db(services.conversation_set)(user=context.db_user, state="")

@@ -1,0 +1,190 @@
+"""Панель: поддержка — ветка из настоящего вебхука, ответ сотрудника через эмулятор, оповещение, привязка."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from botapp.models import ChatLogEntry, StaffAuditLog, TelegramUser
+from botapp.sandbox import services as sandbox
+from botapp.telegram import outbound
+from botapp.tests.admin.conftest import verified_client
+from botapp.tests.sandbox.conftest import (  # noqa: F401 — общая фикстура
+    _fresh_rate_limits,
+    png,
+    sandbox_mode_server,
+)
+from botapp.tests.telegram.conftest import _billing_seeded, _no_emulator_violations  # noqa: F401
+from botapp.tests.telegram.test_chat_paths import Chat
+from dashboard.models import StaffProfile, SupportThread
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def bot_api(sandbox_mode_server: str) -> Iterator[str]:  # noqa: F811
+    """Вызовы Bot API из этого процесса (ответы панели) — в эмулятор того же сервера."""
+    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
+        outbound.bot_reset()
+        yield sandbox_mode_server
+        outbound.bot_reset()
+
+
+@pytest.fixture
+def staff() -> User:
+    return User.objects.create_user("olga", password="pw", is_staff=True)  # pragma: allowlist secret
+
+
+def _ask_support(chat: Chat, text: str) -> None:
+    chat.say("/support")
+    chat.say(text)
+
+
+def _reply(client: Client, thread: SupportThread, data: dict[str, Any]) -> list[str]:
+    """Ответ из панели, как сотрудник: лимит чата общий с ботом (он только что ответил) — повторить позже."""
+    for _attempt in range(5):
+        response = client.post(f"/dashboard/support/{thread.pk}/reply/", data, follow=True)
+        notes = [str(m) for m in response.context["messages"]]
+        if not any(note.startswith("Лимит Telegram") for note in notes):
+            return notes
+        time.sleep(1.2)
+    return notes
+
+
+def _thread(chat: Chat) -> SupportThread:
+    return SupportThread.objects.get(user__telegram_id=chat.chat_id)
+
+
+def test_a_support_message_through_the_webhook_opens_a_thread_with_one_unread(
+    sandbox_mode_server: str,  # noqa: F811
+) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    chat.say("just a prompt, not for support")
+    assert not SupportThread.objects.filter(user__telegram_id=chat.chat_id).exists()
+    _ask_support(chat, "My payment did not arrive")
+    thread = _thread(chat)
+    assert (thread.unread_count, thread.status) == (1, SupportThread.Status.OPEN)
+    assert thread.last_user_message_at is not None
+    _ask_support(chat, "Still nothing")
+    assert _thread(chat).unread_count == 2
+
+
+def test_the_inbox_lists_threads_by_activity_with_unread_counts(staff: User) -> None:
+    quiet = TelegramUser.objects.create(telegram_id=9_100_001, first_name="Quiet")
+    busy = TelegramUser.objects.create(telegram_id=9_100_002, first_name="Busy")
+    SupportThread.objects.create(user=quiet, last_activity_at=timezone.now() - timedelta(hours=1))
+    SupportThread.objects.create(user=busy, unread_count=3, last_activity_at=timezone.now())
+    page = verified_client(staff).get("/dashboard/support/").content.decode()
+    assert page.index("Busy") < page.index("Quiet")
+    assert '<span class="bad unread">3</span>' in page
+
+
+def test_a_staff_reply_reaches_the_user_and_is_recorded_once_with_its_author(
+    bot_api: str, staff: User
+) -> None:
+    chat = Chat(bot_api, "ru")
+    _ask_support(chat, "Где мои токены?")
+    thread = _thread(chat)
+    client = verified_client(staff)
+    page = client.get(f"/dashboard/support/{thread.pk}/").content.decode()
+    assert "Где мои токены?" in page
+    assert _reply(client, thread, {"text": "Токены вернули, проверьте /balance"}) == ["Отправлено."]
+    sent = [c.params.get("text") for c in sandbox.sandbox_calls(method="sendMessage", chat_id=chat.chat_id)]
+    assert "Токены вернули, проверьте /balance" in sent
+    [entry] = ChatLogEntry.objects.filter(
+        user__telegram_id=chat.chat_id, text="Токены вернули, проверьте /balance"
+    )
+    assert (entry.direction, entry.is_support, entry.staff_author_id) == ("out", True, staff.pk)
+    assert _thread(chat).unread_count == 0
+    assert StaffAuditLog.objects.filter(action="support.reply", actor=staff).count() == 1
+    # В диалоге панели видны обе стороны и автор ответа
+    page = client.get(f"/dashboard/support/{thread.pk}/").content.decode()
+    assert "поддержка · olga" in page
+    assert "Где мои токены?" in page
+
+
+def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, staff: User) -> None:
+    sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Pic")
+    user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Pic")
+    thread = SupportThread.objects.create(user=user, last_activity_at=timezone.now())
+    client = verified_client(staff)
+    image = SimpleUploadedFile("shot.png", png(4, 3), content_type="image/png")
+    client.post(f"/dashboard/support/{thread.pk}/reply/", {"text": "Вот так", "photo": image})
+    [call] = sandbox.sandbox_calls(method="sendPhoto", chat_id=user.telegram_id)
+    assert call.params.get("caption") == "Вот так"
+    [entry] = ChatLogEntry.objects.filter(user=user, direction="out")
+    assert (entry.media_type, entry.staff_author_id) == ("photo", staff.pk)
+    media = client.get(f"/dashboard/support/file/{entry.pk}/")
+    assert media.status_code == 200
+    assert media["Content-Type"].startswith("image/")
+    assert len(media.content) > 0
+    assert Client().get(f"/dashboard/support/file/{entry.pk}/").status_code == 302  # не персоналу — нет
+
+
+def test_a_reply_to_a_user_who_blocked_the_bot_says_blocked(bot_api: str, staff: User) -> None:
+    sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Gone")
+    user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Gone")
+    sandbox.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=sandbox_chat.chat_id)
+    response = verified_client(staff).post(
+        f"/dashboard/users/{user.pk}/message/", {"text": "hello"}, follow=True
+    )
+    assert any("blocked" in str(m) for m in response.context["messages"])
+    assert TelegramUser.objects.get(pk=user.pk).is_blocked
+
+
+def test_read_and_resolve_are_audited(staff: User) -> None:
+    user = TelegramUser.objects.create(telegram_id=9_100_003, first_name="Done")
+    thread = SupportThread.objects.create(user=user, unread_count=2, last_activity_at=timezone.now())
+    client = verified_client(staff)
+    client.post(f"/dashboard/support/{thread.pk}/read/")
+    assert SupportThread.objects.get(pk=thread.pk).unread_count == 0
+    client.post(f"/dashboard/support/{thread.pk}/resolve/", {"resolved": "1"})
+    thread.refresh_from_db()
+    assert (thread.status, thread.resolved_by_id) == (SupportThread.Status.RESOLVED, staff.pk)
+    client.post(f"/dashboard/support/{thread.pk}/resolve/", {"resolved": "0"})
+    actions = list(StaffAuditLog.objects.filter(actor=staff).order_by("id").values_list("action", flat=True))
+    assert actions == ["support.read", "support.resolve", "support.reopen"]
+
+
+def test_staff_link_their_telegram_and_a_burst_of_messages_is_one_alert(bot_api: str, staff: User) -> None:
+    client = verified_client(staff)
+    page = client.post("/dashboard/support/link/").content.decode()
+    match = re.search(r'href="https://t\.me/(\w+)\?start=staff_([0-9a-f]+)"', page)
+    assert match, page
+    staff_chat = Chat(bot_api, "en")
+    [confirmation] = staff_chat.say(f"/start staff_{match.group(2)}")
+    assert "linked" in confirmation.text
+    profile = StaffProfile.objects.get(user=staff)
+    assert (profile.telegram_id, profile.link_code) == (staff_chat.chat_id, "")
+    assert StaffAuditLog.objects.filter(action="staff.link_telegram", actor=staff).exists()
+    # Тот же код второй раз уже не действует
+    [again] = staff_chat.say(f"/start staff_{match.group(2)}")
+    assert "invalid or has expired" in again.text
+
+    user_chat = Chat(bot_api, "ru")
+    _ask_support(user_chat, "Не пришла картинка")
+    _ask_support(user_chat, "И вторая тоже")
+    alerts = [m for m in staff_chat.bot_messages() if "Не пришла картинка" in (m.text or "")]
+    assert len(alerts) == 1
+    assert not [m for m in staff_chat.bot_messages() if "И вторая тоже" in (m.text or "")]
+    assert _thread(user_chat).unread_count == 2
+
+
+def test_an_expired_link_code_does_not_link(sandbox_mode_server: str, staff: User) -> None:  # noqa: F811
+    StaffProfile.objects.create(
+        user=staff, link_code="deadbeef", link_code_expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    chat = Chat(sandbox_mode_server, "en")
+    [reply] = chat.say("/start staff_deadbeef")
+    assert "invalid or has expired" in reply.text
+    assert StaffProfile.objects.get(user=staff).telegram_id is None
