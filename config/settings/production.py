@@ -19,7 +19,7 @@ ALLOWED_HOSTS = [*ALLOWED_HOSTS, "healthcheck.railway.app"]  # noqa: F405
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = True
 # Проверки здоровья платформы ходят по HTTP внутри сети — без редиректа
-SECURE_REDIRECT_EXEMPT = [r"^api/health"]
+SECURE_REDIRECT_EXEMPT = [r"^api/health", r"^metrics$"]
 SECURE_HSTS_SECONDS = 31_536_000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
