@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.test import override_settings
@@ -15,7 +16,7 @@ from botapp.tests.billing.factories import balance, user_fund, user_make
 pytestmark = pytest.mark.django_db
 
 
-def _create(user: object, key: str = "k1", prompt: str = "a cat", **params: object) -> GenerationJob:
+def _create(user: object, key: str = "k1", prompt: str = "a cat", **params: Any) -> GenerationJob:
     model = GenerationModel.objects.get(slug="nano-banana-2")
     job, _created = jobs.job_create(
         user=user,  # type: ignore[arg-type]
@@ -66,7 +67,7 @@ def test_without_tokens_nothing_is_created() -> None:
     ],
 )
 def test_invalid_requests_are_refused_before_any_money_moves(
-    prompt: str, params: dict[str, object], code: str
+    prompt: str, params: dict[str, Any], code: str
 ) -> None:
     user = user_make()
     user_fund(user, 100)

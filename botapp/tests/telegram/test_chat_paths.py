@@ -58,7 +58,8 @@ class Chat:
 
     def expected(self, msgid_start: str) -> str:
         """Перевод строки каталога, начинающейся с msgid_start (длинные тексты не дублируем в тесте)."""
-        [msgid] = [m for m in MSGIDS if m.startswith(msgid_start)]
+        exact = [m for m in MSGIDS if m == msgid_start]
+        [msgid] = exact or [m for m in MSGIDS if m.startswith(msgid_start)]
         with translation.override(self.language):
             return _(msgid)
 
