@@ -11,7 +11,7 @@ from django.test import Client
 
 from botapp.billing import ledger
 from botapp.models import LedgerTransaction, StaffAuditLog, TelegramUser, TransactionKind
-from botapp.tests.admin.conftest import verified_client, messages_of, run_action
+from botapp.tests.admin.conftest import messages_of, run_action, verified_client
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
