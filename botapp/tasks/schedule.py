@@ -24,5 +24,6 @@ def periodic_tasks() -> list[Periodic]:
         Periodic(
             "ledger reconciliation", "maintenance.reconcile_ledger", settings.LEDGER_RECONCILE_INTERVAL_S
         ),
+        Periodic("broadcasts tick", "maintenance.broadcasts_tick", 30),
         Periodic("stars reconciliation", "maintenance.reconcile_stars", 24 * 3600),
     ]

@@ -67,6 +67,7 @@ CELERY_IMPORTS = (
     "botapp.tasks.maintenance",
     "botapp.tasks.billing",
     "botapp.tasks.generation",
+    "dashboard.tasks",
     "botapp.ops.celery_signals",
 )
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
