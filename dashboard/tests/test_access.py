@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 def _staff() -> tuple[User, TOTPDevice]:
     user = User.objects.create_user(
-        "anna", password="correct horse", is_staff=True
+        "anna",
+        password="correct horse",
+        is_staff=True,  # pragma: allowlist secret
     )  # pragma: allowlist secret
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
     return user, device
@@ -60,7 +62,9 @@ def test_repeated_wrong_passwords_lock_the_login() -> None:
     _user, device = _staff()
     client = Client()
     for _ in range(5):
-        client.post("/dashboard/login/", {"username": "anna", "password": "wrong", "otp_token": "000000"})
+        client.post(
+            "/dashboard/login/", {"username": "anna", "password": "wrong", "otp_token": "000000"}
+        )  # pragma: allowlist secret
     response = client.post(
         "/dashboard/login/", {"username": "anna", "password": "correct horse", "otp_token": _code(device)}
     )

@@ -35,7 +35,9 @@ def test_staff_log_in_with_totp_open_the_thread_and_the_reply_reaches_the_user(
     from selenium.webdriver.support.ui import WebDriverWait
 
     staff = User.objects.create_user(
-        "olga", password="correct horse", is_staff=True
+        "olga",
+        password="correct horse",
+        is_staff=True,  # pragma: allowlist secret
     )  # pragma: allowlist secret
     device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
     chat = Chat(sandbox_mode_server, "ru")

@@ -103,7 +103,7 @@ def test_actions_need_the_money_permission_post_and_csrf(client_money: Client) -
     user_fund(user, 100)
     job = _job(user, "guarded")
     plain = verified_client(
-        User.objects.create_user("ivan", password="pw", is_staff=True)
+        User.objects.create_user("ivan", password="pw", is_staff=True)  # pragma: allowlist secret
     )  # pragma: allowlist secret
     assert plain.post(f"/dashboard/generations/{job.pk}/release/").status_code == 403
     assert client_money.get(f"/dashboard/generations/{job.pk}/release/").status_code == 405

@@ -30,7 +30,7 @@ def test_offline_setting_gives_the_offline_provider_once_per_process() -> None:
 
 def test_without_offline_the_gemini_adapter_talks_to_the_configured_base_url() -> None:
     with (
-        FakeGemini(api_key="settings-key") as fake,
+        FakeGemini(api_key="settings-key") as fake,  # pragma: allowlist secret
         override_settings(
             GEMINI_OFFLINE=False,
             GEMINI_API_KEY="settings-key",
