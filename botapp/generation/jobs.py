@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from botapp.billing import ledger
 from botapp.billing.errors import PricingError
@@ -132,7 +133,12 @@ def job_publish(job_id: int, *, countdown: float = 0) -> None:
     from botapp.tasks import generation as tasks
 
     GenerationJob.objects.filter(pk=job_id).update(published_at=timezone.now())
-    tasks.run_job.apply_async((job_id,), countdown=countdown)
+    try:
+        tasks.run_job.apply_async((job_id,), countdown=countdown)
+    except OperationalError:
+        # Брокер недоступен: задание и холд уже в базе; пустой published_at — сборщик опубликует первым делом
+        logger.exception("job %s not published: broker unavailable", job_id)
+        GenerationJob.objects.filter(pk=job_id).update(published_at=None)
 
 
 def job_create(
