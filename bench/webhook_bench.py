@@ -41,6 +41,30 @@ def wait_port(port, timeout=60):
     raise SystemExit(f"nothing listens on {port}")
 
 
+def warm_up(url, timeout=120):
+    """Дождаться, пока воркеры прогреются (lifespan: PTB, getMe) и ответят 200.
+
+    Порт слушает мастер gunicorn с самого начала, а на занятой машине воркер стартует
+    дольше таймаута httpx по умолчанию (5 с).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.post(
+                url,
+                json={"update_id": 1, "warmup": {}},
+                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+                timeout=30,
+            )
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("webhook did not answer 200 after start")
+        time.sleep(0.5)
+
+
 def rss_mb(master_pid):
     """Суммарный RSS рабочих процессов gunicorn (дети мастера), МБ."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
@@ -145,9 +169,7 @@ def main():
         )
         wait_port(web_port)
         url = f"http://127.0.0.1:{web_port}/telegram/webhook/"
-        httpx.post(
-            url, json={"update_id": 1, "warmup": {}}, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
-        )
+        warm_up(url)
         since = int(time.time() * 1000) % 10**9 * 1000 - 10**6
         rss_before = rss_mb(web.pid)
         project = {"closed": load("closed", url, args), "open": load("open", url, args)}

@@ -9,11 +9,15 @@ sync_to_async, то есть прыгает в общий поток: ~12 пры
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
+
+logger = logging.getLogger(__name__)
 
 # Пути, которые обслуживаются без middleware (эмулятор Bot API — тоже машинный API)
 LEAN_PATHS = ("/telegram/webhook/", "/api/health", "/sandbox/api/")
@@ -31,13 +35,23 @@ class LeanASGIHandler(ASGIHandler):
 class PathDispatcher:
     """Точные пути — в свои ASGI-приложения (вебхук), лёгкие — в LeanASGIHandler, прочее — в Django."""
 
-    def __init__(self, full: Any, lean: Any, exact: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        full: Any,
+        lean: Any,
+        exact: dict[str, Any] | None = None,
+        on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
         self.full, self.lean = full, lean
         self.exact = exact or {}
+        self.on_startup = on_startup
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Момент прихода: эмулятор Bot API считает по нему лимиты, как Telegram
         scope["nb_received_at"] = time.time()
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
         if scope["type"] != "http":
             await self.full(scope, receive, send)
             return
@@ -45,3 +59,20 @@ class PathDispatcher:
         if app is None:
             app = self.lean if scope["path"].startswith(LEAN_PATHS) else self.full
         await app(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        """Прогрев при старте воркера; сбой прогрева не мешает старту — всё создастся лениво."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for hook in self.on_startup:
+                    try:
+                        await hook()
+                    except Exception:
+                        logger.warning(
+                            "startup hook %s failed", getattr(hook, "__name__", hook), exc_info=True
+                        )
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,7 +1,8 @@
 """Приложение python-telegram-bot: одно на цикл событий, создаётся лениво под замком.
 
-У Django ASGI нет lifespan (API_NOTES §0.6), а HTTP-клиент PTB привязан к своему
-циклу, поэтому приложение живёт в словаре «цикл → Application».
+HTTP-клиент PTB привязан к своему циклу, поэтому приложение живёт в словаре
+«цикл → Application». У Django ASGI нет lifespan (API_NOTES §0.6); его обрабатывает
+PathDispatcher (botapp/http/lean.py) и зовёт warm_up до первого апдейта.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ _applications: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BotApplicati
 )
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
+# Соединений с Bot API на процесс. Пул httpx на каждый запрос обходит все свои соединения
+# (проверка «не закрыл ли сервер», два системных вызова на соединение): при 256 по умолчанию
+# под нагрузкой это ~130 проверок на апдейт. Веб упирается в общий лимит Telegram (~30
+# сообщений/с на бота), одновременно в полёте единицы запросов — 8 хватает с запасом.
+BOT_API_CONNECTIONS = 8
+
 
 def build_application() -> BotApplication:
     from botapp.telegram.handlers import register_handlers
@@ -50,6 +57,9 @@ def build_application() -> BotApplication:
         .context_types(ContextTypes(context=BotContext))
         # В вебе можно подождать очереди пару секунд; дольше — ответ отложится
         .rate_limiter(SharedRateLimiter(max_wait=2.0))
+        .connection_pool_size(BOT_API_CONNECTIONS)
+        # Ожидание свободного соединения — не дольше, чем очереди лимитера
+        .pool_timeout(2.0)
         .build()
     )
     register_handlers(application)
@@ -72,6 +82,16 @@ async def get_application() -> BotApplication:
             await publish_commands_once(application.bot)
             _applications[loop] = application
     return application
+
+
+async def warm_up() -> None:
+    """Старт процесса: приложение PTB (getMe, команды) — до первого апдейта, а не в нём.
+
+    В песочнице Bot API — этот же процесс, который ещё не слушает порт: там лениво, как раньше.
+    """
+    if settings.TELEGRAM_SANDBOX:
+        return
+    await asyncio.wait_for(get_application(), timeout=10)
 
 
 # Пользователь, уже записанный вебхуком вместе с захватом апдейта (inbox_ingest):
