@@ -195,6 +195,11 @@ def _save_outputs(outputs: list[JobOutput]) -> None:
 def _notify_failure(job: GenerationJob) -> Delivered:
     from botapp.telegram.outbound import bot_call
 
+    if job.error_category == "blocked" or job.user.is_blocked:
+        # Заблокировавшему бота писать бессмысленно: Telegram ответит 403
+        GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(notified_at=timezone.now())
+        return Delivered("blocked")
+
     with translation.override(job.user.effective_language):
         text = failure_text(job.error_category)
     chat_id = job.user.telegram_id
