@@ -124,9 +124,13 @@ def inbox_complete(*, update_id: int) -> None:
 
 
 def inbox_complete_many(*, update_ids: list[int]) -> None:
-    InboxUpdate.objects.filter(update_id__in=update_ids).update(
-        status=InboxUpdate.Status.DONE, processed_at=timezone.now()
-    )
+    # Сырой SQL: сборка того же UPDATE через ORM стоила больше, чем сам запрос (~250 мкс CPU)
+    placeholders = ", ".join(["%s"] * len(update_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_TABLE} SET status = %s, processed_at = %s WHERE update_id IN ({placeholders})",  # noqa: S608
+            [InboxUpdate.Status.DONE.value, timezone.now(), *update_ids],
+        )
 
 
 class _DoneBatch:
