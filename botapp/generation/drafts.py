@@ -195,7 +195,11 @@ def user_cycle_default(*, user: TelegramUser, name: str) -> TelegramUser:
 
 
 def default_model_name(*, user: TelegramUser) -> str:
-    return model_get(user.default_image_model, "image").display_name(user.effective_language)
+    """Имя модели по умолчанию для /settings; пусто, если ни одна модель не включена (строка не показывается)."""
+    try:
+        return model_get(user.default_image_model, "image").display_name(user.effective_language)
+    except LookupError:
+        return ""
 
 
 @dataclass(frozen=True)
