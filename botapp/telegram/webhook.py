@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from telegram import Update
 
 from botapp.http.asgi import Receive, Scope, Send
+from botapp.ops import metrics
 from botapp.telegram import inbox
 from botapp.telegram.application import get_application, process_update
 from botapp.telegram.dbcall import db
@@ -58,6 +59,7 @@ def check_request(secret: str, content_type: str, body: bytes) -> tuple[int, dic
     return 200, data
 
 
+@metrics.webhook_timed
 async def handle_update(data: dict[str, Any]) -> None:
     """Захват, обработка на месте, отметка done. Исключение — только если не удалось записать."""
     update_id: int = data["update_id"]
