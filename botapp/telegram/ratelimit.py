@@ -65,6 +65,15 @@ def buckets_for(chat_id: int | str | None) -> list[Bucket]:
     return result
 
 
+# Рассылкам — не весь общий лимит: ответы бота живым пользователям не должны стоять за ними в очереди
+BROADCAST_SHARE = 0.7
+
+
+def broadcast_bucket() -> Bucket:
+    """Дополнительный лимит массовых отправок (доля общего, без всплеска)."""
+    return Bucket("broadcast", 1000.0 * SAFETY / (settings.TELEGRAM_RATE_OVERALL * BROADCAST_SHARE), 0.0)
+
+
 class _LocalGcra:
     """Замена Redis для одного процесса (встроенный режим)."""
 
@@ -105,8 +114,8 @@ class SendLimiter:
             self._script = self._redis.register_script(_GCRA_LUA)
         return self._redis
 
-    async def acquire(self, chat_id: int | str | None) -> float:
-        buckets = buckets_for(chat_id)
+    async def acquire(self, chat_id: int | str | None, extra: list[Bucket] | None = None) -> float:
+        buckets = buckets_for(chat_id) + (extra or [])
         if not settings.REDIS_URL:
             return self._local.acquire(buckets)
         self._client()
@@ -117,11 +126,13 @@ class SendLimiter:
         wait_ms = float(await self._script(keys=[prefix + b.key for b in buckets], args=args))
         return wait_ms / 1000
 
-    async def wait_turn(self, chat_id: int | str | None, max_wait: float) -> float:
+    async def wait_turn(
+        self, chat_id: int | str | None, max_wait: float, extra: list[Bucket] | None = None
+    ) -> float:
         """Ждать очереди не дольше max_wait; вернуть остаток ожидания (0 — отправлено можно)."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait = await self.acquire(chat_id)
+            wait = await self.acquire(chat_id, extra)
             if wait <= 0:
                 return 0.0
             if time.monotonic() + wait > deadline:

@@ -17,7 +17,7 @@ from telegram.ext import BaseRateLimiter
 
 from botapp.ops import metrics
 from botapp.telegram.dbcall import db
-from botapp.telegram.ratelimit import SendLimiter
+from botapp.telegram.ratelimit import SendLimiter, broadcast_bucket
 from botapp.users import services
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,11 @@ def _log_outgoing(method: str, chat_id: Any, result: Any) -> None:
         )
 
 
-class SharedRateLimiter(BaseRateLimiter[int]):
+# rate_limit_args вызова PTB: BROADCAST — массовая отправка со своим, меньшим лимитом
+BROADCAST = "broadcast"
+
+
+class SharedRateLimiter(BaseRateLimiter[str]):
     """max_wait — сколько можно ждать очереди на месте (веб); больше — SendDeferred."""
 
     def __init__(self, *, max_wait: float) -> None:
@@ -93,12 +97,13 @@ class SharedRateLimiter(BaseRateLimiter[int]):
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
-        rate_limit_args: int | None,
+        rate_limit_args: str | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
         for attempt in range(3):
             if endpoint in LIMITED_METHODS:
-                wait = await self.limiter.wait_turn(chat_id, self.max_wait)
+                extra = [broadcast_bucket()] if rate_limit_args == BROADCAST else None
+                wait = await self.limiter.wait_turn(chat_id, self.max_wait, extra)
                 if wait > 0:
                     raise SendDeferred(wait)
             try:

@@ -324,6 +324,7 @@ def _message_of(broadcast: Broadcast) -> _Message:
 def _deliver(broadcast_id: int, message: _Message, chat_id: int) -> int:
     """Одно сообщение через общий лимитер; вернуть message_id. Первое фото запоминает file_id."""
     from botapp.telegram.outbound import bot_call
+    from botapp.telegram.sender import BROADCAST
 
     if message.photo_key and not message.photo_file_id and message.photo_bytes is None:
         from botapp.providers.storage import media_storage
@@ -338,10 +339,16 @@ def _deliver(broadcast_id: int, message: _Message, chat_id: int) -> int:
                 caption=message.text or None,
                 parse_mode=ParseMode.HTML,
                 reply_markup=message.markup,
+                rate_limit_args=BROADCAST,
                 **SEND_TIMEOUTS,
             )
         return await bot.send_message(
-            chat_id, message.text, parse_mode=ParseMode.HTML, reply_markup=message.markup, **SEND_TIMEOUTS
+            chat_id,
+            message.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=message.markup,
+            rate_limit_args=BROADCAST,
+            **SEND_TIMEOUTS,
         )
 
     sent = bot_call(send)
