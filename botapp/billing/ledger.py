@@ -214,6 +214,21 @@ def ledger_post(
     return Posted(transaction=posted, replayed=False, available=user_balance[0], on_hold=user_balance[1])
 
 
+def _transfer(*, user: TelegramUser, delta: int, system: str, key: str, kind: str, **details: Any) -> Posted:
+    """Доступные токены пользователя ± delta против системного счёта (сумма проводки — ноль)."""
+    account = account_for(user)
+    return ledger_post(
+        key=key,
+        kind=kind,
+        user=user,
+        movements=[
+            Movement(system_account_id(system), AVAILABLE, -delta, user_account=False),
+            Movement(account.pk, AVAILABLE, delta),
+        ],
+        **details,
+    )
+
+
 def credit(
     *,
     user: TelegramUser,
@@ -228,19 +243,10 @@ def credit(
     """Зачислить токены с системного счёта source (продажи, промо, рефералы, корректировки)."""
     if amount <= 0:
         raise ValueError("credit amount must be positive")
-    account = account_for(user)
-    return ledger_post(
-        key=key,
-        kind=kind,
-        user=user,
-        movements=[
-            Movement(system_account_id(source), AVAILABLE, -amount, user_account=False),
-            Movement(account.pk, AVAILABLE, amount),
-        ],
-        reference=reference,
-        actor_id=actor_id,
-        reason=reason,
-    )
+    return _transfer(
+        user=user, delta=amount, system=source, key=key, kind=kind,
+        reference=reference, actor_id=actor_id, reason=reason,
+    )  # fmt: skip
 
 
 def debit(
@@ -257,19 +263,10 @@ def debit(
     """Списать доступные токены на системный счёт; не хватает — InsufficientFunds, ничего не изменилось."""
     if amount <= 0:
         raise ValueError("debit amount must be positive")
-    account = account_for(user)
-    return ledger_post(
-        key=key,
-        kind=kind,
-        user=user,
-        movements=[
-            Movement(account.pk, AVAILABLE, -amount),
-            Movement(system_account_id(destination), AVAILABLE, amount, user_account=False),
-        ],
-        reference=reference,
-        actor_id=actor_id,
-        reason=reason,
-    )
+    return _transfer(
+        user=user, delta=-amount, system=destination, key=key, kind=kind,
+        reference=reference, actor_id=actor_id, reason=reason,
+    )  # fmt: skip
 
 
 def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model | None = None) -> Hold:

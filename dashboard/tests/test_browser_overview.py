@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,40 +11,16 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from botapp.tests.billing.factories import billing_seed
+from botapp.tests.sandbox.test_browser import browser  # noqa: F401 — общая фикстура браузера
 from dashboard.tests.test_overview import seed_overview
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-# Debian-пакеты (браузер не скачиваем); на раннерах CI — через переменные окружения
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 
-
-@pytest.fixture
-def browser(tmp_path: Any) -> Iterator[Any]:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail("Debian chromium and chromium-driver are required (make test installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=390,844",  # экран телефона
-    ]  # fmt: skip
-    for flag in flags:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(0)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def test_staff_log_in_with_totp_and_see_the_weeks_numbers_on_a_phone(browser: Any, live_server: Any) -> None:
+def test_staff_log_in_with_totp_and_see_the_weeks_numbers_on_a_phone(
+    browser: Any,  # noqa: F811
+    live_server: Any,
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
