@@ -195,7 +195,7 @@ def user_cycle_default(*, user: TelegramUser, name: str) -> TelegramUser:
 
 
 def default_model_name(*, user: TelegramUser) -> str:
-    """Имя модели по умолчанию для /settings; пусто, если ни одна модель не включена (строка не показывается)."""
+    """Имя модели по умолчанию для /settings; пусто, если ни одна модель не включена."""
     try:
         return model_get(user.default_image_model, "image").display_name(user.effective_language)
     except LookupError:
