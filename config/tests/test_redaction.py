@@ -12,9 +12,10 @@ import sentry_sdk
 from django.conf import settings
 from sentry_sdk.transport import Transport
 
+from botapp.tests.support.fakes import fake_bot_token
 from config.observability import RedactingFilter, redact, sentry_before_breadcrumb, sentry_before_send
 
-TOKEN = "7123456789:TESTdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_x"  # pragma: allowlist secret
+TOKEN = fake_bot_token()
 GOOGLE_KEY = "AIza" + "SyD-1234567890abcdefghijklmnopqrstu"  # pragma: allowlist secret
 
 

@@ -16,11 +16,11 @@ from django.utils import timezone
 from botapp.models import ErrorEvent, ErrorGroup, StaffAuditLog
 from botapp.ops.errors import error_is_critical, error_record
 from botapp.tests.admin.conftest import verified_client
-from botapp.tests.support.fakes import FakeBotApi, fake_bot_api
+from botapp.tests.support.fakes import FakeBotApi, fake_bot_api, fake_bot_token
 
 pytestmark = pytest.mark.django_db
 
-BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"  # pragma: allowlist secret
+BOT_TOKEN = fake_bot_token()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from django.utils import timezone
 from botapp.models import Payment, PaymentMethod, StaffAuditLog, TelegramUser
 from botapp.tests.admin.conftest import changelist, messages_of, run_action
 from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.support.fakes import fake_bot_token
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +98,7 @@ def test_a_card_payment_cannot_be_refunded_as_stars(client_staff: Client) -> Non
 
 
 def test_the_payment_page_hides_secrets_in_provider_data(client_staff: Client, staff: User) -> None:
-    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw-"  # pragma: allowlist secret
+    token = fake_bot_token()
     payment = _payment(user_make(), raw={"url": f"https://api.telegram.org/bot{token}/getMe"})
     page = client_staff.get(f"/admin/botapp/payment/{payment.pk}/change/")
     assert page.status_code == 200

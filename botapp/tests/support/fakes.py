@@ -100,3 +100,10 @@ def fake_bot_api(responder: Callable[[str, dict[str, Any]], Any]) -> Iterator[tu
     finally:
         server.shutdown()
         server.server_close()
+
+
+def fake_bot_token() -> str:
+    """Токен в формате Telegram (id:секрет), собранный при запуске: в репозитории нет похожих строк."""
+    import secrets
+
+    return f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(27)}"
