@@ -84,18 +84,6 @@ def _caption(job: GenerationJob, charged: int, available: int) -> str:
     return truncate_caption(text)
 
 
-def _expected_charge(job: GenerationJob, delivered: int) -> int:
-    ordered = int(job.params.get("outputs", 1)) if job.kind == "image" else 1
-    if delivered >= ordered:
-        return job.price
-    return min(
-        job.price,
-        jobs.job_price(
-            model=job.model, params=job.params, references=len(job.reference_file_ids), outputs=delivered
-        ),
-    )
-
-
 async def _send_images(
     bot: Any, job: GenerationJob, outputs: list[JobOutput], blobs: dict[int, bytes], caption: str
 ) -> None:
@@ -228,7 +216,7 @@ def job_deliver(*, job_id: int) -> Delivered:
     kind: MediaKind = "video" if job.kind == "video" else "image"
     blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
     available = ledger.account_for(job.user).available
-    charge = _expected_charge(job, len(outputs))
+    charge = jobs.job_charge(job=job, delivered=len(outputs))
     with translation.override(job.user.effective_language):
         caption = _caption(job, charge, available + job.price - charge)
 

@@ -327,6 +327,17 @@ class Settled:
     available: int
 
 
+def job_charge(*, job: GenerationJob, delivered: int) -> int:
+    """Сколько списать за delivered выходов: показанная цена целиком или цена доставленного (не больше)."""
+    ordered = int(job.params.get("outputs", 1)) if job.kind == GenerationModel.Kind.IMAGE else 1
+    if delivered >= ordered:
+        return job.price
+    partial = job_price(
+        model=job.model, params=job.params, references=len(job.reference_file_ids), outputs=delivered
+    )
+    return min(partial, job.price)
+
+
 def job_settle_delivered(*, job: GenerationJob, delivered: int) -> Settled:
     """Доставлено delivered выходов: списать их цену (не больше показанной), остаток холда вернуть.
 
@@ -338,17 +349,7 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> Settled:
             .select_related("model", "hold")
             .get(pk=job.pk)
         )
-        ordered = int(locked.params.get("outputs", 1)) if locked.kind == GenerationModel.Kind.IMAGE else 1
-        if delivered >= ordered:
-            amount = locked.price
-        else:
-            amount = job_price(
-                model=locked.model,
-                params=locked.params,
-                references=len(locked.reference_file_ids),
-                outputs=delivered,
-            )
-        amount = min(amount, locked.price)
+        amount = job_charge(job=locked, delivered=delivered)
         assert locked.hold is not None
         ledger.capture(hold=locked.hold, amount=amount)
         GenerationJob.objects.filter(pk=job.pk, status=JobStatus.GENERATED).update(
