@@ -83,19 +83,9 @@ class Stack:
         code = (
             "import dataclasses, json\n"
             "from dashboard.services.broadcasts import broadcasts_tick\n"
-            "print('TICK ' + json.dumps(dataclasses.asdict(broadcasts_tick())))\n"
+            "print('REPORT ' + json.dumps(dataclasses.asdict(broadcasts_tick())))\n"
         )
-        done = subprocess.run(
-            [str(processes.BIN / "python"), "manage.py", "shell", "-c", code],
-            cwd=processes.ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        [line] = [row for row in done.stdout.splitlines() if row.startswith("TICK ")]
-        report: dict[str, int] = json.loads(line.removeprefix("TICK "))
+        report: dict[str, int] = processes.shell_report(self.env, code)
         return report
 
     def _log_since(self, offset: int) -> str:

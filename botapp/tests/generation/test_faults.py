@@ -96,19 +96,9 @@ class Rig:
             "from django.test import override_settings\n"
             "from botapp.generation.sweeper import jobs_sweep\n"
             f"with override_settings(**json.loads({json.dumps(json.dumps(overrides))})):\n"
-            "    print('SWEEP ' + json.dumps(dataclasses.asdict(jobs_sweep())))\n"
+            "    print('REPORT ' + json.dumps(dataclasses.asdict(jobs_sweep())))\n"
         )
-        done = subprocess.run(
-            [str(processes.BIN / "python"), "manage.py", "shell", "-c", code],
-            cwd=processes.ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        [line] = [row for row in done.stdout.splitlines() if row.startswith("SWEEP ")]
-        report: dict[str, int] = json.loads(line.removeprefix("SWEEP "))
+        report: dict[str, int] = processes.shell_report(self.env, code)
         return report
 
     def control(self, command: str, queue: str) -> None:

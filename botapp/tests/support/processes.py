@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -124,3 +125,23 @@ def web_server(env: Mapping[str, str], log: Path, port: int | None = None) -> It
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ready(f"{base}/api/health/live"), timeout=30, what="web server")
         yield base
+
+
+def shell_report(env: Mapping[str, str], code: str) -> Any:
+    """`manage.py shell -c code` с окружением стенда; code печатает строку `REPORT <json>` — вернуть её JSON.
+
+    Так сервис выполняется, как его выполнил бы beat или воркер: с префиксом Redis и БД стенда.
+    """
+    import json
+
+    done = subprocess.run(
+        [str(BIN / "python"), "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    [line] = [row for row in done.stdout.splitlines() if row.startswith("REPORT ")]
+    return json.loads(line.removeprefix("REPORT "))
