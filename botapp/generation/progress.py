@@ -47,7 +47,6 @@ def queued_text(*, position: int, eta_s: float) -> str:
 def stage_text(stage: str) -> str:
     texts = {
         "generating": _("🎨 Generating… The result will arrive in this chat."),
-        "delivering": _("📤 Sending the result…"),
     }
     return texts[stage]
 
