@@ -132,6 +132,45 @@ def rss_tree_mb(pid):
     return round(total / 1024, 1)
 
 
+def cpu_tree_s(pid):
+    """Процессорное время (user+sys) процесса, живых потомков и дождавшихся детей, с."""
+    ticks, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # utime, stime, cutime, cstime — поля 14–17 (после имени: 11–14 с нуля)
+        ticks += sum(int(v) for v in fields[11:15])
+        stack.extend(int(c) for c in children)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pids_named(name):
+    """Корневые процессы с таким именем (postmaster, redis-server): их дети учтутся в cpu_tree_s."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        comm, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if comm.startswith(name):
+            found[int(entry.name)] = int(rest[1])
+    return [pid for pid, parent in found.items() if parent not in found]
+
+
+def system_busy_s():
+    """Занятое время всех ядер машины с загрузки (для доли «прочих»: PostgreSQL, Redis, нагрузчик)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler(threading.Thread):
     """Раз в 0,5 с — сумма RSS воркера (главный процесс + дети)."""
 
@@ -450,7 +489,7 @@ async def _baseline_send_photo(api_base, photo, n, concurrency):
 
 def provider_cost_ms(samples=20):
     """CPU офлайн-провайдера на картинку 1K (рисунок + PNG) и превью JPEG доставки — часть конвейера."""
-    from botapp.generation.media import photo_preview
+    from botapp.generation.media import photo_payload
     from botapp.providers.offline import OfflineProvider
 
     provider = OfflineProvider(latency_s=0)
@@ -461,7 +500,7 @@ def provider_cost_ms(samples=20):
             model_id="m", prompt=f"кот {i}", references=[], aspect_ratio="1:1", image_size="1K", timeout_s=10
         )
         middle = time.perf_counter()
-        blob = photo_preview(image.data)
+        blob = photo_payload(image.data)
         render.append((middle - started) * 1000)
         preview.append((time.perf_counter() - middle) * 1000)
     return {
@@ -498,11 +537,14 @@ def image_run(args, procs, rates, emulator_limits, jobs, rate, label, tmp):
     tids = make_users(jobs, 100_000)
     sampler = RssSampler(workers[0].pid)
     sampler.start()
+    watched = {"web": web.pid, "workers": [w.pid for w in workers], "bot_api": api.pid}
+    cpu_before = _cpu_snapshot(watched)
     started = time.time()
     RETRIES[0] = 0
     posts = send_updates(url, tids, rate, lambda i: f"кот в шляпе номер {i}")
     all_done = wait_done(tids, args.timeout)
     finished = time.time()
+    cpu_after = _cpu_snapshot(watched)
     rss = sampler.summary()
     calls = emulator_calls(api_base)
     for proc in (*workers, web, api):
@@ -564,9 +606,25 @@ def image_run(args, procs, rates, emulator_limits, jobs, rate, label, tmp):
         "telegram_429_received": sum(1 for c in calls if c[3] == 429),
         "send_rate": send_rate(calls),
         "worker_rss": rss,
+        "cpu_ms_per_job": {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(jobs, 1), 1) for name in cpu_before
+        },
         "wall_s": round(finished - started, 1),
     }
     return result, calls
+
+
+def _cpu_snapshot(watched):
+    """CPU по частям стенда; «machine» — все ядра машины (вместе с PostgreSQL, Redis и нагрузчиком)."""
+    snap = {
+        "web": cpu_tree_s(watched["web"]),
+        "workers": sum(cpu_tree_s(pid) for pid in watched["workers"]),
+        "bot_api": cpu_tree_s(watched["bot_api"]),
+        "postgres": sum(cpu_tree_s(pid) for pid in pids_named("postgres")),
+        "redis": sum(cpu_tree_s(pid) for pid in pids_named("redis-server")),
+        "machine": system_busy_s(),
+    }
+    return snap
 
 
 def image_main(args):
@@ -582,6 +640,12 @@ def image_main(args):
     procs = Procs(tmp)
     results = {}
     try:
+        if args.probe:
+            # Проба при доводке: только прогон с поднятыми лимитами, отчёт — в stdout, файл не пишется
+            probe, _ = image_run(args, procs, RAISED, [], args.jobs, args.rate, "raised", tmp)
+            probe["reconcile"] = reconcile()
+            print(json.dumps(probe, ensure_ascii=False, indent=1, default=str))
+            return
         # Базовая линия: голый sendPhoto в тот же эмулятор
         costs, jpeg = provider_cost_ms()
         api_port = free_port()
@@ -837,6 +901,7 @@ def main():
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_generation")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--out")
+    parser.add_argument("--probe", action="store_true", help="image: только прогон с поднятыми лимитами")
     args = parser.parse_args()
     if args.rate is None:
         args.rate = 50.0 if args.mode == "image" else 200.0
