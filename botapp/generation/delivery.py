@@ -93,7 +93,7 @@ async def _send_images(
         output = pending[0]
         message = await bot.send_photo(
             chat_id,
-            media.photo_preview(blobs[output.index]),
+            media.photo_payload(blobs[output.index]),
             caption=caption,
             parse_mode="HTML",
             reply_markup=result_keyboard(job, output.index),
@@ -101,7 +101,7 @@ async def _send_images(
         output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
     elif len(outputs) > 1:
         if pending:
-            album = [InputMediaPhoto(media.photo_preview(blobs[o.index])) for o in pending]
+            album = [InputMediaPhoto(media.photo_payload(blobs[o.index])) for o in pending]
             messages = await bot.send_media_group(chat_id, album)
             for output, message in zip(pending, messages, strict=False):
                 output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id

@@ -203,7 +203,11 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     """
     now = timezone.now()
     with transaction.atomic():
-        job = GenerationJob.objects.filter(pk=job_id).only("user_id", "status").first()
+        job = (
+            GenerationJob.objects.filter(pk=job_id)
+            .only("user_id", "status", "reference_file_ids", "provider_started")
+            .first()
+        )
         if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return Claim.TAKEN
         # Блокировка строки пользователя выстраивает захваты его заданий по одному: лимит не обгонят
@@ -223,6 +227,9 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
                 lease_until=now + timedelta(seconds=settings.GENERATION_LEASE_S),
                 attempts=F("attempts") + 1,
                 started_at=now,
+                # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой
+                # минуты уже не возвращает токены (отдельный UPDATE перед вызовом не нужен)
+                provider_started=job.provider_started or not job.reference_file_ids,
             )
         )
     if not updated:
@@ -269,12 +276,14 @@ def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> JobOut
 
 
 def job_mark_generated(*, job: GenerationJob) -> bool:
-    """Все выходы получены (или часть — с отказами): дальше доставка отдельной задачей."""
+    """Все выходы получены (или часть — с отказами): дальше доставка.
+
+    Доставляет задача, получившая True (тем же воркером, без круга через брокер); упавшую
+    между этим шагом и отправкой подберёт сборщик — задание остаётся в GENERATED.
+    """
     updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
         status=JobStatus.GENERATED, generated_at=timezone.now(), lease_until=None
     )
-    if updated:
-        transaction.on_commit(lambda: _publish_delivery(job.pk))
     return bool(updated)
 
 

@@ -1,4 +1,4 @@
-"""Медиа задания: входные фото (наша копия или getFile) и превью JPEG под лимит Telegram."""
+"""Медиа задания: входные фото (наша копия или getFile) и фото для sendPhoto под лимиты Telegram."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from botapp.providers.base import ProviderPermanentError, ProviderTransientError
 # Telegram: фото ≤10 МБ, сумма сторон ≤10000; берём с запасом
 PHOTO_MAX_BYTES = 9_500_000
 PHOTO_MAX_SIDE_SUM = 10_000
+PHOTO_MAX_RATIO = 20  # Telegram: отношение сторон фото не больше 20
 STORED_PREFIX = "out:"  # ссылка на наш сохранённый результат вместо file_id
 
 
@@ -41,9 +42,22 @@ def reference_load(*, file_id: str) -> ReferenceImage:
     return ReferenceImage(data=data, mime_type=mime)
 
 
-def photo_preview(data: bytes) -> bytes:
-    """JPEG для sendPhoto: под 10 МБ и лимит сторон; оригинал уходит документом."""
-    image: Image.Image = Image.open(io.BytesIO(data)).convert("RGB")
+def photo_payload(data: bytes) -> bytes:
+    """Что отправить sendPhoto: сам файл, если Telegram его примет как фото, иначе JPEG под лимиты.
+
+    Оригинал в пределах лимитов фото уходит как есть (сжимает его Telegram): перекодирование
+    стоило бы воркеру десятки миллисекунд на каждую картинку. Оригинал пользователь получает
+    документом (настройка), так что превью — только для больших результатов (Pro 4K).
+    """
+    image: Image.Image = Image.open(io.BytesIO(data))
+    if (
+        len(data) <= PHOTO_MAX_BYTES
+        and image.format in ("PNG", "JPEG")
+        and image.width + image.height <= PHOTO_MAX_SIDE_SUM
+        and max(image.width, image.height) <= PHOTO_MAX_RATIO * min(image.width, image.height)
+    ):
+        return data
+    image = image.convert("RGB")
     if image.width + image.height > PHOTO_MAX_SIDE_SUM:
         scale = PHOTO_MAX_SIDE_SUM / (image.width + image.height)
         image = image.resize((int(image.width * scale), int(image.height * scale)))

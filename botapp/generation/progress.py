@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import TelegramError
@@ -57,7 +63,7 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     В конце статус удаляется: результат или сообщение о неудаче говорят сами за себя, а удаление
     не упирается в лимит сообщений чата, как правка.
     """
-    if stage == "done":
+    if stage == "done" or not job.status_message_id:
         # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
         job.status_chat_id, job.status_message_id = GenerationJob.objects.values_list(
             "status_chat_id", "status_message_id"
@@ -86,6 +92,72 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     except (TelegramError, SendDeferred, RecipientBlocked) as exc:
         # Статус — украшение: пропущенная правка (лимит чата, удалённое сообщение) не ломает задание
         logger.info("job %s status %s skipped: %s", job.pk, stage, exc)
+
+
+class _Deferred(threading.Thread):
+    """Отложенные правки статуса процесса воркера: одна нить со своим Bot, очередь по сроку.
+
+    Воркер занят синхронным вызовом провайдера и сам править статус в нужный момент не может.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="job-progress", daemon=True)
+        self.pid = os.getpid()
+        self._heap: list[tuple[float, int, GenerationJob, str, threading.Event]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+
+    def add(self, due: float, job: GenerationJob, stage: str) -> threading.Event:
+        cancelled = threading.Event()
+        with self._wake:
+            heapq.heappush(self._heap, (due, next(self._order), job, stage, cancelled))
+            self._wake.notify()
+        return cancelled
+
+    def run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _due, _n, job, stage, cancelled = heapq.heappop(self._heap)
+            if cancelled.is_set():
+                continue
+            try:
+                job_progress(job=job, stage=stage)
+            except Exception:
+                logger.exception("job %s deferred status %s failed", job.pk, stage)
+            finally:
+                from django.db import close_old_connections
+
+                close_old_connections()
+
+
+_deferred: _Deferred | None = None
+_deferred_lock = threading.Lock()
+
+
+def _deferred_thread() -> _Deferred:
+    global _deferred
+    with _deferred_lock:
+        # После fork (дети prefork) нить родителя не существует: своя на процесс
+        if _deferred is None or _deferred.pid != os.getpid():
+            _deferred = _Deferred()
+            _deferred.start()
+        return _deferred
+
+
+def job_progress_soon(*, job: GenerationJob, stage: str) -> Callable[[], None]:
+    """Правка статуса, но не раньше EDIT_EVERY_S после его отправки; возвращает отмену.
+
+    Быстрое задание успевает раньше: результат приходит, а лишних правки и chat action нет.
+    Долгое получает «генерирую» и upload_photo ровно тогда, когда их уже можно показать.
+    """
+    age = (timezone.now() - job.created_at).total_seconds() if job.created_at else EDIT_EVERY_S
+    if age >= EDIT_EVERY_S:
+        job_progress(job=job, stage=stage)
+        return lambda: None
+    cancelled = _deferred_thread().add(time.monotonic() + EDIT_EVERY_S - age, job, stage)
+    return cancelled.set
 
 
 def job_eta(*, job: GenerationJob, position: int) -> float:

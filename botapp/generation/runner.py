@@ -102,7 +102,6 @@ def job_run(*, job_id: int) -> RunResult:
 
 def _run_image(job: GenerationJob) -> RunResult:
     from botapp.generation import progress
-    from botapp.providers.storage import media_storage
 
     try:
         references = _references(job)
@@ -112,16 +111,30 @@ def _run_image(job: GenerationJob) -> RunResult:
     except ProviderTransientError as exc:
         return _transient(job, exc)
     existing = {o.index: o.status for o in JobOutput.objects.filter(job=job)}
-    if not jobs.job_mark_provider_started(job=job):
+    if not job.provider_started and not jobs.job_mark_provider_started(job=job):
         return RunResult("taken")
-    progress.job_progress(job=job, stage="generating")
+    # «Генерирую» — не раньше чем через 3 с после статуса; успели раньше — правки не будет
+    cancel_status = progress.job_progress_soon(job=job, stage="generating")
+    try:
+        return _generate_outputs(job, references, existing)
+    finally:
+        cancel_status()
+
+
+def _generate_outputs(
+    job: GenerationJob, references: list[ReferenceImage], existing: dict[int, str]
+) -> RunResult:
+    from botapp.providers.storage import media_storage
+
     provider, storage = _provider(), media_storage()
     ordered = int(job.params.get("outputs", 1))
+    fresh_lease = True  # аренду только что выдал захват: продлевать перед первым вызовом незачем
     for index in range(ordered):
         if index in existing:
             continue
-        if not jobs.job_lease_renew(job=job):
+        if not fresh_lease and not jobs.job_lease_renew(job=job):
             return RunResult("taken")
+        fresh_lease = False
         timeout = min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job)))
         try:
             image = provider.generate_image(
@@ -157,14 +170,14 @@ def _run_image(job: GenerationJob) -> RunResult:
             size_bytes=len(image.data),
         )
         existing[index] = JobOutput.Status.OK
-    return _finish(job)
+    return _finish(job, existing)
 
 
-def _finish(job: GenerationJob) -> RunResult:
+def _finish(job: GenerationJob, statuses: dict[int, str]) -> RunResult:
+    if JobOutput.Status.OK in statuses.values():
+        # «generated» — вызывающая задача доставляет сама; не наш переход — доставит тот, чей он
+        return RunResult("generated" if jobs.job_mark_generated(job=job) else "taken")
     outputs = list(JobOutput.objects.filter(job=job))
-    if any(o.status == JobOutput.Status.OK for o in outputs):
-        jobs.job_mark_generated(job=job)
-        return RunResult("generated")
     category = next((o.error_category for o in outputs if o.error_category), "no_image")
     jobs.job_fail(job=job, category=category)
     return RunResult("failed")
@@ -185,7 +198,7 @@ def _run_video(job: GenerationJob) -> RunResult:
         return RunResult("failed")
     if not jobs.job_mark_provider_started(job=job):
         return RunResult("taken")
-    progress.job_progress(job=job, stage="generating")
+    progress.job_progress_soon(job=job, stage="generating")
     try:
         name = _provider().submit_video(
             model_id=job.model.provider_model_id,
@@ -252,5 +265,4 @@ def job_poll(*, job_id: int) -> RunResult:
         mime_type=result.mime_type,
         size_bytes=len(result.data),
     )
-    jobs.job_mark_generated(job=job)
-    return RunResult("generated")
+    return RunResult("generated" if jobs.job_mark_generated(job=job) else "taken")

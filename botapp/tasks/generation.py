@@ -20,6 +20,8 @@ def run_job(job_id: int) -> None:
         run_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
+    elif result.outcome == "generated":
+        _deliver(job_id)
 
 
 @shared_task(name="video_poll.poll_job", ignore_result=True, acks_late=True)
@@ -30,11 +32,16 @@ def poll_job(job_id: int) -> None:
     result = runner.job_poll(job_id=job_id)
     if result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
+    elif result.outcome == "generated":
+        _deliver(job_id)
 
 
-@shared_task(name="delivery.deliver_job", ignore_result=True, acks_late=True)
-def deliver_job(job_id: int) -> None:
-    """Отправить результат или сообщение о неудаче; 429 — повтор через retry_after, без перегенерации."""
+def _deliver(job_id: int) -> None:
+    """Доставить сразу в этой задаче; отложенное (429, сеть) — задачей delivery.deliver_job.
+
+    Готовый результат доставляется тем же воркером без лишнего круга через брокер. Если воркер
+    умрёт между «сгенерировано» и отправкой, сборщик опубликует доставку (задание в GENERATED).
+    """
     from botapp.generation import delivery
 
     try:
@@ -44,6 +51,12 @@ def deliver_job(job_id: int) -> None:
     except NetworkError:
         # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
         deliver_job.apply_async((job_id,), countdown=NETWORK_RETRY_S)
+
+
+@shared_task(name="delivery.deliver_job", ignore_result=True, acks_late=True)
+def deliver_job(job_id: int) -> None:
+    """Отправить результат или сообщение о неудаче; 429 — повтор через retry_after, без перегенерации."""
+    _deliver(job_id)
 
 
 @shared_task(name="maintenance.sweep_jobs", ignore_result=True)

@@ -72,8 +72,31 @@ def test_text_to_image_charges_the_price_shown_on_the_card(stack: Stack) -> None
     output = JobOutput.objects.get(job=job)
     assert output.photo_file_id
     assert output.document_file_id
+    # Оригинал в пределах лимитов фото уходит как есть, без перекодирования в JPEG
+    assert photos[0].params["photo"]["size"] == output.size_bytes
     caption = chat.bot_messages()[-2].caption or ""
     assert "Charged: 14 tokens · balance: 6" in caption
+    # Результат пришёл раньше, чем статус можно править (3 с): ни правки, ни chat action
+    edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
+    assert not [e for e in edits if "Generating" in e.params["text"]]
+    assert not services.sandbox_calls(method="sendChatAction", chat_id=chat.chat_id)
+
+
+def test_a_slow_generation_shows_the_generating_stage_once_the_status_may_be_edited(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    card = _generate(chat, "a slow glacier [slow:5]")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=60)
+    assert job.status == JobStatus.DELIVERED
+    edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
+    [edit] = [e for e in edits if "Generating" in e.params["text"]]
+    # Не раньше чем через 3 с после статуса (создан вместе с заданием), и до результата
+    assert (edit.created_at - job.created_at).total_seconds() >= 2.9
+    [photo] = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
+    assert edit.created_at < photo.created_at
+    [action] = services.sandbox_calls(method="sendChatAction", chat_id=chat.chat_id)
+    assert action.params["action"] == "upload_photo"
 
 
 def test_a_blocked_prompt_returns_the_tokens_and_explains_why(stack: Stack) -> None:
@@ -236,6 +259,7 @@ def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_and_a_link_to_the_original(st
     assert output.size_bytes > 10 * 1024 * 1024  # оригинал больше лимита фото
     [photo] = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
     assert photo.status == 200
+    assert photo.params["photo"]["size"] <= 10 * 1024 * 1024  # превью JPEG под лимит
 
 
 def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
