@@ -641,8 +641,14 @@ def image_main(args):
     results = {}
     try:
         if args.probe:
-            # Проба при доводке: только прогон с поднятыми лимитами, отчёт — в stdout, файл не пишется
-            probe, _ = image_run(args, procs, RAISED, [], args.jobs, args.rate, "raised", tmp)
+            # Проба при доводке: один прогон, отчёт — в stdout, bench/results не трогается
+            if args.probe == "raised":
+                probe, _ = image_run(args, procs, RAISED, [], args.jobs, args.rate, "raised", tmp)
+            else:
+                limits = ["--overall", "30", "--per-chat", "1", "--per-group", "20"]
+                probe, _ = image_run(
+                    args, procs, DEFAULT_RATES, limits, args.default_jobs, args.default_rate, "default", tmp
+                )
             probe["reconcile"] = reconcile()
             print(json.dumps(probe, ensure_ascii=False, indent=1, default=str))
             return
@@ -901,7 +907,9 @@ def main():
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_generation")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--out")
-    parser.add_argument("--probe", action="store_true", help="image: только прогон с поднятыми лимитами")
+    parser.add_argument(
+        "--probe", choices=("raised", "default"), help="image: только этот прогон, отчёт в stdout"
+    )
     args = parser.parse_args()
     if args.rate is None:
         args.rate = 50.0 if args.mode == "image" else 200.0

@@ -27,6 +27,9 @@ from botapp.telegram.sender import RecipientBlocked
 logger = logging.getLogger(__name__)
 
 TELEGRAM_UPLOAD_MAX = 50 * 1024 * 1024
+# Очередь общего лимита (~35 мс) ждём на месте; лимит чата (~1 с) — нет: задача переназначается
+# на его срок, а слот воркера тем временем доставляет другим
+SEND_MAX_WAIT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,7 @@ def job_deliver(*, job_id: int) -> Delivered:
                 await _send_images(bot, job, outputs, blobs, caption)
 
         try:
-            bot_call(send)
+            bot_call(send, max_wait=SEND_MAX_WAIT_S)
         except RecipientBlocked:
             _save_outputs(outputs)
             jobs.job_fail(job=job, category="blocked")

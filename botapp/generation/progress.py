@@ -24,6 +24,7 @@ from botapp.telegram.sender import RecipientBlocked, SendDeferred
 logger = logging.getLogger(__name__)
 
 EDIT_EVERY_S = 3
+START_GRACE_S = 1.0  # «генерирую» — только если результата нет и через секунду после старта
 RECENT_JOBS = 20
 
 
@@ -150,13 +151,13 @@ def job_progress_soon(*, job: GenerationJob, stage: str) -> Callable[[], None]:
     """Правка статуса, но не раньше EDIT_EVERY_S после его отправки; возвращает отмену.
 
     Быстрое задание успевает раньше: результат приходит, а лишних правки и chat action нет.
-    Долгое получает «генерирую» и upload_photo ровно тогда, когда их уже можно показать.
+    Долгое получает «генерирую» и upload_photo ровно тогда, когда их уже можно показать, но
+    не раньше START_GRACE_S после старта: иначе при очереди каждая правка опережала бы результат
+    на миллисекунды и тратила лимит чата, нужный самому результату.
     """
     age = (timezone.now() - job.created_at).total_seconds() if job.created_at else EDIT_EVERY_S
-    if age >= EDIT_EVERY_S:
-        job_progress(job=job, stage=stage)
-        return lambda: None
-    cancelled = _deferred_thread().add(time.monotonic() + EDIT_EVERY_S - age, job, stage)
+    delay = max(EDIT_EVERY_S - age, START_GRACE_S)
+    cancelled = _deferred_thread().add(time.monotonic() + delay, job, stage)
     return cancelled.set
 
 

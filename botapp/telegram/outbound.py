@@ -15,6 +15,8 @@ from django.conf import settings
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
+from botapp.telegram.sender import SharedRateLimiter
+
 T = TypeVar("T")
 
 _local = threading.local()
@@ -22,8 +24,6 @@ _local = threading.local()
 
 def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
     if getattr(_local, "bot", None) is None:
-        from botapp.telegram.sender import SharedRateLimiter
-
         loop = asyncio.new_event_loop()
         base = settings.TELEGRAM_API_BASE_URL
         bot: ExtBot[Any] = ExtBot(
@@ -46,10 +46,22 @@ def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
     return _local.loop, _local.bot
 
 
-def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]]) -> T:
-    """Выполнить fn(bot) и вернуть результат; исключения PTB пробрасываются как есть."""
+def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]], *, max_wait: float | None = None) -> T:
+    """Выполнить fn(bot) и вернуть результат; исключения PTB пробрасываются как есть.
+
+    max_wait — сколько этот вызов готов ждать очереди лимитера на месте (по умолчанию ~1 с);
+    дольше — SendDeferred. Доставка в воркере ждёт мало: слот воркера не должен спать
+    секунду из-за лимита одного чата, задача переназначается.
+    """
     loop, bot = _bot()
-    return loop.run_until_complete(fn(bot))
+    limiter = bot.rate_limiter
+    if max_wait is None or not isinstance(limiter, SharedRateLimiter):
+        return loop.run_until_complete(fn(bot))
+    usual, limiter.max_wait = limiter.max_wait, max_wait
+    try:
+        return loop.run_until_complete(fn(bot))
+    finally:
+        limiter.max_wait = usual
 
 
 def bot_reset() -> None:

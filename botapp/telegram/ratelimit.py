@@ -14,9 +14,11 @@ from typing import Any
 
 from django.conf import settings
 
-# Запас: ровный темп чуть ниже лимита, а всплеск меньше, чем позволяет Telegram (3):
-# разрешение выдаётся здесь, а считает Telegram по приходу — разброс сети съедает запас
-SAFETY = 1.15
+# Запас: ровный темп чуть ниже лимита (30/с → 29/с). Общий лимит — без всплеска: Telegram
+# считает по приходу, и запас в 3 % уходит на разброс сети, а не на всплеск. В чате — всплеск
+# из 2 (Telegram позволяет 3): ответ + меню уходят сразу
+SAFETY = 1.03
+OVERALL_BURST = 1
 BURST = 2
 
 _GCRA_LUA = """
@@ -51,7 +53,7 @@ class Bucket:
 def buckets_for(chat_id: int | str | None) -> list[Bucket]:
     """Общий лимит + лимит чата (личный — в секунду, группа — в минуту)."""
     overall = 1000.0 * SAFETY / settings.TELEGRAM_RATE_OVERALL
-    result = [Bucket("overall", overall, overall * (BURST - 1))]
+    result = [Bucket("overall", overall, overall * (OVERALL_BURST - 1))]
     if chat_id is None:
         return result
     chat = str(chat_id)
