@@ -4,18 +4,25 @@
 Bot API — bench/fake_bot_api.py. Эталон — bench/ptb_echo_baseline.py с тем же Bot API.
 Нагрузка — bench/closed_loop.py и bench/open_loop.py (одинаковый набор апдейтов, 5 % дублей).
 TELEGRAM_RATE_* подняты: меряется вебхук, а не лимиты Telegram (так и записано в JSON).
+CPU на апдейт: utime+stime (с детьми) деревьев процессов — gunicorn, postmaster, redis-server,
+подделка Bot API, нагрузчик — и всей машины (/proc/stat) до и после каждой фазы. Пропускная
+способность на 2 общих ядрах — это 1 / CPU машины на апдейт, и CPU почти не зависит от чужой
+нагрузки на машине, в отличие от апдейтов/с: решения принимать по нему.
 Запуск: .venv/bin/python bench/webhook_bench.py [-n 5000] [--seconds 60]; пишет bench/results/webhook.json
+(--skip-baseline и --out — для коротких прогонов при отладке)
 """
 
 import argparse
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from proc import free_port, start, stop
@@ -65,6 +72,89 @@ def warm_up(url, timeout=120):
         time.sleep(0.5)
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stat(pid):
+    """(ppid, utime+stime+cutime+cstime в тиках) из /proc/<pid>/stat, поля 4 и 14–17."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()  # имя процесса может содержать пробелы и скобки
+    return int(fields[1]), sum(int(value) for value in fields[11:15])
+
+
+def _processes():
+    """{pid: (ppid, тики, comm, cmdline)} всех живых процессов."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid, ticks = _proc_stat(entry.name)
+            comm = (entry / "comm").read_text().strip()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue  # процесс успел завершиться
+        table[int(entry.name)] = (ppid, ticks, comm, cmdline)
+    return table
+
+
+def _tree_ms(table, roots):
+    """CPU деревьев процессов, мс: корни и все потомки; завершённые дети — в cutime/cstime родителя."""
+    children = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, stack, seen = 0, list(roots), set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid][1]
+        stack.extend(children.get(pid, ()))
+    return total * 1000 / _CLK_TCK
+
+
+def _machine_ms():
+    """Занятое CPU всей машины, мс (всё, кроме idle и iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) * 1000 / _CLK_TCK
+
+
+class CpuMeter:
+    """Снимки CPU по компонентам; компоненты — корни деревьев процессов."""
+
+    def __init__(self, components, redis_port):
+        self.components = dict(components)
+        table = _processes()
+        # postmaster — процесс postgres, чей родитель не postgres; redis — тот, что слушает порт REDIS_URL
+        self.components["postgres"] = [
+            pid
+            for pid, (ppid, _t, comm, _c) in table.items()
+            if comm == "postgres" and table.get(ppid, (0, 0, ""))[2] != "postgres"
+        ]
+        self.components["redis"] = [
+            pid
+            for pid, (_p, _t, comm, cmd) in table.items()
+            if comm == "redis-server" and f":{redis_port}" in cmd
+        ]
+
+    def snapshot(self):
+        table = _processes()
+        shot = {name: _tree_ms(table, roots) for name, roots in self.components.items()}
+        # Нагрузчик — дочерний процесс этого скрипта, уже завершённый: его CPU в RUSAGE_CHILDREN
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        shot["loader"] = (usage.ru_utime + usage.ru_stime) * 1000
+        shot["machine"] = _machine_ms()
+        return shot
+
+    @staticmethod
+    def per_update(before, after, updates):
+        result = {name: round((after[name] - before[name]) / updates, 3) for name in after}
+        known = sum(value for name, value in result.items() if name != "machine")
+        result["other"] = round(result["machine"] - known, 3)
+        return result
+
+
 def rss_mb(master_pid):
     """Суммарный RSS рабочих процессов gunicorn (дети мастера), МБ."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
@@ -76,7 +166,7 @@ def rss_mb(master_pid):
     return round(total / 1024, 1)
 
 
-def load(kind, url, args):
+def load(kind, url, args, meter):
     if kind == "closed":
         command = [
             sys.executable,
@@ -101,8 +191,13 @@ def load(kind, url, args):
             "--dup",
             "0.05",
         ]
+    before = meter.snapshot()
     out = subprocess.run([*command, "--secret", SECRET], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    after = meter.snapshot()
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    updates = result["n"] if kind == "closed" else result["sent"]
+    result["cpu_ms_per_update"] = CpuMeter.per_update(before, after, updates)
+    return result
 
 
 def inbox_rows(env, since_ms):
@@ -122,7 +217,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--skip-baseline", action="store_true", help="только наш сервер (отладка)")
+    parser.add_argument("--worker-class", default="uvicorn_worker.UvicornWorker")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "webhook.json"))
     args = parser.parse_args()
+    redis_port = urlsplit(args.redis_url).port or 6379
 
     api_port, web_port, echo_port = free_port(), free_port(), free_port()
     api = start([sys.executable, "bench/fake_bot_api.py", str(api_port)], os.environ.copy())
@@ -146,20 +245,25 @@ def main():
     results = {}
     try:
         # Эталон: голый эхо-бот PTB на собственном сервере (tornado)
-        echo = start(
-            [sys.executable, "bench/ptb_echo_baseline.py", api_base, str(echo_port)], os.environ.copy()
-        )
-        wait_port(echo_port)
-        echo_url = f"http://127.0.0.1:{echo_port}/tg"
-        results["baseline"] = {"closed": load("closed", echo_url, args), "open": load("open", echo_url, args)}
-        stop(echo)
+        if not args.skip_baseline:
+            echo = start(
+                [sys.executable, "bench/ptb_echo_baseline.py", api_base, str(echo_port)], os.environ.copy()
+            )
+            wait_port(echo_port)
+            echo_url = f"http://127.0.0.1:{echo_port}/tg"
+            meter = CpuMeter({"bot": [echo.pid], "bot_api": [api.pid]}, redis_port)
+            results["baseline"] = {
+                "closed": load("closed", echo_url, args, meter),
+                "open": load("open", echo_url, args, meter),
+            }
+            stop(echo)
 
         web = start(
             [
                 str(BIN / "gunicorn"),
                 "config.asgi:application",
                 "-k",
-                "uvicorn_worker.UvicornWorker",
+                args.worker_class,
                 "--bind",
                 f"127.0.0.1:{web_port}",
                 "--workers",
@@ -172,14 +276,21 @@ def main():
         warm_up(url)
         since = int(time.time() * 1000) % 10**9 * 1000 - 10**6
         rss_before = rss_mb(web.pid)
-        project = {"closed": load("closed", url, args), "open": load("open", url, args)}
+        meter = CpuMeter({"web": [web.pid], "bot_api": [api.pid]}, redis_port)
+        project = {"closed": load("closed", url, args, meter), "open": load("open", url, args, meter)}
         project["rss_mb_before"], project["rss_mb_after"] = rss_before, rss_mb(web.pid)
         project["inbox_rows_after_run"] = inbox_rows(env, since)
         results["project"] = project
         stop(web)
     finally:
         stop(api)
-    base, proj = results["baseline"], results["project"]
+    proj = results["project"]
+    if args.skip_baseline:
+        text = json.dumps(results, indent=2, ensure_ascii=False)
+        print(text)
+        Path(args.out).write_text(text + "\n")
+        return
+    base = results["baseline"]
     report = {
         "benchmark": "webhook",
         "date": time.strftime("%Y-%m-%d"),
@@ -193,11 +304,16 @@ def main():
             ),
             "open_p99_ms": proj["open"]["p99_ms"],
             "open_p99_vs_baseline": round(proj["open"]["p99_ms"] / max(base["open"]["p99_ms"], 0.1), 2),
+            "closed_machine_cpu_per_update_vs_baseline": round(
+                proj["closed"]["cpu_ms_per_update"]["machine"]
+                / base["closed"]["cpu_ms_per_update"]["machine"],
+                2,
+            ),
         },
     }
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
-    (ROOT / "bench" / "results" / "webhook.json").write_text(text + "\n")
+    Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":
