@@ -64,6 +64,11 @@ def model_min_price(model: GenerationModel) -> int | None:
 def draft_new(*, user: TelegramUser, kind: str, model_slug: str = "", **fields: Any) -> dict[str, Any]:
     """Черновик с настройками пользователя по умолчанию."""
     model = model_get(model_slug or (user.default_image_model if kind == "image" else ""), kind)
+    return _draft_for(model, user=user, **fields)
+
+
+def _draft_for(model: GenerationModel, *, user: TelegramUser, **fields: Any) -> dict[str, Any]:
+    kind = model.kind
     draft: dict[str, Any] = {
         "nonce": secrets.token_hex(4),
         "kind": kind,
@@ -94,8 +99,14 @@ def draft_save(*, user: TelegramUser, draft: dict[str, Any]) -> None:
 
 
 def draft_get(*, user: TelegramUser, nonce: str | None = None) -> dict[str, Any] | None:
-    state = ConversationState.objects.filter(user=user, state=DRAFT_STATE).first()
-    if state is None or (nonce is not None and state.data.get("nonce") != nonce):
+    return draft_of(ConversationState.objects.filter(user=user, state=DRAFT_STATE).first(), nonce=nonce)
+
+
+def draft_of(state: ConversationState | None, *, nonce: str | None = None) -> dict[str, Any] | None:
+    """Черновик из уже прочитанного шага диалога (вебхук читает его вместе с захватом апдейта)."""
+    if state is None or state.state != DRAFT_STATE:
+        return None
+    if nonce is not None and state.data.get("nonce") != nonce:
         return None
     return dict(state.data)
 
@@ -110,13 +121,48 @@ def draft_params(draft: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def draft_card(*, user: TelegramUser, draft: dict[str, Any]) -> Card:
-    model = model_get(draft["model"], draft["kind"])
+def draft_card(*, user: TelegramUser, draft: dict[str, Any], model: GenerationModel | None = None) -> Card:
+    """Карточка черновика: модель, цена и остаток; model — если уже прочитана тем же походом."""
+    if model is None or model.slug != draft["model"] or model.kind != draft["kind"]:
+        model = model_get(draft["model"], draft["kind"])
     try:
         price: int | None = job_price(model=model, params=draft_params(draft), references=len(draft["refs"]))
     except (PricingError, ValueError, KeyError):
         price = None
     return Card(draft=draft, model=model, price=price, available=ledger.account_for(user).available)
+
+
+def draft_take_message(
+    *,
+    user: TelegramUser,
+    draft: dict[str, Any] | None,
+    text: str,
+    photo: str | None,
+    album: str | None,
+    with_card: bool,
+) -> tuple[dict[str, Any], Card | None]:
+    """Текст или фото вне других шагов: дополнить или завести черновик, сохранить, собрать карточку.
+
+    Один поход в БД из вебхука вместо четырёх (черновик, сохранение, модель, карточка).
+    with_card=False — карточка не нужна (сразу запуск без подтверждения).
+    """
+    model = None
+    if draft is not None and photo and album and draft.get("media_group") == album:
+        draft["refs"].append(photo)
+        draft["prompt"] = draft["prompt"] or text
+    elif draft is not None and not draft["prompt"] and (text or photo):
+        # Черновик после выбора модели ждёт промпт (и, может быть, фото)
+        draft["prompt"] = text or draft["prompt"]
+        if photo:
+            draft["refs"].append(photo)
+            draft["media_group"] = album
+    else:
+        kind = draft["kind"] if draft and not draft["prompt"] else "image"
+        model = model_get(user.default_image_model if kind == "image" else "", kind)
+        draft = _draft_for(model, user=user, prompt=text, refs=[photo] if photo else [])
+        draft["media_group"] = album
+    draft_save(user=user, draft=draft)
+    return draft, (draft_card(user=user, draft=draft, model=model) if with_card else None)
 
 
 def _cycle(values: list[Any], current: Any) -> Any:

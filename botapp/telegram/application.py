@@ -11,22 +11,28 @@ import asyncio
 import logging
 import weakref
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils import translation
 from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, CallbackContext, ContextTypes, ExtBot
 
-from botapp.models import TelegramUser
+from botapp.models import ConversationState, TelegramUser
 
 logger = logging.getLogger(__name__)
 
 
 class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """Контекст апдейта; db_user заполняет предобработчик (группа -1) для всех следующих."""
+    """Контекст апдейта; db_user заполняет предобработчик (группа -1) для всех следующих.
+
+    conversation — шаг диалога на момент прихода апдейта, если вебхук прочитал его вместе с
+    захватом (conversation_known); обработчик, который сам меняет шаг, читает его заново.
+    """
 
     db_user: TelegramUser | None = None
+    conversation: ConversationState | None = None
+    conversation_known: bool = False
 
 
 BotApplication = Application[Any, BotContext, Any, Any, Any, Any]
@@ -45,6 +51,7 @@ BOT_API_CONNECTIONS = 8
 
 def build_application() -> BotApplication:
     from botapp.telegram.handlers import register_handlers
+    from botapp.telegram.httpclient import LeanBotRequest
     from botapp.telegram.sender import SharedRateLimiter
 
     base = settings.TELEGRAM_API_BASE_URL
@@ -57,9 +64,9 @@ def build_application() -> BotApplication:
         .context_types(ContextTypes(context=BotContext))
         # В вебе можно подождать очереди пару секунд; дольше — ответ отложится
         .rate_limiter(SharedRateLimiter(max_wait=2.0))
-        .connection_pool_size(BOT_API_CONNECTIONS)
-        # Ожидание свободного соединения — не дольше, чем очереди лимитера
-        .pool_timeout(2.0)
+        # Вызовы без файлов — лёгким клиентом (httpx стоил ~40 % CPU веба); ожидание свободного
+        # соединения — не дольше, чем очереди лимитера
+        .request(LeanBotRequest(pool_size=BOT_API_CONNECTIONS, pool_timeout=2.0))
         .build()
     )
     register_handlers(application)
@@ -94,20 +101,34 @@ async def warm_up() -> None:
     await asyncio.wait_for(get_application(), timeout=10)
 
 
-# Пользователь, уже записанный вебхуком вместе с захватом апдейта (inbox_ingest):
-# предобработчик берёт его отсюда, а не ходит в БД второй раз
-_prefetched: ContextVar[tuple[int, TelegramUser] | None] = ContextVar("nb_prefetched_user", default=None)
+# Пользователь (и его шаг диалога), уже записанный и прочитанный вебхуком вместе с захватом
+# апдейта (inbox_ingest): предобработчик берёт их отсюда, а не ходит в БД второй раз
+_prefetched: ContextVar[Prefetched | None] = ContextVar("nb_prefetched_user", default=None)
 
 
-def prefetched_user(update: Update) -> TelegramUser | None:
+class Prefetched(NamedTuple):
+    update_id: int
+    user: TelegramUser
+    conversation: ConversationState | None
+    conversation_known: bool
+
+
+def prefetched(update: Update) -> Prefetched | None:
     value = _prefetched.get()
-    return value[1] if value is not None and value[0] == update.update_id else None
+    return value if value is not None and value.update_id == update.update_id else None
 
 
-async def process_update(update: Update, user: TelegramUser | None = None) -> None:
+async def process_update(
+    update: Update,
+    user: TelegramUser | None = None,
+    conversation: ConversationState | None = None,
+    *,
+    conversation_known: bool = False,
+) -> None:
     """Обработать апдейт на месте; исключения обработчиков уходят в error handler PTB."""
     application = await get_application()
-    token = _prefetched.set((update.update_id, user) if user is not None else None)
+    value = Prefetched(update.update_id, user, conversation, conversation_known) if user is not None else None
+    token = _prefetched.set(value)
     try:
         await application.process_update(update)
     finally:

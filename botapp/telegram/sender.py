@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
 from telegram.error import ChatMigrated, Forbidden, RetryAfter
 from telegram.ext import BaseRateLimiter
 
@@ -52,8 +54,11 @@ def _blocked(exc: Forbidden) -> bool:
     return "blocked" in text or "deactivated" in text or "kicked" in text
 
 
-def _log_outgoing(method: str, chat_id: Any, result: Any) -> None:
+def _outgoing_rows(chat_id: Any, result: Any) -> list[dict[str, Any]]:
+    """Строки журнала для ответа Bot API (одно сообщение или альбом); created_at — момент отправки."""
     messages = result if isinstance(result, list) else [result]
+    now = timezone.now()
+    rows = []
     for message in messages:
         if not isinstance(message, dict):
             continue
@@ -63,14 +68,46 @@ def _log_outgoing(method: str, chat_id: Any, result: Any) -> None:
                 media_type = field
                 item = message[field][-1] if field == "photo" else message[field]
                 file_id = item.get("file_id", "")
-        services.chat_log_record(
-            telegram_id=int(chat_id),
-            direction="out",
-            text=message.get("text") or message.get("caption") or "",
-            media_type=media_type,
-            file_id=file_id,
-            message_id=message.get("message_id"),
+        rows.append(
+            {
+                "telegram_id": int(chat_id),
+                "direction": "out",
+                "text": message.get("text") or message.get("caption") or "",
+                "media_type": media_type,
+                "file_id": file_id,
+                "message_id": message.get("message_id"),
+                "created_at": now,
+            }
         )
+    return rows
+
+
+class OutgoingLog:
+    """Исходящие одного апдейта вебхука: пишутся в журнал вместе с отметкой done, а не походом на каждое.
+
+    Вебхук закрывает его перед записью; то, что отправлено после (задача, пережившая
+    обработчик), пишется сразу, как вне вебхука.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.open = True
+
+    def close(self) -> list[dict[str, Any]]:
+        self.open = False
+        return self.rows
+
+
+outgoing_log: ContextVar[OutgoingLog | None] = ContextVar("nb_outgoing_log", default=None)
+
+
+async def _log_outgoing(chat_id: Any, result: Any) -> None:
+    rows = _outgoing_rows(chat_id, result)
+    collected = outgoing_log.get()
+    if collected is not None and collected.open:
+        collected.rows.extend(rows)
+        return
+    await db(services.chat_log_record_many)(rows=rows)
 
 
 # rate_limit_args вызова PTB: BROADCAST — массовая отправка со своим, меньшим лимитом
@@ -127,6 +164,6 @@ class SharedRateLimiter(BaseRateLimiter[str]):
                 raise
             metrics.telegram_send_count(method=endpoint)
             if endpoint in LOGGED_METHODS and chat_id is not None and int(chat_id) > 0:
-                await db(_log_outgoing)(endpoint, chat_id, result)
+                await _log_outgoing(chat_id, result)
             return result
         raise SendDeferred(1.0)

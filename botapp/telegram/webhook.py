@@ -26,6 +26,7 @@ from botapp.telegram import inbox
 from botapp.telegram.application import get_application, process_update
 from botapp.telegram.dbcall import db
 from botapp.telegram.handlers.prepare import ingest_fields
+from botapp.telegram.sender import OutgoingLog, outgoing_log
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,17 @@ async def handle_update(data: dict[str, Any]) -> None:
     )
     if not claim.claimed:
         return
-    if update is not None:
-        await process_update(update, claim.user)
-    await inbox.inbox_complete_async(update_id)
+    outgoing = OutgoingLog()
+    token = outgoing_log.set(outgoing)
+    try:
+        if update is not None:
+            await process_update(
+                update, claim.user, claim.conversation, conversation_known=claim.conversation_known
+            )
+    finally:
+        outgoing_log.reset(token)
+    # Исходящие обработчика — в журнал той же транзакцией, что и отметка done
+    await inbox.inbox_complete_async(update_id, outgoing.close())
 
 
 @csrf_exempt

@@ -159,7 +159,29 @@ def conversation_get(*, user: TelegramUser) -> ConversationState:
 
 
 def conversation_set(*, user: TelegramUser, state: str, data: dict[str, Any] | None = None) -> None:
-    ConversationState.objects.update_or_create(user=user, defaults={"state": state, "data": data or {}})
+    """Записать шаг диалога одним оператором (update_or_create — четыре: транзакция, SELECT FOR UPDATE…)."""
+    table = ConversationState._meta.db_table
+    data_field = ConversationState._meta.get_field("data")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, state, data, updated_at) VALUES (%s, %s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (user_id) DO UPDATE SET state = excluded.state, data = excluded.data, "
+            "updated_at = excluded.updated_at",
+            [user.pk, state, data_field.get_db_prep_save(data or {}, connection), timezone.now()],
+        )
+
+
+def conversation_from_row(row: Sequence[Any]) -> ConversationState:
+    """Строка (id, user_id, state, data, updated_at) из сырого SQL → объект; data — через конвертер поля."""
+    pk, user_id, state, data, updated_at = row
+    data_field = ConversationState._meta.get_field("data")
+    # Выражение конвертеру нужно только для KeyTransform; здесь столбец целиком
+    converted = data_field.from_db_value(data, None, connection)  # type: ignore[arg-type]
+    return ConversationState.from_db(
+        connection.alias,
+        ["id", "user_id", "state", "data", "updated_at"],
+        [pk, user_id, state, converted, updated_at],
+    )
 
 
 def chat_log_record(
@@ -180,6 +202,39 @@ def chat_log_record(
             f"INSERT INTO {table} (user_id, direction, text, media_type, file_id, message_id, is_support, "  # noqa: S608
             f"created_at) SELECT id, %s, %s, %s, %s, %s, %s, %s FROM {users} WHERE telegram_id = %s",
             [direction, text, media_type, file_id[:256], message_id, is_support, timezone.now(), telegram_id],
+        )
+
+
+def chat_log_record_many(*, rows: Sequence[dict[str, Any]]) -> None:
+    """Несколько строк журнала одним INSERT (исходящие апдейта пишутся вместе с отметкой done).
+
+    rows — поля chat_log_record, created_at — момент отправки (порядок в переписке).
+    """
+    if not rows:
+        return
+    table = ChatLogEntry._meta.db_table
+    users = TelegramUser._meta.db_table
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for row in rows:
+        params += [
+            row["telegram_id"],
+            row["direction"],
+            row.get("text", ""),
+            row.get("media_type", ""),
+            row.get("file_id", "")[:256],
+            row.get("message_id"),
+            row.get("is_support", False),
+            row["created_at"],
+        ]
+    # Столбцы VALUES зовутся column1…column8 и в PostgreSQL, и в SQLite; тип message_id — приведением,
+    # иначе столбец из одних NULL вышел бы текстовым
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, direction, text, media_type, file_id, message_id, is_support, "  # noqa: S608
+            "created_at) SELECT u.id, v.column2, v.column3, v.column4, v.column5, CAST(v.column6 AS bigint), "
+            f"v.column7, v.column8 FROM (VALUES {values}) AS v JOIN {users} u ON u.telegram_id = v.column1",
+            params,
         )
 
 

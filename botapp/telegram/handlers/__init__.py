@@ -35,8 +35,7 @@ from botapp.telegram.handlers import (
     support,
     topup,
 )
-from botapp.telegram.handlers.prepare import prepare_update
-from botapp.users import services
+from botapp.telegram.handlers.prepare import conversation_on_arrival, prepare_update
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ async def route_text(update: Update, context: BotContext) -> None:
     if key == "gallery":
         await gallery.show_gallery(update, context)
         return
-    state = await db(services.conversation_get)(user=context.db_user)
+    state = await conversation_on_arrival(context)
     if state.state == support.SUPPORT_STATE:
         await support.support_message(update, context)
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 from telegram import Update
 
+from botapp.models import TelegramUser
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
@@ -13,8 +14,6 @@ from botapp.users import services
 
 async def start(update: Update, context: BotContext) -> None:
     """/start [ref_<code>|promo_<code>|staff_<code>]: приветствие, бонусы и главное меню."""
-    from botapp.telegram.handlers.bonuses import start_bonuses
-
     assert update.effective_message is not None and context.db_user is not None
     payload = context.args[0] if context.args else ""
     if payload.startswith("staff_"):
@@ -22,15 +21,22 @@ async def start(update: Update, context: BotContext) -> None:
 
         await link_staff(update, context, payload.removeprefix("staff_"))
         return
-    if payload:
-        await db(services.user_remember_start_payload)(user=context.db_user, payload=payload)
-    await db(services.conversation_set)(user=context.db_user, state="")
-    notes = await db(start_bonuses)(user=context.db_user, payload=payload)
+    notes = await db(_start_records)(user=context.db_user, payload=payload)
     text = _(
         "Hi, {name}! I turn words into images and videos.\n\n"
         "Send a prompt or a photo with a caption, or pick an item in the menu below."
     ).format(name=update.effective_user.first_name if update.effective_user else "")
     await update.effective_message.reply_text("\n\n".join([text, *notes]), reply_markup=keyboards.main_menu())
+
+
+def _start_records(*, user: TelegramUser, payload: str) -> list[str]:
+    """Всё, что /start пишет в БД, — одним походом в поток: диплинк, сброс шага, бонусы."""
+    from botapp.telegram.handlers.bonuses import start_bonuses
+
+    if payload:
+        services.user_remember_start_payload(user=user, payload=payload)
+    services.conversation_set(user=user, state="")
+    return start_bonuses(user=user, payload=payload)
 
 
 async def help_command(update: Update, context: BotContext) -> None:

@@ -91,9 +91,15 @@ def _card_keyboard(card: drafts.Card) -> InlineKeyboardMarkup:
 
 
 async def _show_card(
-    context: BotContext, user: TelegramUser, draft: dict[str, Any], *, edit: Message | None = None
+    context: BotContext,
+    user: TelegramUser,
+    draft: dict[str, Any],
+    *,
+    edit: Message | None = None,
+    card: drafts.Card | None = None,
 ) -> None:
-    card = await db(drafts.draft_card)(user=user, draft=draft)
+    if card is None:
+        card = await db(drafts.draft_card)(user=user, draft=draft)
     text = _card_text(card, user.effective_language)
     markup = _card_keyboard(card)
     message_id = draft.get("card_message_id")
@@ -157,31 +163,26 @@ async def prompt_message(update: Update, context: BotContext) -> None:
     user = context.db_user
     text = (message.text or message.caption or "").strip()
     photo = _photo_id(message)
-    draft = await db(drafts.draft_get)(user=user)
+    # Шаг диалога уже прочитан вебхуком вместе с захватом апдейта (route_text ничего не писал)
+    if context.conversation_known:
+        draft = drafts.draft_of(context.conversation)
+    else:
+        draft = await db(drafts.draft_get)(user=user)
     if message.reply_to_message and text and not photo:
         output = await db(drafts.output_by_message)(user=user, message_id=message.reply_to_message.message_id)
         if output is not None:
             await _edit_result(context, user, output, text)
             return
     album = message.media_group_id
-    if draft is not None and photo and album and draft.get("media_group") == album:
-        draft["refs"].append(photo)
-        draft["prompt"] = draft["prompt"] or text
-    elif draft is not None and not draft["prompt"] and (text or photo):
-        # Черновик после выбора модели ждёт промпт (и, может быть, фото)
-        draft["prompt"] = text or draft["prompt"]
-        if photo:
-            draft["refs"].append(photo)
-            draft["media_group"] = album
-    else:
-        kind = draft["kind"] if draft and not draft["prompt"] else "image"
-        draft = await db(drafts.draft_new)(user=user, kind=kind, prompt=text, refs=[photo] if photo else [])
-        draft["media_group"] = album
-    await db(drafts.draft_save)(user=user, draft=draft)
+    # Без подтверждения запуск сразу, если промпт уже есть; иначе — карточка
+    start_now = user.skip_confirmation and not album and bool(text)
+    draft, card = await db(drafts.draft_take_message)(
+        user=user, draft=draft, text=text, photo=photo, album=album, with_card=not start_now
+    )
     if user.skip_confirmation and draft["prompt"] and not album:
         await _start(context, user, draft)
         return
-    await _show_card(context, user, draft)
+    await _show_card(context, user, draft, card=card)
 
 
 async def _edit_result(context: BotContext, user: TelegramUser, output: JobOutput, text: str) -> None:

@@ -10,8 +10,8 @@ from telegram import Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ApplicationHandlerStop
 
-from botapp.models import TelegramUser
-from botapp.telegram.application import BotContext, prefetched_user
+from botapp.models import ConversationState, TelegramUser
+from botapp.telegram.application import BotContext, prefetched
 from botapp.telegram.dbcall import db
 from botapp.users import services
 
@@ -44,8 +44,11 @@ async def prepare_update(update: Update, context: BotContext) -> None:
     if update.my_chat_member:
         await _chat_member_changed(update)
         raise ApplicationHandlerStop
-    user = prefetched_user(update)
-    if user is None:
+    ready = prefetched(update)
+    if ready is not None:
+        user = ready.user
+        context.conversation, context.conversation_known = ready.conversation, ready.conversation_known
+    else:
         fields, incoming = ingest_fields(update)
         if fields is None:
             return
@@ -66,6 +69,17 @@ async def prepare_update(update: Update, context: BotContext) -> None:
                 _("Your access to the bot is suspended. Contact support if this is a mistake.")
             )
         raise ApplicationHandlerStop
+
+
+async def conversation_on_arrival(context: BotContext) -> ConversationState:
+    """Шаг диалога на момент прихода апдейта: прочитанный вебхуком вместе с захватом, иначе — из БД.
+
+    Только до первой записи шага в этом апдейте: после conversation_set он устарел.
+    """
+    assert context.db_user is not None
+    if context.conversation_known:
+        return context.conversation or ConversationState(user=context.db_user, state="", data={})
+    return await db(services.conversation_get)(user=context.db_user)
 
 
 async def _chat_member_changed(update: Update) -> None:

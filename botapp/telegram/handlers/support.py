@@ -15,6 +15,7 @@ from botapp.models import ChatLogEntry
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
+from botapp.telegram.handlers.prepare import conversation_on_arrival
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
 
@@ -50,7 +51,7 @@ async def support_message(update: Update, context: BotContext) -> None:
     assert message is not None and context.db_user is not None
     from dashboard.services.support import support_message_received
 
-    state = await db(services.conversation_get)(user=context.db_user)
+    state = await conversation_on_arrival(context)
     await db(_mark_last_as_support)(context.db_user.pk, message.message_id)
     await db(services.conversation_set)(user=context.db_user, state="")
     alert = await db(support_message_received)(user=context.db_user, topic=state.data.get("topic", ""))
