@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -128,11 +127,15 @@ def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any],
     return price
 
 
-def job_publish(job_id: int, *, countdown: float = 0) -> None:
-    """Отправить задание в брокер и запомнить момент (сборщик переопубликует потерянное)."""
+def job_publish(job_id: int, *, countdown: float = 0, stamped: bool = False) -> None:
+    """Отправить задание в брокер и запомнить момент (сборщик переопубликует потерянное).
+
+    stamped — момент уже записан (новое задание получает его при вставке): без лишнего UPDATE.
+    """
     from botapp.tasks import generation as tasks
 
-    GenerationJob.objects.filter(pk=job_id).update(published_at=timezone.now())
+    if not stamped:
+        GenerationJob.objects.filter(pk=job_id).update(published_at=timezone.now())
     try:
         tasks.run_job.apply_async((job_id,), countdown=countdown)
     except OperationalError:
@@ -181,10 +184,12 @@ def job_create(
                 cost_usd=job_cost_usd(model=model, params=params, references=len(reference_file_ids)),
                 deadline=timezone.now() + timedelta(seconds=deadline_s),
                 status_chat_id=status_chat_id,
+                # Публикация — сразу после коммита; не удастся — job_publish сбросит отметку
+                published_at=timezone.now(),
             )
             job.hold = ledger.hold(user=user, amount=price, key=f"job:{job.pk}", reference=job)
             job.save(update_fields=["hold"])
-            transaction.on_commit(lambda: job_publish(job.pk))
+            transaction.on_commit(lambda: job_publish(job.pk, stamped=True))
     except IntegrityError:
         # Та же кнопка в параллельном апдейте: задание уже создано им
         return GenerationJob.objects.get(idempotency_key=idempotency_key), False
@@ -269,10 +274,17 @@ def job_requeue(*, job: GenerationJob, countdown: float, reason: str) -> None:
         transaction.on_commit(lambda: job_publish(job.pk, countdown=countdown))
 
 
-def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> JobOutput:
-    """Запомнить результат (повторный запуск после падения не генерирует готовое заново)."""
-    output, _ = JobOutput.objects.update_or_create(job=job, index=index, defaults=fields)
-    return output
+def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> None:
+    """Запомнить результат (повторный запуск после падения не генерирует готовое заново).
+
+    Один INSERT … ON CONFLICT по (job, index): повтор после падения перезаписывает строку.
+    """
+    JobOutput.objects.bulk_create(
+        [JobOutput(job=job, index=index, **fields)],
+        update_conflicts=True,
+        unique_fields=["job", "index"],
+        update_fields=list(fields),
+    )
 
 
 def job_mark_generated(*, job: GenerationJob) -> bool:
@@ -330,12 +342,6 @@ def job_cancel(*, job_id: int, user: TelegramUser) -> str:
     return "cancelled"
 
 
-@dataclass(frozen=True)
-class Settled:
-    charged: int
-    available: int
-
-
 def job_charge(*, job: GenerationJob, delivered: int) -> int:
     """Сколько списать за delivered выходов: показанная цена целиком или цена доставленного (не больше)."""
     ordered = int(job.params.get("outputs", 1)) if job.kind == GenerationModel.Kind.IMAGE else 1
@@ -347,10 +353,10 @@ def job_charge(*, job: GenerationJob, delivered: int) -> int:
     return min(partial, job.price)
 
 
-def job_settle_delivered(*, job: GenerationJob, delivered: int) -> Settled:
+def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:
     """Доставлено delivered выходов: списать их цену (не больше показанной), остаток холда вернуть.
 
-    Повтор возвращает прежний итог (урегулирование холда идемпотентно).
+    Возвращает списанное. Повтор возвращает прежний итог (урегулирование холда идемпотентно).
     """
     with transaction.atomic():
         locked = (
@@ -367,7 +373,7 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> Settled:
             delivered_at=timezone.now(),
             finished_at=timezone.now(),
         )
-    return Settled(charged=amount, available=ledger.account_for(locked.user).available)
+    return amount
 
 
 def queue_position(*, job: GenerationJob) -> int:

@@ -28,8 +28,19 @@ START_GRACE_S = 1.0  # «генерирую» — только если резу
 RECENT_JOBS = 20
 
 
+# Средняя длительность по модели в процессе: (момент замера, среднее или None без истории)
+_eta_cache: dict[int, tuple[float, float | None]] = {}
+ETA_CACHE_S = 30.0  # оценка для статуса, а не учёт: полминуты устаревания не видно
+
+
 def model_eta_s(*, model_id: int, default: float = 20.0) -> float:
-    """Средняя длительность последних заданий модели (от старта до результата); default — без истории."""
+    """Средняя длительность последних заданий модели (от старта до результата); default — без истории.
+
+    Запрос — не чаще раза в ETA_CACHE_S на процесс: вебхук зовёт это для каждого задания.
+    """
+    cached = _eta_cache.get(model_id)
+    if cached is not None and time.monotonic() - cached[0] < ETA_CACHE_S:
+        return default if cached[1] is None else cached[1]
     rows = (
         GenerationJob.objects.filter(
             model_id=model_id, status=JobStatus.DELIVERED, generated_at__isnull=False
@@ -38,7 +49,9 @@ def model_eta_s(*, model_id: int, default: float = 20.0) -> float:
         .values_list("started_at", "generated_at")[:RECENT_JOBS]
     )
     durations = [(done - started).total_seconds() for started, done in rows if started and done]
-    return sum(durations) / len(durations) if durations else default
+    average = sum(durations) / len(durations) if durations else None
+    _eta_cache[model_id] = (time.monotonic(), average)
+    return default if average is None else average
 
 
 def cancel_keyboard(job_id: int) -> InlineKeyboardMarkup:
