@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -207,36 +207,40 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     Захват возможен из очереди или у воркера, чья аренда истекла (он умер).
     """
     now = timezone.now()
-    with transaction.atomic():
-        job = (
-            GenerationJob.objects.filter(pk=job_id)
-            .only("user_id", "status", "reference_file_ids", "provider_started")
-            .first()
-        )
-        if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return Claim.TAKEN
+    limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
+    jobs_table, users_table = GenerationJob._meta.db_table, TelegramUser._meta.db_table
+    running_sql = (
+        f"SELECT count(*) FROM {jobs_table} r WHERE r.user_id = j.user_id "  # noqa: S608
+        "AND r.status = 'running' AND r.lease_until > %s AND r.id <> j.id"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
         # Блокировка строки пользователя выстраивает захваты его заданий по одному: лимит не обгонят
-        TelegramUser.objects.select_for_update().filter(pk=job.user_id).first()
-        running = (
-            GenerationJob.objects.filter(user_id=job.user_id, status=JobStatus.RUNNING, lease_until__gt=now)
-            .exclude(pk=job_id)
-            .count()
+        cursor.execute(
+            f"SELECT j.status FROM {jobs_table} j JOIN {users_table} u ON u.id = j.user_id "  # noqa: S608
+            "WHERE j.id = %s FOR UPDATE OF u",
+            [job_id],
         )
-        if running >= settings.GENERATION_MAX_IN_FLIGHT_PER_USER:
-            return Claim.BUSY
-        updated = (
-            GenerationJob.objects.filter(pk=job_id, deadline__gt=now)
-            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_until__lt=now))
-            .update(
-                status=JobStatus.RUNNING,
-                lease_until=now + timedelta(seconds=settings.GENERATION_LEASE_S),
-                attempts=F("attempts") + 1,
-                started_at=now,
-                # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой
-                # минуты уже не возвращает токены (отдельный UPDATE перед вызовом не нужен)
-                provider_started=job.provider_started or not job.reference_file_ids,
-            )
+        row = cursor.fetchone()
+        if row is None or row[0] not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return Claim.TAKEN
+        # Отдельный оператор — свой снимок уже после блокировки: видит захваченное до нас.
+        # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой минуты
+        # уже не возвращает токены (отдельный UPDATE перед вызовом не нужен)
+        cursor.execute(
+            f"UPDATE {jobs_table} j SET status = 'running', lease_until = %s, "  # noqa: S608
+            "attempts = j.attempts + 1, started_at = %s, "
+            "provider_started = j.provider_started OR j.reference_file_ids = '[]'::jsonb "
+            "WHERE j.id = %s AND j.deadline > %s "
+            "AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < %s)) "
+            f"AND ({running_sql}) < %s RETURNING j.id",
+            [now + timedelta(seconds=settings.GENERATION_LEASE_S), now, job_id, now, now, now, limit],
         )
+        updated = cursor.fetchone() is not None
+        if not updated:
+            cursor.execute(f"SELECT ({running_sql}) FROM {jobs_table} j WHERE j.id = %s", [now, job_id])  # noqa: S608
+            busy = cursor.fetchone()
+            if busy is not None and busy[0] >= limit:
+                return Claim.BUSY
     if not updated:
         return Claim.TAKEN
     return GenerationJob.objects.select_related("model", "user").get(pk=job_id)

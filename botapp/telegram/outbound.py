@@ -15,7 +15,7 @@ from django.conf import settings
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from botapp.telegram.sender import SharedRateLimiter
+from botapp.telegram.sender import OutgoingLog, SharedRateLimiter, outgoing_log
 
 T = TypeVar("T")
 
@@ -55,13 +55,24 @@ def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]], *, max_wait: float | Non
     """
     loop, bot = _bot()
     limiter = bot.rate_limiter
-    if max_wait is None or not isinstance(limiter, SharedRateLimiter):
-        return loop.run_until_complete(fn(bot))
-    usual, limiter.max_wait = limiter.max_wait, max_wait
+    shared = isinstance(limiter, SharedRateLimiter) and max_wait is not None
+    if shared:
+        usual, limiter.max_wait = limiter.max_wait, max_wait  # type: ignore[union-attr]
+    # Журнал переписки — одной вставкой после вызова, без похода в поток на каждое сообщение;
+    # отправленное до сбоя (429 на втором файле) тоже записывается
+    log = OutgoingLog()
+    token = outgoing_log.set(log)
     try:
         return loop.run_until_complete(fn(bot))
     finally:
-        limiter.max_wait = usual
+        outgoing_log.reset(token)
+        if shared:
+            limiter.max_wait = usual  # type: ignore[union-attr]
+        rows = log.close()
+        if rows:
+            from botapp.users import services
+
+            services.chat_log_record_many(rows=rows)
 
 
 def bot_reset() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botapp.billing import ledger
-from botapp.models import GenerationJob, JobOutput, JobStatus, TelegramUser
+from botapp.models import ChatLogEntry, GenerationJob, JobOutput, JobStatus, TelegramUser
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage
 from botapp.tests.generation.conftest import Stack
@@ -74,6 +74,14 @@ def test_text_to_image_charges_the_price_shown_on_the_card(stack: Stack) -> None
     assert output.document_file_id
     # Оригинал в пределах лимитов фото уходит как есть, без перекодирования в JPEG
     assert photos[0].params["photo"]["size"] == output.size_bytes
+    # Отправленное воркером — в журнале переписки (одной вставкой после вызова Bot API)
+    sent_media = ChatLogEntry.objects.filter(user__telegram_id=chat.chat_id, direction="out").exclude(
+        media_type=""
+    )
+    assert sorted(sent_media.values_list("media_type", "file_id")) == [
+        ("document", output.document_file_id),
+        ("photo", output.photo_file_id),
+    ]
     caption = chat.bot_messages()[-2].caption or ""
     assert "Charged: 14 tokens · balance: 6" in caption
     # Результат пришёл раньше, чем статус можно править (3 с): ни правки, ни chat action

@@ -1,0 +1,51 @@
+"""Захват заданий из нескольких ОС-процессов разом: лимит пользователя и «один захват» держит БД."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from botapp.generation import jobs
+from botapp.models import GenerationJob, GenerationModel, JobStatus
+from botapp.tests.billing.factories import billing_seed, user_fund, user_make
+from botapp.tests.support.parallel import run_in_processes
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+TARGET = "botapp.tests.generation.parallel_targets:claim"
+
+
+def _jobs(count: int) -> list[GenerationJob]:
+    billing_seed()
+    user = user_make()
+    user_fund(user, 1000)
+    model = GenerationModel.objects.get(slug="nano-banana-2")
+    return [
+        jobs.job_create(
+            user=user,
+            model=model,
+            prompt=f"a lantern {i}",
+            params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
+            reference_file_ids=[],
+            idempotency_key=f"race-{i}",
+        )[0]
+        for i in range(count)
+    ]
+
+
+def test_six_processes_claiming_one_users_jobs_at_once_respect_the_in_flight_limit() -> None:
+    limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
+    created = _jobs(limit + 4)
+    outcomes = run_in_processes(TARGET, [{"job_id": job.pk} for job in created])
+    assert outcomes.count("claimed") == limit
+    assert outcomes.count(jobs.Claim.BUSY) == len(created) - limit
+    assert GenerationJob.objects.filter(status=JobStatus.RUNNING).count() == limit
+
+
+def test_four_processes_claiming_the_same_job_claim_it_once() -> None:
+    [job] = _jobs(1)
+    outcomes = run_in_processes(TARGET, [{"job_id": job.pk}] * 4)
+    assert outcomes.count("claimed") == 1
+    assert outcomes.count(jobs.Claim.TAKEN) == 3
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 1)
