@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from celery import bootsteps
-from celery.signals import beat_init, before_task_publish
+from celery.signals import beat_init, before_task_publish, task_postrun, task_prerun
 from django.conf import settings
 
 from botapp.ops import heartbeats
@@ -51,6 +51,19 @@ class HeartbeatStep(bootsteps.StartStopStep):
             settings.WORKER_HEARTBEAT_INTERVAL_S,
             lambda: heartbeats.heartbeat_record(component=heartbeats.WORKER, host=host, pid=os.getpid()),
         )
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _release_old_connections(**_: Any) -> None:
+    """Соединения с БД живут между задачами, как между запросами Django (CELERY_DB_REUSE_MAX).
+
+    Как request_started/finished: закрыть устаревшее (CONN_MAX_AGE) и сломанное — следующая задача
+    откроет новое, а CONN_HEALTH_CHECKS проверит переиспользуемое перед первым запросом.
+    """
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @before_task_publish.connect

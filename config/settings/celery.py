@@ -59,6 +59,11 @@ CELERY_TASK_TIME_LIMIT = 360
 CELERY_WORKER_CONCURRENCY = env.CELERY_WORKER_CONCURRENCY
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 400_000  # КиБ: утечки не копятся бесконечно
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Исправление Django в Celery по умолчанию закрывает соединения с БД до и после КАЖДОЙ задачи:
+# новое соединение PostgreSQL на задачу (~1 на задание в замере, форк бэкенда и разогрев его кэшей).
+# С этим порогом оно закрывает их лишь раз в 2·N задач; устаревшие и сломанные соединения
+# закрывает close_old_connections (CONN_MAX_AGE, CONN_HEALTH_CHECKS) — botapp/ops/celery_signals.py
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_SEND_SENT_EVENT = False
 

@@ -340,3 +340,36 @@ def test_delete_me_leaves_no_stored_file_of_that_user(stack: Stack) -> None:
     assert output.storage_key == ""
     assert output.photo_file_id == ""
     assert GenerationJob.objects.get(pk=job.pk).prompt == ""
+
+
+def _sessions_opened() -> int:
+    """Сколько соединений к тестовой базе открыто с запуска PostgreSQL (pg_stat_database)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def test_the_worker_keeps_its_database_connection_between_tasks(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 100)
+    # Первое задание прогревает соединения веба и воркера
+    warm = _generate(chat, "a warm-up teapot")
+    chat.press(warm, _button(warm, "gen:ok:"))
+    _wait_terminal(chat)
+    before = _sessions_opened()
+    for i in range(4):
+        card = _generate(chat, f"a teapot number {i}")
+        chat.press(card, _button(card, "gen:ok:"))
+        wait_for(
+            lambda i=i: (
+                GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == i + 2
+            ),
+            timeout=60,
+            what="job delivered",
+        )
+    # Без CELERY_DB_REUSE_MAX исправление Django в Celery закрывает соединение после каждой задачи:
+    # было бы ≥ 4 новых (по одному на задание), а наших проверочных запросов — 2
+    assert _sessions_opened() - before <= 3
