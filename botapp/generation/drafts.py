@@ -265,7 +265,9 @@ def draft_start(*, user: TelegramUser, draft: dict[str, Any]) -> Started:
     from botapp.generation import progress
 
     model = model_get(draft["model"], draft["kind"])
-    source = GenerationJob.objects.filter(pk=draft.get("source_job") or 0, user=user).first()
+    # Источник есть только у правки результата: без него — без лишнего запроса
+    source_id = draft.get("source_job")
+    source = GenerationJob.objects.filter(pk=source_id, user=user).first() if source_id else None
     try:
         job, _created = job_create(
             user=user,
