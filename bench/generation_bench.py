@@ -164,6 +164,23 @@ def pids_named(name):
     return [pid for pid, parent in found.items() if parent not in found]
 
 
+def db_backends_cpu(database):
+    """CPU живых бэкендов PostgreSQL нашей базы по pid (другие базы машины не в счёт)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if f" {database} " not in title:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found[int(entry.name)] = sum(int(v) for v in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
 def system_busy_s():
     """Занятое время всех ядер машины с загрузки (для доли «прочих»: PostgreSQL, Redis, нагрузчик)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -171,21 +188,45 @@ def system_busy_s():
     return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def pss_tree_mb(pid):
+    """PSS процесса и потомков, МБ: общие после fork страницы делятся между процессами, а не
+    считаются в каждом заново, как в сумме RSS (prefork: главный процесс + дети)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        stack.extend(int(c) for c in children)
+    return round(total / 1024, 1)
+
+
 class RssSampler(threading.Thread):
-    """Раз в 0,5 с — сумма RSS воркера (главный процесс + дети)."""
+    """Раз в 0,5 с — сумма RSS и сумма PSS воркера (главный процесс + дети)."""
 
     def __init__(self, pid):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.done = pid, [], threading.Event()
+        self.pid, self.samples, self.pss, self.done = pid, [], [], threading.Event()
 
     def run(self):
         while not self.done.wait(0.5):
             self.samples.append(rss_tree_mb(self.pid))
+            self.pss.append(pss_tree_mb(self.pid))
 
     def summary(self):
         self.done.set()
-        values = self.samples or [0.0]
-        return {"max_mb": max(values), "median_mb": statistics.median(values), "samples": len(values)}
+        values, pss = self.samples or [0.0], self.pss or [0.0]
+        return {
+            "max_mb": max(values),
+            "median_mb": statistics.median(values),
+            "pss_max_mb": max(pss),
+            "pss_median_mb": statistics.median(pss),
+            "samples": len(values),
+        }
 
 
 def ensure_database(url):
@@ -505,9 +546,9 @@ def provider_cost_ms(samples=20):
         preview.append((time.perf_counter() - middle) * 1000)
     return {
         "render_png_1k_ms_p50": round(statistics.median(render), 1),
-        "preview_jpeg_ms_p50": round(statistics.median(preview), 1),
+        "photo_payload_ms_p50": round(statistics.median(preview), 1),
         "png_bytes": len(image.data),
-        "jpeg_bytes": len(blob),
+        "photo_payload_bytes": len(blob),
     }, blob
 
 
@@ -539,12 +580,14 @@ def image_run(args, procs, rates, emulator_limits, jobs, rate, label, tmp):
     sampler.start()
     watched = {"web": web.pid, "workers": [w.pid for w in workers], "bot_api": api.pid}
     cpu_before = _cpu_snapshot(watched)
+    backends_before = db_backends_cpu(args.database_url.rsplit("/", 1)[1])
     started = time.time()
     RETRIES[0] = 0
     posts = send_updates(url, tids, rate, lambda i: f"кот в шляпе номер {i}")
     all_done = wait_done(tids, args.timeout)
     finished = time.time()
     cpu_after = _cpu_snapshot(watched)
+    backends_after = db_backends_cpu(args.database_url.rsplit("/", 1)[1])
     rss = sampler.summary()
     calls = emulator_calls(api_base)
     for proc in (*workers, web, api):
@@ -607,7 +650,17 @@ def image_run(args, procs, rates, emulator_limits, jobs, rate, label, tmp):
         "send_rate": send_rate(calls),
         "worker_rss": rss,
         "cpu_ms_per_job": {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(jobs, 1), 1) for name in cpu_before
+            **{
+                name: round((cpu_after[name] - cpu_before[name]) * 1000 / max(jobs, 1), 1)
+                for name in cpu_before
+            },
+            # Бэкенды нашей базы, живые в конце прогона (соединения веба и воркеров постоянные)
+            "postgres_this_db": round(
+                sum(v - backends_before.get(pid, 0.0) for pid, v in backends_after.items())
+                * 1000
+                / max(jobs, 1),
+                1,
+            ),
         },
         "wall_s": round(finished - started, 1),
     }
@@ -899,7 +952,8 @@ def main():
     parser.add_argument(
         "--default-jobs", type=int, default=300, help="image: заданий при лимитах по умолчанию"
     )
-    parser.add_argument("--default-rate", type=float, default=10)
+    # 12 заданий/с × 3 отправки > 29/с лимитера: меряется сам лимит, а не подача
+    parser.add_argument("--default-rate", type=float, default=12)
     parser.add_argument("--baseline-calls", type=int, default=2000)
     parser.add_argument("--after", type=float, default=60, help="video: длительность операции Veo, с")
     parser.add_argument("--poll", type=int, default=10, help="video: VIDEO_POLL_INTERVAL_S")
