@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -207,6 +207,15 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     Захват возможен из очереди или у воркера, чья аренда истекла (он умер).
     """
     now = timezone.now()
+    claim = _claim_postgres if connection.vendor == "postgresql" else _claim_portable
+    outcome = claim(job_id, now)
+    if outcome is not True:
+        return str(outcome)
+    return GenerationJob.objects.select_related("model", "user").get(pk=job_id)
+
+
+def _claim_postgres(job_id: int, now: Any) -> bool | str:
+    """Два оператора: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе."""
     limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
     jobs_table, users_table = GenerationJob._meta.db_table, TelegramUser._meta.db_table
     running_sql = (
@@ -235,15 +244,42 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
             f"AND ({running_sql}) < %s RETURNING j.id",
             [now + timedelta(seconds=settings.GENERATION_LEASE_S), now, job_id, now, now, now, limit],
         )
-        updated = cursor.fetchone() is not None
-        if not updated:
-            cursor.execute(f"SELECT ({running_sql}) FROM {jobs_table} j WHERE j.id = %s", [now, job_id])  # noqa: S608
-            busy = cursor.fetchone()
-            if busy is not None and busy[0] >= limit:
-                return Claim.BUSY
-    if not updated:
-        return Claim.TAKEN
-    return GenerationJob.objects.select_related("model", "user").get(pk=job_id)
+        if cursor.fetchone() is not None:
+            return True
+        cursor.execute(f"SELECT ({running_sql}) FROM {jobs_table} j WHERE j.id = %s", [now, job_id])  # noqa: S608
+        busy = cursor.fetchone()
+    return Claim.BUSY if busy is not None and busy[0] >= limit else Claim.TAKEN
+
+
+def _claim_portable(job_id: int, now: Any) -> bool | str:
+    """Встроенный SQLite (make run): пишущая транзакция IMMEDIATE и так одна на всю базу."""
+    with transaction.atomic():
+        job = (
+            GenerationJob.objects.filter(pk=job_id)
+            .only("user_id", "status", "reference_file_ids", "provider_started")
+            .first()
+        )
+        if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return Claim.TAKEN
+        running = (
+            GenerationJob.objects.filter(user_id=job.user_id, status=JobStatus.RUNNING, lease_until__gt=now)
+            .exclude(pk=job_id)
+            .count()
+        )
+        if running >= settings.GENERATION_MAX_IN_FLIGHT_PER_USER:
+            return Claim.BUSY
+        updated = (
+            GenerationJob.objects.filter(pk=job_id, deadline__gt=now)
+            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_until__lt=now))
+            .update(
+                status=JobStatus.RUNNING,
+                lease_until=now + timedelta(seconds=settings.GENERATION_LEASE_S),
+                attempts=F("attempts") + 1,
+                started_at=now,
+                provider_started=job.provider_started or not job.reference_file_ids,
+            )
+        )
+    return True if updated else Claim.TAKEN
 
 
 def job_mark_provider_started(*, job: GenerationJob) -> bool:
