@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
+from telegram.error import BadRequest
 
 from botapp.billing import ledger
 from botapp.generation import jobs, media, progress
@@ -67,6 +69,7 @@ def failure_text(category: str) -> str:
         "blocked": _("the bot cannot write to you"),
         "wrong_ratio": _("the image came back in a wrong shape"),
         "spend_limit": _("generation is paused for now"),
+        "delivery_rejected": _("Telegram did not accept the result"),
     }
     reason = reasons.get(category, _("an unexpected error"))
     return _("😔 The generation failed: {reason}. The tokens were returned to your balance.").format(
@@ -94,18 +97,29 @@ async def _send_images(
     pending = [o for o in outputs if not o.photo_file_id]
     if len(outputs) == 1 and pending:
         output = pending[0]
-        message = await bot.send_photo(
-            chat_id,
-            media.photo_payload(blobs[output.index]),
-            caption=caption,
-            parse_mode="HTML",
-            reply_markup=result_keyboard(job, output.index),
-        )
+
+        async def send_one(force_jpeg: bool) -> Any:
+            return await bot.send_photo(
+                chat_id,
+                media.photo_payload(blobs[output.index], force_jpeg=force_jpeg),
+                caption=caption,
+                parse_mode="HTML",
+                reply_markup=result_keyboard(job, output.index),
+            )
+
+        message = await _photo_or_jpeg(job, send_one)
         output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
     elif len(outputs) > 1:
         if pending:
-            album = [InputMediaPhoto(media.photo_payload(blobs[o.index])) for o in pending]
-            messages = await bot.send_media_group(chat_id, album)
+
+            async def send_album(force_jpeg: bool) -> Any:
+                album = [
+                    InputMediaPhoto(media.photo_payload(blobs[o.index], force_jpeg=force_jpeg))
+                    for o in pending
+                ]
+                return await bot.send_media_group(chat_id, album)
+
+            messages = await _photo_or_jpeg(job, send_album)
             for output, message in zip(pending, messages, strict=False):
                 output.photo_file_id, output.message_id = message.photo[-1].file_id, message.message_id
             await db(_save_outputs)(pending)
@@ -129,6 +143,25 @@ async def _send_images(
                 chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.png"
             )
             output.document_file_id = document.document.file_id
+
+
+async def _photo_or_jpeg(job: GenerationJob, send: Callable[[bool], Awaitable[Any]]) -> Any:
+    """Оригинал как фото; отказ Telegram (400: необычный PNG) — повтор с JPEG-превью.
+
+    Отказ запоминается в кэше: повтор JPEG может упереться в лимит чата и уйти в следующую
+    попытку доставки, и та должна слать уже JPEG. Отказ и JPEG — BadRequest наружу (без повторов).
+    """
+    from django.core.cache import cache
+
+    key = f"job-photo-jpeg:{job.pk}"
+    if await cache.aget(key):
+        return await send(True)
+    try:
+        return await send(False)
+    except BadRequest:
+        logger.warning("job %s: Telegram rejected the original as a photo, sending a JPEG preview", job.pk)
+        await cache.aset(key, 1, timeout=24 * 3600)
+        return await send(True)
 
 
 def _original_link_text(output: JobOutput) -> str:
@@ -195,7 +228,8 @@ def _notify_failure(job: GenerationJob) -> Delivered:
         text = failure_text(job.error_category)
     chat_id = job.user.telegram_id
     # Заблокировавшему бота сообщить нельзя; холд уже возвращён
-    with contextlib.suppress(RecipientBlocked):
+    # Заблокировавшему бота сообщить нельзя; 400 (чат исчез) повторять бессмысленно; холд уже возвращён
+    with contextlib.suppress(RecipientBlocked, BadRequest):
         bot_call(lambda bot: bot.send_message(chat_id, text))
     GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(notified_at=timezone.now())
     progress.job_progress(job=job, stage="done")
@@ -235,6 +269,14 @@ def job_deliver(*, job_id: int) -> Delivered:
             _save_outputs(outputs)
             jobs.job_fail(job=job, category="blocked")
             return Delivered("blocked")
+        except BadRequest as exc:
+            # Telegram отверг отправку окончательно (400): повтор его не изменит. Доставленное —
+            # списать, если не доставлено ничего — вернуть токены и сказать почему
+            _save_outputs(outputs)
+            logger.warning("job %s: Telegram rejected the delivery: %s", job.pk, exc)
+            if not any(o.photo_file_id or o.video_file_id for o in outputs):
+                jobs.job_fail(job=job, category="delivery_rejected", message=str(exc))
+                return Delivered("rejected")
         except BaseException:
             # Отправленное до сбоя запоминаем: повтор не пришлёт его второй раз
             _save_outputs(outputs)

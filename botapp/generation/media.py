@@ -42,16 +42,18 @@ def reference_load(*, file_id: str) -> ReferenceImage:
     return ReferenceImage(data=data, mime_type=mime)
 
 
-def photo_payload(data: bytes) -> bytes:
+def photo_payload(data: bytes, *, force_jpeg: bool = False) -> bytes:
     """Что отправить sendPhoto: сам файл, если Telegram его примет как фото, иначе JPEG под лимиты.
 
     Оригинал в пределах лимитов фото уходит как есть (сжимает его Telegram): перекодирование
     стоило бы воркеру десятки миллисекунд на каждую картинку. Оригинал пользователь получает
     документом (настройка), так что превью — только для больших результатов (Pro 4K).
+    force_jpeg — повтор после отказа Telegram принять оригинал (необычный PNG: 16 бит, прозрачность).
     """
     image: Image.Image = Image.open(io.BytesIO(data))
     if (
-        len(data) <= PHOTO_MAX_BYTES
+        not force_jpeg
+        and len(data) <= PHOTO_MAX_BYTES
         and image.format in ("PNG", "JPEG")
         and image.width + image.height <= PHOTO_MAX_SIDE_SUM
         and max(image.width, image.height) <= PHOTO_MAX_RATIO * min(image.width, image.height)

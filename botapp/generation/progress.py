@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -143,7 +144,9 @@ class _Deferred(threading.Thread):
             finally:
                 from django.db import close_old_connections
 
-                close_old_connections()
+                # Нить не должна умереть из-за сбоя закрытия соединения: правки встанут
+                with contextlib.suppress(Exception):
+                    close_old_connections()
 
 
 _deferred: _Deferred | None = None
@@ -154,7 +157,7 @@ def _deferred_thread() -> _Deferred:
     global _deferred
     with _deferred_lock:
         # После fork (дети prefork) нить родителя не существует: своя на процесс
-        if _deferred is None or _deferred.pid != os.getpid():
+        if _deferred is None or _deferred.pid != os.getpid() or not _deferred.is_alive():
             _deferred = _Deferred()
             _deferred.start()
         return _deferred

@@ -65,7 +65,7 @@ def _font(size: int) -> Font:
     return ImageFont.load_default(size)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)  # 4K-маска — 16 МБ: держим только ходовые форматы
 def _gradient(width: int, height: int) -> Image.Image:
     """Маска градиента на размер: одна на формат, дальше только раскраска."""
     return Image.linear_gradient("L").resize((width, height))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
-from telegram.error import NetworkError
+from telegram.error import BadRequest, NetworkError
 
 from botapp.telegram.sender import SendDeferred
 
 NETWORK_RETRY_S = 5
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="generation.run_job", ignore_result=True, acks_late=True)
@@ -48,6 +52,10 @@ def _deliver(job_id: int) -> None:
         delivery.job_deliver(job_id=job_id)
     except SendDeferred as deferred:
         deliver_job.apply_async((job_id,), countdown=max(1.0, deferred.retry_after))
+    except BadRequest:
+        # 400 — не сеть (в PTB BadRequest наследует NetworkError): повтор не поможет, доставку
+        # с отказом job_deliver уже урегулировал; сюда доходит лишь непредвиденное
+        logger.exception("job %s: delivery rejected by Telegram", job_id)
     except NetworkError:
         # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
         deliver_job.apply_async((job_id,), countdown=NETWORK_RETRY_S)

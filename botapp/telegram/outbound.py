@@ -7,6 +7,7 @@ HTTP-клиент PTB привязан к циклу, поэтому цикл ж
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ from telegram.request import HTTPXRequest
 from botapp.telegram.sender import OutgoingLog, SharedRateLimiter, outgoing_log
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 _local = threading.local()
 
@@ -70,9 +73,17 @@ def bot_call(fn: Callable[[ExtBot[Any]], Awaitable[T]], *, max_wait: float | Non
             limiter.max_wait = usual  # type: ignore[union-attr]
         rows = log.close()
         if rows:
-            from botapp.users import services
+            _record_log(rows)
 
-            services.chat_log_record_many(rows=rows)
+
+def _record_log(rows: list[dict[str, Any]]) -> None:
+    """Журнал — не повод подменить итог отправки: его сбой только в лог (сообщение уже ушло)."""
+    from botapp.users import services
+
+    try:
+        services.chat_log_record_many(rows=rows)
+    except Exception:
+        logger.exception("chat log: %s outgoing rows not recorded", len(rows))
 
 
 def bot_reset() -> None:

@@ -418,6 +418,52 @@ def test_a_flood_limit_on_delivery_waits_retry_after_and_does_not_regenerate(
     _assert_every_job_finished()
 
 
+def test_a_photo_telegram_refuses_is_resent_once_as_a_jpeg_preview(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(
+        method="sendPhoto",
+        chat_id=chat.chat_id,
+        error_code=400,
+        description="Bad Request: IMAGE_PROCESS_FAILED",
+    )
+    _order(rig, "a paper boat", chat=chat)
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    # JPEG может уйти и следующей попыткой доставки (лимит чата после отказа)
+    refused, accepted = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
+    assert (refused.status, accepted.status) == (400, 200)
+    # Сначала — оригинал PNG как есть, затем — JPEG-превью (другой файл)
+    output = job.outputs.get()
+    assert refused.params["photo"]["size"] == output.size_bytes
+    assert accepted.params["photo"]["size"] != output.size_bytes
+    assert _settlements(job) == ["capture"]
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    _assert_every_job_finished()
+
+
+def test_a_result_telegram_keeps_refusing_returns_the_tokens_without_endless_retries(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(
+        method="sendPhoto",
+        chat_id=chat.chat_id,
+        times=5,
+        error_code=400,
+        description="Bad Request: PHOTO_INVALID",
+    )
+    _order(rig, "a glass bird", chat=chat)
+    job = _wait_status(chat, JobStatus.FAILED)
+    assert job.error_category == "delivery_rejected"
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert "Telegram did not accept the result" in chat.bot_messages()[-1].text
+    # Оригинал и один повтор JPEG — и всё: 400 не ретраится
+    assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == 2
+    _assert_every_job_finished()
+
+
 def test_a_user_who_blocked_the_bot_gets_the_tokens_back(rig: Rig, worker: subprocess.Popen[bytes]) -> None:
     chat = Chat(rig.base, "en")
     services.sandbox_inject_failure(method="sendPhoto", failure="blocked", chat_id=chat.chat_id)
