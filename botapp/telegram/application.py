@@ -42,16 +42,14 @@ _applications: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BotApplicati
 )
 _locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
-# Соединений с Bot API на процесс. Пул httpx на каждый запрос обходит все свои соединения
-# (проверка «не закрыл ли сервер», два системных вызова на соединение): при 256 по умолчанию
-# под нагрузкой это ~130 проверок на апдейт. Веб упирается в общий лимит Telegram (~30
-# сообщений/с на бота), одновременно в полёте единицы запросов — 8 хватает с запасом.
+# Соединений с Bot API на процесс. Веб упирается в общий лимит Telegram (~30 сообщений/с на
+# бота), одновременно в полёте единицы запросов — 8 хватает с запасом.
 BOT_API_CONNECTIONS = 8
 
 
 def build_application() -> BotApplication:
     from botapp.telegram.handlers import register_handlers
-    from botapp.telegram.httpclient import LeanBotRequest
+    from botapp.telegram.httpclient import AiohttpRequest
     from botapp.telegram.sender import SharedRateLimiter
 
     base = settings.TELEGRAM_API_BASE_URL
@@ -64,9 +62,9 @@ def build_application() -> BotApplication:
         .context_types(ContextTypes(context=BotContext))
         # В вебе можно подождать очереди пару секунд; дольше — ответ отложится
         .rate_limiter(SharedRateLimiter(max_wait=2.0))
-        # Вызовы без файлов — лёгким клиентом (httpx стоил ~40 % CPU веба); ожидание свободного
-        # соединения — не дольше, чем очереди лимитера
-        .request(LeanBotRequest(pool_size=BOT_API_CONNECTIONS, pool_timeout=2.0))
+        # Bot API — через aiohttp (httpx стоил ~40 % CPU веба); ожидание свободного соединения —
+        # не дольше, чем очереди лимитера
+        .request(AiohttpRequest(pool_size=BOT_API_CONNECTIONS, pool_timeout=2.0))
         .build()
     )
     register_handlers(application)
