@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable
+from email.message import Message
 from email.parser import BytesParser
 from typing import Any
 
@@ -170,10 +171,16 @@ def test_a_multipart_upload_carries_the_file_and_the_other_fields() -> None:
         message = BytesParser().parsebytes(
             b"Content-Type: " + sent.headers["content-type"].encode() + b"\r\n\r\n" + sent.body
         )
-        parts = {part.get_param("name", header="content-disposition"): part for part in message.get_payload()}
+        assert message.is_multipart()
+        parts: dict[str, Message] = {}
+        for part in message.get_payload():
+            assert isinstance(part, Message)
+            parts[str(part.get_param("name", header="content-disposition"))] = part
         assert set(parts) == {"chat_id", "caption", "document"}
         assert parts["chat_id"].get_payload(decode=True) == b"7"
-        assert parts["caption"].get_payload(decode=True).decode() == "подпись"
+        caption = parts["caption"].get_payload(decode=True)
+        assert isinstance(caption, bytes)
+        assert caption.decode() == "подпись"
         document = parts["document"]
         assert document.get_filename() == "report.bin"
         assert document.get_content_type() == "application/octet-stream"
