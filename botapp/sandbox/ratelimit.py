@@ -19,8 +19,11 @@ logger = logging.getLogger(__name__)
 
 # Несколько сообщений подряд Telegram пропускает: ответ + меню уходят сразу
 BURST = 3
+# Общий лимит считается по приходу, а момент прихода сдвигает сеть и планировщик: допуск общей
+# корзины не уже этого (при 30/с он и так 67 мс; при 300/с три сообщения — лишь 6,7 мс)
+ARRIVAL_JITTER_MS = 50.0
 
-# KEYS — корзины; ARGV — пары (интервал мс, допуск мс). Время — часы Redis, одни на все процессы.
+# KEYS — корзины; ARGV — пары (интервал мс, допуск мс; дробные). Время — часы Redis, одни на все процессы.
 # Ответ: 0 — можно (все корзины сдвинуты), иначе мс до разрешения (ничего не сдвинуто).
 _GCRA_LUA = """
 local now
@@ -28,8 +31,13 @@ if #ARGV > 2 * #KEYS then
   now = tonumber(ARGV[#ARGV])
 else
   local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 end
+-- Часы эмулятора не идут назад: запрос, обработанный позже соседа с более поздней отметкой
+-- прихода (нити и пул соединений БД меняют порядок), считается пришедшим вместе с ним
+local clock = tonumber(redis.call('GET', KEYS[1] .. ':clock')) or now
+if clock > now then now = clock end
+redis.call('SET', KEYS[1] .. ':clock', string.format('%.3f', now), 'PX', 60000)
 local wait = 0
 local next_tat = {}
 for i, key in ipairs(KEYS) do
@@ -43,7 +51,8 @@ for i, key in ipairs(KEYS) do
 end
 if wait > 0 then return math.ceil(wait) end
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, next_tat[i], 'PX', math.ceil(next_tat[i] - now) + 1000)
+  -- %.3f: число Lua в строку Redis переводит через %.14g и теряет доли миллисекунды
+  redis.call('SET', key, string.format('%.3f', next_tat[i]), 'PX', math.ceil(next_tat[i] - now) + 1000)
 end
 return 0
 """
@@ -59,26 +68,28 @@ def is_limited(method: str) -> bool:
 @dataclass(frozen=True)
 class Bucket:
     name: str
-    interval_ms: int
-    tolerance_ms: int
+    # Дробные миллисекунды: ceil(1000/300) = 4 мс — это 250/с, и лимитер, честно держащий 300/с,
+    # получал бы 429 от эмулятора
+    interval_ms: float
+    tolerance_ms: float
 
     @property
     def key(self) -> str:
         # Параметры в имени ключа: серверы с разными лимитами не делят состояние
-        return f"{self.name}:{self.interval_ms}:{self.tolerance_ms}"
+        return f"{self.name}:{self.interval_ms:.3f}:{self.tolerance_ms:.3f}"
 
 
 def buckets_for(chat_id: int | str | None) -> list[Bucket]:
     """Общая корзина + корзина чата: личный — сообщений в секунду, группа (id < 0) — в минуту."""
-    overall = math.ceil(1000 / settings.TELEGRAM_RATE_OVERALL)
-    result = [Bucket("overall", overall, overall * (BURST - 1))]
+    overall = 1000 / settings.TELEGRAM_RATE_OVERALL
+    result = [Bucket("overall", overall, max(overall * (BURST - 1), ARRIVAL_JITTER_MS))]
     if chat_id is None or str(chat_id) == "":
         return result
     chat = str(chat_id)
     if chat.startswith("-"):
-        interval = math.ceil(60_000 / settings.TELEGRAM_RATE_PER_GROUP)
+        interval = 60_000 / settings.TELEGRAM_RATE_PER_GROUP
     else:
-        interval = math.ceil(1000 / settings.TELEGRAM_RATE_PER_CHAT)
+        interval = 1000 / settings.TELEGRAM_RATE_PER_CHAT
     result.append(Bucket(f"chat:{chat}", interval, interval * (BURST - 1)))
     return result
 
@@ -86,11 +97,13 @@ def buckets_for(chat_id: int | str | None) -> list[Bucket]:
 class _LocalGcra:
     def __init__(self) -> None:
         self.tats: dict[str, float] = {}
+        self.clock = 0.0  # часы не идут назад — как в Lua-версии
         self.lock = threading.Lock()
 
-    def acquire(self, buckets: list[Bucket]) -> int:
+    def acquire(self, buckets: list[Bucket], received_at: float | None = None) -> float:
         with self.lock:
-            now = time.monotonic() * 1000
+            now = max((time.time() if received_at is None else received_at) * 1000, self.clock)
+            self.clock = now
             wait = 0.0
             updated: dict[str, float] = {}
             for bucket in buckets:
@@ -98,13 +111,14 @@ class _LocalGcra:
                 wait = max(wait, tat - bucket.tolerance_ms - now)
                 updated[bucket.key] = tat + bucket.interval_ms
             if wait > 0:
-                return math.ceil(wait)
+                return wait
             self.tats.update(updated)
             return 0
 
     def reset(self) -> None:
         with self.lock:
             self.tats.clear()
+            self.clock = 0.0
 
 
 _local = _LocalGcra()
@@ -128,29 +142,29 @@ def _client() -> tuple[Any, Any]:
     return _redis, _script
 
 
-def acquire(chat_id: int | str | None, *, received_at: float | None = None) -> int:
+def acquire(chat_id: int | str | None, *, received_at: float | None = None) -> float:
     """0 — отправку можно принять, иначе миллисекунды до того, как станет можно.
 
     received_at (time.time() прихода запроса) — «сейчас» для корзин, как у Telegram.
     """
     buckets = buckets_for(chat_id)
     if not settings.REDIS_URL:
-        return _local.acquire(buckets)
+        return _local.acquire(buckets, received_at)
     client, script = _client()
     args: list[float] = []
     for bucket in buckets:
         args += [bucket.interval_ms, bucket.tolerance_ms]
     if received_at is not None:
-        args.append(int(received_at * 1000))
+        args.append(round(received_at * 1000, 3))
     try:
-        return int(script(keys=[_prefix() + b.key for b in buckets], args=args, client=client))
+        return float(script(keys=[_prefix() + b.key for b in buckets], args=args, client=client))
     except Exception:
         # Эмулятор без Redis не должен ронять бота: лимит просто не проверяется
         logger.warning("sandbox rate limiter: Redis unavailable, request allowed", exc_info=True)
         return 0
 
 
-def retry_after_seconds(wait_ms: int) -> int:
+def retry_after_seconds(wait_ms: float) -> int:
     """retry_after у Telegram — целые секунды, не меньше одной."""
     return max(1, math.ceil(wait_ms / 1000))
 

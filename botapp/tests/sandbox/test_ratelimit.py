@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -45,6 +46,15 @@ def test_the_overall_limit_spans_all_chats(backend: str) -> None:
 
     assert waits[:3] == [0, 0, 0]
     assert 0 < waits[3] <= 100  # 10 в секунду — одно в 100 мс
+
+
+def test_a_sender_keeping_exactly_the_rate_is_never_refused(backend: str) -> None:
+    # 300/с — интервал 3,33 мс; округлённый вверх до 4 мс эмулятор пускал бы лишь 250/с
+    with override_settings(TELEGRAM_RATE_OVERALL=300.0):
+        start = time.time()
+        waits = [ratelimit.acquire(5000 + i, received_at=start + i / 300) for i in range(600)]
+
+    assert waits == [0] * 600
 
 
 def test_a_refused_request_does_not_use_up_the_budget(backend: str) -> None:
