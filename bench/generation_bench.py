@@ -813,6 +813,7 @@ def video_main(args):
                 "GEMINI_API_KEY": "test-gemini-key",  # pragma: allowlist secret
                 "GEMINI_API_BASE_URL": gemini_base,
                 "VIDEO_POLL_INTERVAL_S": str(args.poll),
+                "CELERY_WORKER_POOL": args.pool,
             },
         )
         subprocess.run(
@@ -895,7 +896,10 @@ def video_main(args):
         },
         "setup": {
             "web": "gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker --workers 2",
-            "worker": "one `celery -A config worker --loglevel=INFO`, CELERY_WORKER_CONCURRENCY=2",
+            "worker": (
+                "one `celery -A config worker --loglevel=INFO`, CELERY_WORKER_CONCURRENCY=2, "
+                f"CELERY_WORKER_POOL={args.pool}"
+            ),
             "provider": f"GeminiProvider (REST Veo) + fake_gemini, prompt [after:{args.after:g}]",
             "bot_api": "bench/fake_bot_api_media.py, no limits",
             "rates": RAISED,
@@ -957,6 +961,12 @@ def main():
     parser.add_argument("--baseline-calls", type=int, default=2000)
     parser.add_argument("--after", type=float, default=60, help="video: длительность операции Veo, с")
     parser.add_argument("--poll", type=int, default=10, help="video: VIDEO_POLL_INTERVAL_S")
+    parser.add_argument(
+        "--pool",
+        choices=("prefork", "threads"),
+        default="prefork",
+        help="CELERY_WORKER_POOL воркера (video: threads — раскладка воркера очереди video_poll)",
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bench_generation")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")

@@ -115,6 +115,11 @@ RELEASE = _str("RAILWAY_GIT_COMMIT_SHA")[:12]
 
 # --- Celery ---
 CELERY_WORKER_CONCURRENCY = _int("CELERY_WORKER_CONCURRENCY", 2)
+# prefork — по умолчанию (изоляция процессов, лимиты времени задач); threads — для воркера очереди
+# video_poll: опрос Veo — ожидание сети, и один процесс с нитями держит ту же нагрузку в разы меньшей памятью
+CELERY_WORKER_POOL = _str("CELERY_WORKER_POOL", "prefork")
+if CELERY_WORKER_POOL not in ("prefork", "threads", "solo"):
+    raise ValueError(f"CELERY_WORKER_POOL: prefork, threads или solo, а не {CELERY_WORKER_POOL!r}")
 HEALTH_CACHE_S = _float("HEALTH_CACHE_S", 2.0)
 
 

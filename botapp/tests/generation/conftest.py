@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,22 +44,31 @@ def stack_env(gemini: FakeGemini, data_dir: Path, port: int, prefix: str, **extr
     )
 
 
+@contextlib.contextmanager
+def generation_stack(
+    django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path, name: str, **extra: str
+) -> Iterator[Stack]:
+    """Веб + воркер боевой командой + локальный Gemini; extra — отличия окружения (пул воркера)."""
+    data_dir = tmp_path_factory.mktemp(f"{name}-data")
+    port = processes.free_port()
+    prefix = f"nbgen:{uuid.uuid4().hex[:8]}:"
+    with FakeGemini(hang_s=20) as gemini:
+        env = stack_env(gemini, data_dir, port, prefix, **extra)
+        with (
+            django_db_blocker.unblock(),
+            processes.web_server(env, logs_dir / f"{name}-web.log", port=port) as base,
+            processes.running(processes.WORKER_COMMAND, env, logs_dir / f"{name}-worker.log") as worker,
+        ):
+            time.sleep(1)
+            yield Stack(base=base, gemini=gemini, data_dir=data_dir, worker=worker, env=env)
+
+
 @pytest.fixture(scope="module")
 def stack(
     django_db_setup: Any, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory, logs_dir: Path
 ) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("generation-data")
-    port = processes.free_port()
-    prefix = f"nbgen:{uuid.uuid4().hex[:8]}:"
-    with FakeGemini(hang_s=20) as gemini:
-        env = stack_env(gemini, data_dir, port, prefix)
-        with (
-            django_db_blocker.unblock(),
-            processes.web_server(env, logs_dir / "generation-web.log", port=port) as base,
-            processes.running(processes.WORKER_COMMAND, env, logs_dir / "generation-worker.log") as worker,
-        ):
-            time.sleep(1)
-            yield Stack(base=base, gemini=gemini, data_dir=data_dir, worker=worker, env=env)
+    with generation_stack(django_db_blocker, tmp_path_factory, logs_dir, "generation") as built:
+        yield built
 
 
 @pytest.fixture(autouse=True)
