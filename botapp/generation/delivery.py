@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -202,6 +203,35 @@ async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: byt
     output.message_id = message.message_id
 
 
+class _LeaseRenewer:
+    """Bot, продлевающий аренду доставки после вызова, если прошла треть её срока.
+
+    Альбом из четырёх фото, документы и большое видео могут идти дольше аренды; одно фото — нет,
+    и лишнего оператора БД на обычном пути не появляется.
+    """
+
+    def __init__(self, job_id: int, bot: Any) -> None:
+        from django.conf import settings
+
+        self._job_id, self._bot = job_id, bot
+        self._every = settings.DELIVERY_LEASE_S / 3
+        self._renewed = time.monotonic()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._bot, name)
+        if not name.startswith("send_"):
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = await method(*args, **kwargs)
+            if time.monotonic() - self._renewed >= self._every:
+                await db(jobs.job_delivery_renew)(job_id=self._job_id)
+                self._renewed = time.monotonic()
+            return result
+
+        return call
+
+
 def _save_caption_id(job: GenerationJob) -> None:
     GenerationJob.objects.filter(pk=job.pk).update(caption_message_id=job.caption_message_id)
 
@@ -236,11 +266,17 @@ def _notify_failure(job: GenerationJob) -> Delivered:
     return Delivered("notified")
 
 
-def job_deliver(*, job_id: int) -> Delivered:
-    """Отправить готовый результат или сообщение о неудаче. SendDeferred пробрасывается задаче."""
+def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
+    """Отправить готовый результат или сообщение о неудаче. SendDeferred пробрасывается задаче.
+
+    Отправляет держатель аренды доставки: claimed — её уже взял вызывающий (переход в GENERATED),
+    иначе берём здесь; не вышло — доставляет другой (или уже нечего), выходим.
+    """
     from botapp.providers.storage import media_storage
     from botapp.telegram.outbound import bot_call
 
+    if not claimed and not jobs.job_delivery_claim(job_id=job_id):
+        return Delivered("skipped")
     job = GenerationJob.objects.select_related("model", "user").filter(pk=job_id).first()
     if job is None:
         return Delivered("skipped")
@@ -258,10 +294,11 @@ def job_deliver(*, job_id: int) -> Delivered:
         caption = _caption(job, charge, available + job.price - charge)
 
         async def send(bot: Any) -> None:
+            renewing = _LeaseRenewer(job.pk, bot)
             if job.kind == "video":
-                await _send_video(bot, job, outputs[0], blobs[0], caption)
+                await _send_video(renewing, job, outputs[0], blobs[0], caption)
             else:
-                await _send_images(bot, job, outputs, blobs, caption)
+                await _send_images(renewing, job, outputs, blobs, caption)
 
         try:
             bot_call(send, max_wait=SEND_MAX_WAIT_S)

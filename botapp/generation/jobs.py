@@ -330,13 +330,53 @@ def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> None:
 def job_mark_generated(*, job: GenerationJob) -> bool:
     """Все выходы получены (или часть — с отказами): дальше доставка.
 
-    Доставляет задача, получившая True (тем же воркером, без круга через брокер); упавшую
-    между этим шагом и отправкой подберёт сборщик — задание остаётся в GENERATED.
+    Доставляет задача, получившая True (тем же воркером, без круга через брокер): тем же
+    оператором она берёт аренду доставки. Упавшую между этим шагом и отправкой подберёт
+    сборщик, когда аренда истечёт, — задание остаётся в GENERATED.
     """
+    now = timezone.now()
     updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        status=JobStatus.GENERATED, generated_at=timezone.now(), lease_until=None
+        status=JobStatus.GENERATED,
+        generated_at=now,
+        lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_S),
     )
     return bool(updated)
+
+
+def _deliverable() -> Q:
+    return Q(status=JobStatus.GENERATED) | Q(
+        status__in=(JobStatus.FAILED, JobStatus.EXPIRED), notified_at__isnull=True
+    )
+
+
+def job_delivery_claim(*, job_id: int) -> bool:
+    """Взять аренду доставки (результата или сообщения о неудаче); False — доставляет другой или нечего.
+
+    Две копии задачи доставки (повтор + сборщик) не отправят результат дважды: вторая не получит аренду.
+    """
+    now = timezone.now()
+    free = Q(lease_until__isnull=True) | Q(lease_until__lte=now)
+    claimed = GenerationJob.objects.filter(_deliverable(), free, pk=job_id).update(
+        lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_S)
+    )
+    return bool(claimed)
+
+
+def job_delivery_renew(*, job_id: int) -> None:
+    """Отправка ещё идёт (альбом, документы, большое видео): продлить аренду доставки."""
+    GenerationJob.objects.filter(_deliverable(), pk=job_id).update(
+        lease_until=timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_S)
+    )
+
+
+def job_delivery_defer(*, job_id: int, countdown: float) -> None:
+    """Доставка отложена (429, сеть) до повтора через countdown: до него аренда за повтором.
+
+    Сборщик публикует доставку лишь после истечения аренды — запланированный повтор успевает первым.
+    """
+    GenerationJob.objects.filter(_deliverable(), pk=job_id).update(
+        lease_until=timezone.now() + timedelta(seconds=countdown)
+    )
 
 
 def _publish_delivery(job_id: int, countdown: float = 0) -> None:
@@ -412,6 +452,7 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:
             charged=amount,
             delivered_at=timezone.now(),
             finished_at=timezone.now(),
+            lease_until=None,
         )
     return amount
 

@@ -3,7 +3,8 @@
 - в очереди дольше GENERATION_QUEUE_REPUBLISH_S — сообщение считается потерянным, публикуем снова;
 - выполняется с истёкшей арендой (воркер умер) — назад в очередь и публикуем;
 - опрос Veo просрочен — публикуем опрос (операцию никогда не отправляем заново);
-- сгенерировано, но не доставлено — публикуем доставку;
+- сгенерировано, но не доставлено, и аренда доставки истекла (доставщик умер, его повтор потерян) —
+  публикуем доставку; пока аренда действует, доставляет её держатель, второй экземпляр не шлём;
 - срок вышел — «просрочено» с возвратом холда.
 Повторная публикация безопасна: захват задания условный, лишняя копия получит «занято».
 """
@@ -25,6 +26,8 @@ from botapp.models.generation import ACTIVE_STATUSES
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# Запланированный повтор доставки приходит к истечению аренды: даём ему успеть первым
+DELIVERY_GRACE_S = 5
 
 
 @dataclass
@@ -69,9 +72,15 @@ def jobs_sweep() -> SweepReport:
     ):
         tasks.poll_job.delay(job_id)
         report.polls += 1
-    undelivered = GenerationJob.objects.filter(status=JobStatus.GENERATED, generated_at__lt=stale)
+    lapsed = Q(lease_until__lt=now - timedelta(seconds=DELIVERY_GRACE_S))
+    undelivered = GenerationJob.objects.filter(
+        lapsed | Q(lease_until__isnull=True, generated_at__lt=stale), status=JobStatus.GENERATED
+    )
     notify = GenerationJob.objects.filter(
-        status__in=(JobStatus.FAILED, JobStatus.EXPIRED), notified_at__isnull=True, finished_at__lt=stale
+        lapsed | Q(lease_until__isnull=True),
+        status__in=(JobStatus.FAILED, JobStatus.EXPIRED),
+        notified_at__isnull=True,
+        finished_at__lt=stale,
     )
     for job_id in [
         *undelivered.values_list("pk", flat=True)[:BATCH],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from django.conf import settings
 from telegram.error import BadRequest, NetworkError
 
 from botapp.telegram.sender import SendDeferred
@@ -19,13 +21,14 @@ def run_job(job_id: int) -> None:
     """Из очереди: захватить задание и выполнить стадию генерации (или отправить операцию Veo)."""
     from botapp.generation import runner
 
+    started = time.monotonic()
     result = runner.job_run(job_id=job_id)
     if result.outcome == "busy":
         run_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "generated":
-        _deliver(job_id)
+        _deliver(job_id, claimed=True, started=started)
 
 
 @shared_task(name="video_poll.poll_job", ignore_result=True, acks_late=True)
@@ -33,32 +36,45 @@ def poll_job(job_id: int) -> None:
     """Опрос операции Veo; не готово — себя же с задержкой (без sleep в слоте воркера)."""
     from botapp.generation import runner
 
+    started = time.monotonic()
     result = runner.job_poll(job_id=job_id)
     if result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "generated":
-        _deliver(job_id)
+        _deliver(job_id, claimed=True, started=started)
 
 
-def _deliver(job_id: int) -> None:
+def _later(job_id: int, countdown: float) -> None:
+    from botapp.generation import jobs
+
+    jobs.job_delivery_defer(job_id=job_id, countdown=countdown)
+    deliver_job.apply_async((job_id,), countdown=countdown)
+
+
+def _deliver(job_id: int, *, claimed: bool = False, started: float | None = None) -> None:
     """Доставить сразу в этой задаче; отложенное (429, сеть) — задачей delivery.deliver_job.
 
-    Готовый результат доставляется тем же воркером без лишнего круга через брокер. Если воркер
-    умрёт между «сгенерировано» и отправкой, сборщик опубликует доставку (задание в GENERATED).
+    Готовый результат доставляется тем же воркером без лишнего круга через брокер (аренду
+    доставки задача взяла переходом в GENERATED). Если воркер умрёт между «сгенерировано» и
+    отправкой, сборщик опубликует доставку, когда аренда истечёт. Генерация, съевшая половину
+    мягкого лимита времени задачи, отдаёт доставку отдельной задаче: у той лимит свой.
     """
     from botapp.generation import delivery
 
+    if started is not None and time.monotonic() - started > settings.CELERY_TASK_SOFT_TIME_LIMIT / 2:
+        _later(job_id, 0)
+        return
     try:
-        delivery.job_deliver(job_id=job_id)
+        delivery.job_deliver(job_id=job_id, claimed=claimed)
     except SendDeferred as deferred:
-        deliver_job.apply_async((job_id,), countdown=max(1.0, deferred.retry_after))
+        _later(job_id, max(1.0, deferred.retry_after))
     except BadRequest:
         # 400 — не сеть (в PTB BadRequest наследует NetworkError): повтор не поможет, доставку
         # с отказом job_deliver уже урегулировал; сюда доходит лишь непредвиденное
         logger.exception("job %s: delivery rejected by Telegram", job_id)
     except NetworkError:
         # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
-        deliver_job.apply_async((job_id,), countdown=NETWORK_RETRY_S)
+        _later(job_id, NETWORK_RETRY_S)
 
 
 @shared_task(name="delivery.deliver_job", ignore_result=True, acks_late=True)

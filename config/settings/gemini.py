@@ -18,6 +18,9 @@ GEMINI_OFFLINE = env.GEMINI_OFFLINE or not (env.GEMINI_API_KEY or env.USE_VERTEX
 GENERATION_IMAGE_DEADLINE_S = 600  # после — просрочено, холд возвращается
 GENERATION_VIDEO_DEADLINE_S = 1800
 GENERATION_LEASE_S = env.GENERATION_LEASE_S  # аренда задания воркером; тесты ставят секунды
+# Аренда доставки: отправляет только её держатель (сборщик не шлёт второй экземпляр, пока идёт
+# отправка); продлевается между вызовами Bot API. Умерший доставщик подменяется через столько секунд
+DELIVERY_LEASE_S = min(env.GENERATION_LEASE_S, 120)
 GENERATION_CALL_TIMEOUT_S = 120  # один вызов провайдера
 GENERATION_RETRY_BASE_S = 2.0  # экспоненциальная пауза с джиттером между попытками
 GENERATION_MAX_ATTEMPTS = 6

@@ -49,3 +49,16 @@ def test_four_processes_claiming_the_same_job_claim_it_once() -> None:
     assert outcomes.count(jobs.Claim.TAKEN) == 3
     job.refresh_from_db()
     assert (job.status, job.attempts) == (JobStatus.RUNNING, 1)
+
+
+def test_four_processes_delivering_the_same_result_get_one_delivery_lease() -> None:
+    [job] = _jobs(1)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    assert jobs.job_mark_generated(job=claimed)
+    # Доставщик умер: его аренда истекла, и четыре копии доставки (повтор, сборщик, персонал) спорят
+    GenerationJob.objects.filter(pk=job.pk).update(lease_until=None)
+    outcomes = run_in_processes(
+        "botapp.tests.generation.parallel_targets:delivery_claim", [{"job_id": job.pk}] * 4
+    )
+    assert sorted(outcomes) == ["claimed", "taken", "taken", "taken"]

@@ -23,6 +23,7 @@ import pytest
 from django.utils import timezone
 
 from botapp.billing import ledger
+from botapp.generation.sweeper import DELIVERY_GRACE_S
 from botapp.models import GenerationJob, JobStatus, LedgerTransaction, TelegramUser
 from botapp.models.generation import TERMINAL_STATUSES
 from botapp.sandbox import services
@@ -600,9 +601,19 @@ def test_a_delivery_retry_lost_with_the_worker_is_republished_by_the_sweeper(rig
     wait_for(lambda: services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id), timeout=30)
     # Повтор доставки ждёт своего часа в памяти воркера — и гибнет вместе с ним
     rig.worker_stop(signal.SIGKILL)
-    assert _job(chat).status == JobStatus.GENERATED
+    job = _job(chat)
+    assert job.status == JobStatus.GENERATED
     rig.worker_start()
-    assert rig.sweep(GENERATION_QUEUE_REPUBLISH_S=1)["deliveries"] == 1
+    # До срока повтора аренда доставки за ним: сборщик копию не публикует
+    assert rig.sweep()["deliveries"] == 0
+    wait_for(
+        lambda: GenerationJob.objects.filter(
+            pk=job.pk, lease_until__lt=timezone.now() - timedelta(seconds=DELIVERY_GRACE_S)
+        ).exists(),
+        timeout=30,
+        what="the delivery lease lapsed",
+    )
+    assert rig.sweep()["deliveries"] == 1
     job = _wait_status(chat, JobStatus.DELIVERED)
     assert len(rig.gemini.requests_to(":generateContent")) == 1
     assert len(_sent(chat, "sendPhoto")) == 1

@@ -167,3 +167,108 @@ def test_expiry_by_the_sweeper_releases_the_hold() -> None:
     assert report.expired == 1
     assert GenerationJob.objects.get().status == JobStatus.EXPIRED
     assert balance(user) == (100, 0)
+
+
+def _generated(user: object) -> GenerationJob:
+    job = _create(user)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    assert jobs.job_mark_generated(job=claimed)
+    return job
+
+
+def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_it_lapses() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from botapp.generation import delivery, sweeper
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _generated(user)
+    # Переход в GENERATED взял аренду доставки: вторая копия доставки и сборщик не вмешиваются
+    assert not jobs.job_delivery_claim(job_id=job.pk)
+    assert delivery.job_deliver(job_id=job.pk).outcome == "skipped"
+    assert sweeper.jobs_sweep().deliveries == 0
+    # Доставщик умер: аренда истекла — сборщик публикует доставку, её копия берёт аренду одна
+    lapsed = timezone.now() - timedelta(seconds=sweeper.DELIVERY_GRACE_S + 1)
+    GenerationJob.objects.filter(pk=job.pk).update(lease_until=lapsed)
+    assert sweeper.jobs_sweep().deliveries == 1
+    assert jobs.job_delivery_claim(job_id=job.pk)
+    assert not jobs.job_delivery_claim(job_id=job.pk)
+    jobs.job_fail(job=job, category="test")
+
+
+def test_a_deferred_delivery_is_left_to_its_scheduled_retry() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from botapp.generation import sweeper
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _generated(user)
+    long_ago = timezone.now() - timedelta(hours=1)
+    GenerationJob.objects.filter(pk=job.pk).update(generated_at=long_ago)
+    # 429 с retry_after 30 с: до повтора аренда за ним, сборщик копию не публикует
+    jobs.job_delivery_defer(job_id=job.pk, countdown=30)
+    assert sweeper.jobs_sweep().deliveries == 0
+    assert not jobs.job_delivery_claim(job_id=job.pk)
+    jobs.job_delivery_defer(job_id=job.pk, countdown=0)
+    assert jobs.job_delivery_claim(job_id=job.pk)
+    jobs.job_fail(job=job, category="test")
+
+
+def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task_of_its_own() -> None:
+    import time
+
+    from django.conf import settings
+
+    from botapp.tasks import generation as tasks
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _generated(user)
+    long_ago = time.monotonic() - settings.CELERY_TASK_SOFT_TIME_LIMIT
+    tasks._deliver(job.pk, claimed=True, started=long_ago)
+    # Ничего не отправлено: аренда отпущена для задачи delivery.deliver_job, задание ждёт её
+    job.refresh_from_db()
+    assert job.status == JobStatus.GENERATED
+    assert jobs.job_delivery_claim(job_id=job.pk)
+    jobs.job_fail(job=job, category="test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_delivery_renews_its_lease_between_sends() -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from botapp.generation import delivery
+    from botapp.tests.billing.factories import billing_seed
+
+    billing_seed()
+    user = user_make()
+    user_fund(user, 100)
+    job = _generated(user)
+    GenerationJob.objects.filter(pk=job.pk).update(lease_until=None)
+
+    class SlowBot:
+        """Отправка, которая идёт дольше трети аренды (большое видео, альбом с документами)."""
+
+        async def send_document(self) -> str:
+            await asyncio.sleep(0.2)
+            return "sent"
+
+    before = timezone.now()
+    with override_settings(DELIVERY_LEASE_S=0.3):
+        renewing = delivery._LeaseRenewer(job.pk, SlowBot())
+        assert asyncio.run(renewing.send_document()) == "sent"
+    job.refresh_from_db()
+    # Продлено после вызова (до него аренды не было): копия доставки её не получит
+    assert job.lease_until is not None
+    assert job.lease_until > before + timedelta(seconds=0.4)
+    jobs.job_fail(job=job, category="test")
