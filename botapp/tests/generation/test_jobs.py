@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -169,6 +170,27 @@ def test_expiry_by_the_sweeper_releases_the_hold() -> None:
     assert balance(user) == (100, 0)
 
 
+@pytest.fixture
+def deliveries_published() -> Iterator[Callable[[], int]]:
+    """Сколько задач доставки опубликовано в очередь (и убрать их).
+
+    Без уборки сообщения лежат в очереди прогона до конца сессии, и /api/health живого воркера
+    позже называет очередь отстающей.
+    """
+    from kombu import Queue
+
+    from config.celery import app
+
+    def purge() -> int:
+        with app.connection_for_write() as connection:
+            queue = Queue("delivery", routing_key="delivery").bind(connection.default_channel)
+            return int(queue.purge() or 0)
+
+    purge()
+    yield purge
+    purge()
+
+
 def _generated(user: object) -> GenerationJob:
     job = _create(user)
     claimed = jobs.job_claim(job_id=job.pk)
@@ -177,7 +199,9 @@ def _generated(user: object) -> GenerationJob:
     return job
 
 
-def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_it_lapses() -> None:
+def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_it_lapses(
+    deliveries_published: Callable[[], int],
+) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -191,16 +215,18 @@ def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_i
     assert not jobs.job_delivery_claim(job_id=job.pk)
     assert delivery.job_deliver(job_id=job.pk).outcome == "skipped"
     assert sweeper.jobs_sweep().deliveries == 0
+    assert deliveries_published() == 0
     # Доставщик умер: аренда истекла — сборщик публикует доставку, её копия берёт аренду одна
     lapsed = timezone.now() - timedelta(seconds=sweeper.DELIVERY_GRACE_S + 1)
     GenerationJob.objects.filter(pk=job.pk).update(lease_until=lapsed)
     assert sweeper.jobs_sweep().deliveries == 1
+    assert deliveries_published() == 1
     assert jobs.job_delivery_claim(job_id=job.pk)
     assert not jobs.job_delivery_claim(job_id=job.pk)
     jobs.job_fail(job=job, category="test")
 
 
-def test_a_deferred_delivery_is_left_to_its_scheduled_retry() -> None:
+def test_a_deferred_delivery_is_left_to_its_scheduled_retry(deliveries_published: Callable[[], int]) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -215,13 +241,16 @@ def test_a_deferred_delivery_is_left_to_its_scheduled_retry() -> None:
     # 429 с retry_after 30 с: до повтора аренда за ним, сборщик копию не публикует
     jobs.job_delivery_defer(job_id=job.pk, countdown=30)
     assert sweeper.jobs_sweep().deliveries == 0
+    assert deliveries_published() == 0
     assert not jobs.job_delivery_claim(job_id=job.pk)
     jobs.job_delivery_defer(job_id=job.pk, countdown=0)
     assert jobs.job_delivery_claim(job_id=job.pk)
     jobs.job_fail(job=job, category="test")
 
 
-def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task_of_its_own() -> None:
+def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task_of_its_own(
+    deliveries_published: Callable[[], int],
+) -> None:
     import time
 
     from django.conf import settings
@@ -233,6 +262,7 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
     job = _generated(user)
     long_ago = time.monotonic() - settings.CELERY_TASK_SOFT_TIME_LIMIT
     tasks._deliver(job.pk, claimed=True, started=long_ago)
+    assert deliveries_published() == 1
     # Ничего не отправлено: аренда отпущена для задачи delivery.deliver_job, задание ждёт её
     job.refresh_from_db()
     assert job.status == JobStatus.GENERATED
