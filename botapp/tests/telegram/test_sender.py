@@ -26,18 +26,28 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 RATES = {"TELEGRAM_RATE_OVERALL": 300.0, "TELEGRAM_RATE_PER_CHAT": 10.0, "TELEGRAM_RATE_PER_GROUP": 200.0}
 
 
+def _emulator(blocker: Any, logs_dir: Path, name: str, rates: dict[str, float]) -> Iterator[LiveSandbox]:
+    """Эмулятор с заданными лимитами — теми же числами, что у лимитера в тесте."""
+    with blocker.unblock():
+        yield from _live(logs_dir, name, **{k: str(v) for k, v in rates.items()})
+
+
+def _limiter_rates(rates: dict[str, float]) -> Iterator[None]:
+    """Лимитер теста с теми же лимитами и своим префиксом Redis (чистые корзины)."""
+    prefix = f"{settings.REDIS_KEY_PREFIX}snd{time.monotonic_ns()}:"
+    with override_settings(REDIS_KEY_PREFIX=prefix, **rates):
+        yield
+
+
 @pytest.fixture(scope="module")
 def fast_sandbox(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[LiveSandbox]:
-    """Эмулятор с лимитами в 10 раз выше умолчаний Telegram — те же числа, что у лимитера."""
-    with django_db_blocker.unblock():
-        yield from _live(logs_dir, "sandbox-sender", **{k: str(v) for k, v in RATES.items()})
+    """Лимиты в 10 раз выше умолчаний Telegram."""
+    yield from _emulator(django_db_blocker, logs_dir, "sandbox-sender", RATES)
 
 
 @pytest.fixture
 def same_rates() -> Iterator[None]:
-    prefix = f"{settings.REDIS_KEY_PREFIX}snd{time.monotonic_ns()}:"
-    with override_settings(REDIS_KEY_PREFIX=prefix, **RATES):
-        yield
+    yield from _limiter_rates(RATES)
 
 
 def _bot(sandbox: LiveSandbox, limiter: SharedRateLimiter | None) -> Bot:
@@ -81,15 +91,12 @@ MANY_RATES = {"TELEGRAM_RATE_OVERALL": 60.0, "TELEGRAM_RATE_PER_CHAT": 10.0, "TE
 
 @pytest.fixture(scope="module")
 def many_sandbox(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[LiveSandbox]:
-    with django_db_blocker.unblock():
-        yield from _live(logs_dir, "sandbox-sender-many", **{k: str(v) for k, v in MANY_RATES.items()})
+    yield from _emulator(django_db_blocker, logs_dir, "sandbox-sender-many", MANY_RATES)
 
 
 @pytest.fixture
 def many_rates() -> Iterator[None]:
-    prefix = f"{settings.REDIS_KEY_PREFIX}many{time.monotonic_ns()}:"
-    with override_settings(REDIS_KEY_PREFIX=prefix, **MANY_RATES):
-        yield
+    yield from _limiter_rates(MANY_RATES)
 
 
 def test_the_limiter_never_draws_a_429_across_many_chats(many_sandbox: LiveSandbox, many_rates: None) -> None:
