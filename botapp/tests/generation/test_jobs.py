@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from botapp.billing.errors import InsufficientFunds
-from botapp.generation import jobs
+from botapp.generation import delivery, jobs, sweeper
 from botapp.models import GenerationJob, GenerationModel, GenerationSettings, Hold, JobStatus
+from botapp.tasks import generation as tasks
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -154,12 +160,6 @@ def test_cancel_after_the_provider_started_is_refused() -> None:
 
 
 def test_expiry_by_the_sweeper_releases_the_hold() -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from botapp.generation import sweeper
-
     user = user_make()
     user_fund(user, 100)
     job = _create(user)
@@ -191,7 +191,10 @@ def deliveries_published() -> Iterator[Callable[[], int]]:
     purge()
 
 
-def _generated(user: object) -> GenerationJob:
+def _generated() -> GenerationJob:
+    """Задание пользователя со 100 токенами, захваченное и сгенерированное (аренда доставки взята)."""
+    user = user_make()
+    user_fund(user, 100)
     job = _create(user)
     claimed = jobs.job_claim(job_id=job.pk)
     assert isinstance(claimed, GenerationJob)
@@ -202,15 +205,7 @@ def _generated(user: object) -> GenerationJob:
 def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_it_lapses(
     deliveries_published: Callable[[], int],
 ) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from botapp.generation import delivery, sweeper
-
-    user = user_make()
-    user_fund(user, 100)
-    job = _generated(user)
+    job = _generated()
     # Переход в GENERATED взял аренду доставки: вторая копия доставки и сборщик не вмешиваются
     assert not jobs.job_delivery_claim(job_id=job.pk)
     assert delivery.job_deliver(job_id=job.pk).outcome == "skipped"
@@ -227,15 +222,7 @@ def test_the_delivery_lease_keeps_a_second_deliverer_and_the_sweeper_off_until_i
 
 
 def test_a_deferred_delivery_is_left_to_its_scheduled_retry(deliveries_published: Callable[[], int]) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from botapp.generation import sweeper
-
-    user = user_make()
-    user_fund(user, 100)
-    job = _generated(user)
+    job = _generated()
     long_ago = timezone.now() - timedelta(hours=1)
     GenerationJob.objects.filter(pk=job.pk).update(generated_at=long_ago)
     # 429 с retry_after 30 с: до повтора аренда за ним, сборщик копию не публикует
@@ -251,15 +238,7 @@ def test_a_deferred_delivery_is_left_to_its_scheduled_retry(deliveries_published
 def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task_of_its_own(
     deliveries_published: Callable[[], int],
 ) -> None:
-    import time
-
-    from django.conf import settings
-
-    from botapp.tasks import generation as tasks
-
-    user = user_make()
-    user_fund(user, 100)
-    job = _generated(user)
+    job = _generated()
     long_ago = time.monotonic() - settings.CELERY_TASK_SOFT_TIME_LIMIT
     tasks._deliver(job.pk, claimed=True, started=long_ago)
     assert deliveries_published() == 1
@@ -272,18 +251,10 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
 
 @pytest.mark.django_db(transaction=True)
 def test_a_long_delivery_renews_its_lease_between_sends() -> None:
-    import asyncio
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from botapp.generation import delivery
     from botapp.tests.billing.factories import billing_seed
 
     billing_seed()
-    user = user_make()
-    user_fund(user, 100)
-    job = _generated(user)
+    job = _generated()
     GenerationJob.objects.filter(pk=job.pk).update(lease_until=None)
 
     class SlowBot:
