@@ -7,13 +7,15 @@ SendDeferred, задача переназначается на retry_after; за
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
@@ -28,6 +30,8 @@ from botapp.telegram.formatting import escape, truncate_caption
 from botapp.telegram.sender import RecipientBlocked
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TELEGRAM_UPLOAD_MAX = 50 * 1024 * 1024
 # Очередь общего лимита (~35 мс) ждём на месте; лимит чата (~1 с) — нет: задача переназначается
@@ -177,8 +181,6 @@ async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: byt
     if output.video_file_id:
         return
     if len(data) > TELEGRAM_UPLOAD_MAX:
-        from django.conf import settings
-
         from botapp.providers.storage import media_storage
 
         url = media_storage().signed_url(kind="video", key=output.storage_key, expires_s=7 * 24 * 3600)
@@ -203,33 +205,29 @@ async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: byt
     output.message_id = message.message_id
 
 
-class _LeaseRenewer:
-    """Bot, продлевающий аренду доставки после вызова, если прошла треть её срока.
+async def _lease_heartbeat(job_id: int, every_s: float) -> None:
+    """Продлевать аренду доставки, пока идёт отправка: одна загрузка (видео 50 МБ, альбом) может
+    длиться дольше аренды, и без продления во время вызова сборщик отдал бы доставку второй копии.
 
-    Альбом из четырёх фото, документы и большое видео могут идти дольше аренды; одно фото — нет,
-    и лишнего оператора БД на обычном пути не появляется.
+    Продление — по возможности: сбой БД не должен оборвать отправку, которая уже идёт.
     """
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await db(jobs.job_delivery_renew)(job_id=job_id)
+        except Exception:
+            logger.warning("job %s: delivery lease renewal failed", job_id, exc_info=True)
 
-    def __init__(self, job_id: int, bot: Any) -> None:
-        from django.conf import settings
 
-        self._job_id, self._bot = job_id, bot
-        self._every = settings.DELIVERY_LEASE_S / 3
-        self._renewed = time.monotonic()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._bot, name)
-        if not name.startswith("send_"):
-            return method
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            result = await method(*args, **kwargs)
-            if time.monotonic() - self._renewed >= self._every:
-                await db(jobs.job_delivery_renew)(job_id=self._job_id)
-                self._renewed = time.monotonic()
-            return result
-
-        return call
+async def with_lease_heartbeat(job_id: int, sending: Awaitable[T]) -> T:
+    """Выполнить отправку, продлевая аренду доставки каждую треть её срока."""
+    heartbeat = asyncio.create_task(_lease_heartbeat(job_id, settings.DELIVERY_LEASE_S / 3))
+    try:
+        return await sending
+    finally:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
 
 
 def _save_caption_id(job: GenerationJob) -> None:
@@ -251,7 +249,9 @@ def _notify_failure(job: GenerationJob) -> Delivered:
 
     if job.error_category == "blocked" or job.user.is_blocked:
         # Заблокировавшему бота писать бессмысленно: Telegram ответит 403
-        GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(notified_at=timezone.now())
+        GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(
+            notified_at=timezone.now(), lease_until=None
+        )
         return Delivered("blocked")
 
     with translation.override(job.user.effective_language):
@@ -261,7 +261,9 @@ def _notify_failure(job: GenerationJob) -> Delivered:
     # Заблокировавшему бота сообщить нельзя; 400 (чат исчез) повторять бессмысленно; холд уже возвращён
     with contextlib.suppress(RecipientBlocked, BadRequest):
         bot_call(lambda bot: bot.send_message(chat_id, text))
-    GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(notified_at=timezone.now())
+    GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(
+        notified_at=timezone.now(), lease_until=None
+    )
     progress.job_progress(job=job, stage="done")
     return Delivered("notified")
 
@@ -281,24 +283,29 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
     if job is None:
         return Delivered("skipped")
     if job.status in (JobStatus.FAILED, JobStatus.EXPIRED) and job.notified_at is None:
-        return _notify_failure(job)
+        # Провал после нашего перехода в GENERATED (персонал вернул холд): о нём сообщит задача,
+        # которую опубликовал job_fail, — со своей арендой; иначе сообщение ушло бы дважды
+        return Delivered("skipped") if claimed else _notify_failure(job)
     if job.status != JobStatus.GENERATED:
         return Delivered("skipped")
     outputs = list(JobOutput.objects.filter(job=job, status=JobOutput.Status.OK).order_by("index"))
     storage = media_storage()
     kind: MediaKind = "video" if job.kind == "video" else "image"
+    fetching = time.monotonic()
     blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
+    if time.monotonic() - fetching > settings.DELIVERY_LEASE_S / 3:
+        # Долгое чтение из хранилища (большое видео из Supabase) съело часть аренды
+        jobs.job_delivery_renew(job_id=job.pk)
     available = ledger.account_for(job.user).available
     charge = jobs.job_charge(job=job, delivered=len(outputs))
     with translation.override(job.user.effective_language):
         caption = _caption(job, charge, available + job.price - charge)
 
         async def send(bot: Any) -> None:
-            renewing = _LeaseRenewer(job.pk, bot)
             if job.kind == "video":
-                await _send_video(renewing, job, outputs[0], blobs[0], caption)
+                await with_lease_heartbeat(job.pk, _send_video(bot, job, outputs[0], blobs[0], caption))
             else:
-                await _send_images(renewing, job, outputs, blobs, caption)
+                await with_lease_heartbeat(job.pk, _send_images(bot, job, outputs, blobs, caption))
 
         try:
             bot_call(send, max_wait=SEND_MAX_WAIT_S)

@@ -16,6 +16,12 @@ class StaffActionRefused(Exception):
     """Действие к заданию неприменимо; текст — для сообщения персоналу."""
 
 
+def _refuse_while_delivering(job: GenerationJob) -> None:
+    """Аренда доставки действует: результат отправляет её держатель."""
+    if job.status == JobStatus.GENERATED and job.lease_until and job.lease_until > timezone.now():
+        raise StaffActionRefused(f"job {job.pk} is being delivered (lease until {job.lease_until:%H:%M:%S})")
+
+
 def job_release_stuck(*, job: GenerationJob, actor: Any) -> None:
     """Вернуть холд зависшего задания. Выполняющееся с живой арендой не трогаем: воркер ещё доставит."""
     now = timezone.now()
@@ -28,6 +34,9 @@ def job_release_stuck(*, job: GenerationJob, actor: Any) -> None:
         and not job.operation_name
     ):
         raise StaffActionRefused(f"job {job.pk} is running (lease until {job.lease_until:%H:%M:%S})")
+    # Результат сейчас доставляется (или ждёт повтора после 429): возврат холда прислал бы
+    # «не вышло, токены возвращены» рядом с самим результатом
+    _refuse_while_delivering(job)
     if jobs.job_fail(job=job, category="staff_release", message=f"released by {actor}"):
         audit_record(actor=actor, action="job.release", target=job, details={"price": job.price})
 
@@ -37,6 +46,8 @@ def job_redeliver(*, job: GenerationJob, actor: Any) -> str:
     from botapp.tasks import generation as tasks
 
     if job.status == JobStatus.GENERATED:
+        # Копия задачи не получила бы аренду доставки: честно говорим, когда доставка решится
+        _refuse_while_delivering(job)
         tasks.deliver_job.delay(job.pk)
         outcome = "delivery queued"
     elif job.status == JobStatus.DELIVERED:

@@ -64,6 +64,24 @@ def test_a_job_running_with_a_live_lease_is_not_released(client_staff: Client) -
     jobs.job_fail(job=job, category="test")
 
 
+def test_a_result_being_delivered_is_neither_released_nor_delivered_twice(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    # Переход в GENERATED взял аренду доставки: результат сейчас отправляется
+    assert jobs.job_mark_generated(job=claimed)
+    response = run_action(client_staff, "generationjob", "release_stuck_hold", [job.pk])
+    assert any("is being delivered" in message for message in messages_of(response))
+    assert balance(user) == (86, 14)
+    # Копия доставки не получила бы аренду: персонал видит, до какого времени идёт доставка
+    response = run_action(client_staff, "generationjob", "redeliver", [job.pk])
+    assert any("is being delivered" in message for message in messages_of(response))
+    assert not StaffAuditLog.objects.filter(action__in=("job.release", "job.redeliver")).exists()
+    jobs.job_fail(job=job, category="test")
+
+
 def test_rerun_compensates_the_price_and_creates_a_new_job(client_staff: Client) -> None:
     user = user_make()
     user_fund(user, 100)

@@ -250,26 +250,32 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_long_delivery_renews_its_lease_between_sends() -> None:
+def test_a_long_upload_renews_its_delivery_lease_while_it_runs() -> None:
     from botapp.tests.billing.factories import billing_seed
 
     billing_seed()
     job = _generated()
     GenerationJob.objects.filter(pk=job.pk).update(lease_until=None)
 
-    class SlowBot:
-        """Отправка, которая идёт дольше трети аренды (большое видео, альбом с документами)."""
-
-        async def send_document(self) -> str:
-            await asyncio.sleep(0.2)
-            return "sent"
+    async def upload() -> str:
+        """Одна загрузка дольше аренды (видео 50 МБ): продлевать надо во время вызова, а не после."""
+        await asyncio.sleep(0.35)
+        return "sent"
 
     before = timezone.now()
     with override_settings(DELIVERY_LEASE_S=0.3):
-        renewing = delivery._LeaseRenewer(job.pk, SlowBot())
-        assert asyncio.run(renewing.send_document()) == "sent"
+        assert asyncio.run(delivery.with_lease_heartbeat(job.pk, upload())) == "sent"
     job.refresh_from_db()
-    # Продлено после вызова (до него аренды не было): копия доставки её не получит
+    # Продлено во время загрузки (до неё аренды не было): копия доставки её не получит
     assert job.lease_until is not None
-    assert job.lease_until > before + timedelta(seconds=0.4)
+    assert job.lease_until > before + timedelta(seconds=0.35)
     jobs.job_fail(job=job, category="test")
+
+
+def test_the_inline_deliverer_leaves_a_failure_notice_to_the_task_that_owns_it() -> None:
+    job = _generated()
+    # Между переходом в GENERATED и чтением задания персонал вернул холд: уведомит задача job_fail
+    jobs.job_fail(job=job, category="staff_release")
+    assert delivery.job_deliver(job_id=job.pk, claimed=True).outcome == "skipped"
+    job.refresh_from_db()
+    assert job.notified_at is None
