@@ -250,7 +250,9 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_long_upload_renews_its_delivery_lease_while_it_runs() -> None:
+def test_a_long_upload_renews_its_delivery_lease_while_it_runs(
+    deliveries_published: Callable[[], int],
+) -> None:
     from botapp.tests.billing.factories import billing_seed
 
     billing_seed()
@@ -270,6 +272,8 @@ def test_a_long_upload_renews_its_delivery_lease_while_it_runs() -> None:
     assert job.lease_until is not None
     assert job.lease_until > before + timedelta(seconds=0.35)
     jobs.job_fail(job=job, category="test")
+    # Транзакционный тест: job_fail на коммите публикует уведомление о провале — убираем его
+    assert deliveries_published() == 1
 
 
 def test_the_inline_deliverer_leaves_a_failure_notice_to_the_task_that_owns_it() -> None:
