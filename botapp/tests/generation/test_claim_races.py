@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from django.conf import settings
 
 from botapp.generation import jobs
 from botapp.models import GenerationJob, GenerationModel, JobStatus
 from botapp.tests.billing.factories import billing_seed, user_fund, user_make
+from botapp.tests.support.broker import broker_purge
 from botapp.tests.support.parallel import run_in_processes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 TARGET = "botapp.tests.generation.parallel_targets:claim"
+
+
+@pytest.fixture(autouse=True)
+def _published_jobs_removed() -> Iterator[None]:
+    """Созданные задания публикуются на коммите, а воркера здесь нет: убрать их сообщения."""
+    yield
+    broker_purge("generation")
 
 
 def _jobs(count: int) -> list[GenerationJob]:

@@ -19,6 +19,7 @@ from botapp.generation import delivery, jobs, sweeper
 from botapp.models import GenerationJob, GenerationModel, GenerationSettings, Hold, JobStatus
 from botapp.tasks import generation as tasks
 from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.support.broker import broker_purge
 
 pytestmark = pytest.mark.django_db
 
@@ -172,23 +173,10 @@ def test_expiry_by_the_sweeper_releases_the_hold() -> None:
 
 @pytest.fixture
 def deliveries_published() -> Iterator[Callable[[], int]]:
-    """Сколько задач доставки опубликовано в очередь (и убрать их).
-
-    Без уборки сообщения лежат в очереди прогона до конца сессии, и /api/health живого воркера
-    позже называет очередь отстающей.
-    """
-    from kombu import Queue
-
-    from config.celery import app
-
-    def purge() -> int:
-        with app.connection_for_write() as connection:
-            queue = Queue("delivery", routing_key="delivery").bind(connection.default_channel)
-            return int(queue.purge() or 0)
-
-    purge()
-    yield purge
-    purge()
+    """Сколько задач доставки опубликовано в очередь (и убрать их)."""
+    broker_purge("delivery")
+    yield lambda: broker_purge("delivery")
+    broker_purge("delivery")
 
 
 def _generated() -> GenerationJob:
