@@ -214,7 +214,7 @@ async def _lease_heartbeat(job_id: int, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            await db(jobs.job_delivery_renew)(job_id=job_id)
+            await db(jobs.job_delivery_hold)(job_id=job_id)
         except Exception:
             logger.warning("job %s: delivery lease renewal failed", job_id, exc_info=True)
 
@@ -244,26 +244,28 @@ def _save_outputs(outputs: list[JobOutput]) -> None:
         )
 
 
+def _mark_notified(job: GenerationJob) -> None:
+    """О провале сказано (или сказать нельзя): уведомление больше не нужно, аренда доставки снята."""
+    GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(
+        notified_at=timezone.now(), lease_until=None
+    )
+
+
 def _notify_failure(job: GenerationJob) -> Delivered:
     from botapp.telegram.outbound import bot_call
 
     if job.error_category == "blocked" or job.user.is_blocked:
         # Заблокировавшему бота писать бессмысленно: Telegram ответит 403
-        GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(
-            notified_at=timezone.now(), lease_until=None
-        )
+        _mark_notified(job)
         return Delivered("blocked")
 
     with translation.override(job.user.effective_language):
         text = failure_text(job.error_category)
     chat_id = job.user.telegram_id
-    # Заблокировавшему бота сообщить нельзя; холд уже возвращён
     # Заблокировавшему бота сообщить нельзя; 400 (чат исчез) повторять бессмысленно; холд уже возвращён
     with contextlib.suppress(RecipientBlocked, BadRequest):
         bot_call(lambda bot: bot.send_message(chat_id, text))
-    GenerationJob.objects.filter(pk=job.pk, notified_at__isnull=True).update(
-        notified_at=timezone.now(), lease_until=None
-    )
+    _mark_notified(job)
     progress.job_progress(job=job, stage="done")
     return Delivered("notified")
 
@@ -295,7 +297,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
     blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
     if time.monotonic() - fetching > settings.DELIVERY_LEASE_S / 3:
         # Долгое чтение из хранилища (большое видео из Supabase) съело часть аренды
-        jobs.job_delivery_renew(job_id=job.pk)
+        jobs.job_delivery_hold(job_id=job.pk)
     available = ledger.account_for(job.user).available
     charge = jobs.job_charge(job=job, delivered=len(outputs))
     with translation.override(job.user.effective_language):
@@ -303,9 +305,10 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
 
         async def send(bot: Any) -> None:
             if job.kind == "video":
-                await with_lease_heartbeat(job.pk, _send_video(bot, job, outputs[0], blobs[0], caption))
+                sending = _send_video(bot, job, outputs[0], blobs[0], caption)
             else:
-                await with_lease_heartbeat(job.pk, _send_images(bot, job, outputs, blobs, caption))
+                sending = _send_images(bot, job, outputs, blobs, caption)
+            await with_lease_heartbeat(job.pk, sending)
 
         try:
             bot_call(send, max_wait=SEND_MAX_WAIT_S)

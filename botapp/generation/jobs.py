@@ -362,20 +362,16 @@ def job_delivery_claim(*, job_id: int) -> bool:
     return bool(claimed)
 
 
-def job_delivery_renew(*, job_id: int) -> None:
-    """Отправка ещё идёт (альбом, документы, большое видео): продлить аренду доставки."""
-    GenerationJob.objects.filter(_deliverable(), pk=job_id).update(
-        lease_until=timezone.now() + timedelta(seconds=settings.DELIVERY_LEASE_S)
-    )
+def job_delivery_hold(*, job_id: int, seconds: float | None = None) -> None:
+    """Аренда доставки — ещё seconds с от сейчас (по умолчанию полный срок).
 
-
-def job_delivery_defer(*, job_id: int, countdown: float) -> None:
-    """Доставка отложена (429, сеть) до повтора через countdown: до него аренда за повтором.
-
-    Сборщик публикует доставку лишь после истечения аренды — запланированный повтор успевает первым.
+    Продление, пока отправка идёт (альбом, документы, большое видео), и отсрочка до повтора после
+    429 или сбоя сети (seconds = задержка повтора): сборщик публикует доставку лишь после истечения
+    аренды, так что запланированный повтор успевает первым.
     """
+    hold_s = settings.DELIVERY_LEASE_S if seconds is None else seconds
     GenerationJob.objects.filter(_deliverable(), pk=job_id).update(
-        lease_until=timezone.now() + timedelta(seconds=countdown)
+        lease_until=timezone.now() + timedelta(seconds=hold_s)
     )
 
 

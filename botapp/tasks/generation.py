@@ -28,7 +28,7 @@ def run_job(job_id: int) -> None:
     elif result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "generated":
-        _deliver(job_id, claimed=True, started=started)
+        _deliver(job_id, generated_by=started)
 
 
 @shared_task(name="video_poll.poll_job", ignore_result=True, acks_late=True)
@@ -41,31 +41,35 @@ def poll_job(job_id: int) -> None:
     if result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "generated":
-        _deliver(job_id, claimed=True, started=started)
+        _deliver(job_id, generated_by=started)
 
 
 def _later(job_id: int, countdown: float) -> None:
     from botapp.generation import jobs
 
-    jobs.job_delivery_defer(job_id=job_id, countdown=countdown)
+    jobs.job_delivery_hold(job_id=job_id, seconds=countdown)
     deliver_job.apply_async((job_id,), countdown=countdown)
 
 
-def _deliver(job_id: int, *, claimed: bool = False, started: float | None = None) -> None:
+def _deliver(job_id: int, *, generated_by: float | None = None) -> None:
     """Доставить сразу в этой задаче; отложенное (429, сеть) — задачей delivery.deliver_job.
 
     Готовый результат доставляется тем же воркером без лишнего круга через брокер (аренду
     доставки задача взяла переходом в GENERATED). Если воркер умрёт между «сгенерировано» и
     отправкой, сборщик опубликует доставку, когда аренда истечёт. Генерация, съевшая половину
     мягкого лимита времени задачи, отдаёт доставку отдельной задаче: у той лимит свой.
+
+    generated_by — момент старта задачи, которая сама перевела задание в GENERATED (и держит
+    аренду); None — задача доставки, аренду она берёт сама.
     """
     from botapp.generation import delivery
 
-    if started is not None and time.monotonic() - started > settings.CELERY_TASK_SOFT_TIME_LIMIT / 2:
+    half_limit = settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    if generated_by is not None and time.monotonic() - generated_by > half_limit:
         _later(job_id, 0)
         return
     try:
-        delivery.job_deliver(job_id=job_id, claimed=claimed)
+        delivery.job_deliver(job_id=job_id, claimed=generated_by is not None)
     except SendDeferred as deferred:
         _later(job_id, max(1.0, deferred.retry_after))
     except BadRequest:

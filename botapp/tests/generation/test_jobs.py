@@ -214,11 +214,11 @@ def test_a_deferred_delivery_is_left_to_its_scheduled_retry(deliveries_published
     long_ago = timezone.now() - timedelta(hours=1)
     GenerationJob.objects.filter(pk=job.pk).update(generated_at=long_ago)
     # 429 с retry_after 30 с: до повтора аренда за ним, сборщик копию не публикует
-    jobs.job_delivery_defer(job_id=job.pk, countdown=30)
+    jobs.job_delivery_hold(job_id=job.pk, seconds=30)
     assert sweeper.jobs_sweep().deliveries == 0
     assert deliveries_published() == 0
     assert not jobs.job_delivery_claim(job_id=job.pk)
-    jobs.job_delivery_defer(job_id=job.pk, countdown=0)
+    jobs.job_delivery_hold(job_id=job.pk, seconds=0)
     assert jobs.job_delivery_claim(job_id=job.pk)
     jobs.job_fail(job=job, category="test")
 
@@ -228,7 +228,7 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
 ) -> None:
     job = _generated()
     long_ago = time.monotonic() - settings.CELERY_TASK_SOFT_TIME_LIMIT
-    tasks._deliver(job.pk, claimed=True, started=long_ago)
+    tasks._deliver(job.pk, generated_by=long_ago)
     assert deliveries_published() == 1
     # Ничего не отправлено: аренда отпущена для задачи delivery.deliver_job, задание ждёт её
     job.refresh_from_db()
