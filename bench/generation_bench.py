@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import httpx
+from proc import free_port, proc_kb, tree_sum
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,12 +61,6 @@ TERMINAL = ("delivered", "failed", "expired", "cancelled")
 
 # ---------------------------------------------------------------------------------------------
 # Процессы и окружение
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port, timeout=60):
@@ -118,34 +113,18 @@ def _terminate(proc):
 
 def rss_tree_mb(pid):
     """RSS процесса и всех его потомков, МБ."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        stack.extend(int(c) for c in children)
-    return round(total / 1024, 1)
+    return round(tree_sum(pid, lambda p: proc_kb(p, "status", "VmRSS:")) / 1024, 1)
+
+
+def _cpu_ticks(pid):
+    # utime, stime, cutime, cstime — поля 14–17 (после имени: 11–14 с нуля)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15])
 
 
 def cpu_tree_s(pid):
     """Процессорное время (user+sys) процесса, живых потомков и дождавшихся детей, с."""
-    ticks, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        # utime, stime, cutime, cstime — поля 14–17 (после имени: 11–14 с нуля)
-        ticks += sum(int(v) for v in fields[11:15])
-        stack.extend(int(c) for c in children)
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return tree_sum(pid, _cpu_ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def pids_named(name):
@@ -191,18 +170,7 @@ def system_busy_s():
 def pss_tree_mb(pid):
     """PSS процесса и потомков, МБ: общие после fork страницы делятся между процессами, а не
     считаются в каждом заново, как в сумме RSS (prefork: главный процесс + дети)."""
-    total, stack = 0, [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        stack.extend(int(c) for c in children)
-    return round(total / 1024, 1)
+    return round(tree_sum(pid, lambda p: proc_kb(p, "smaps_rollup", "Pss:")) / 1024, 1)
 
 
 class RssSampler(threading.Thread):

@@ -1,4 +1,4 @@
-"""Общее для бенчмарков: свободный порт и процессы в своей группе (запуск, остановка)."""
+"""Общее для бенчмарков: свободный порт, процессы в своей группе (запуск, остановка), деревья процессов."""
 
 import os
 import signal
@@ -43,3 +43,36 @@ def process(command, env):
         yield proc
     finally:
         stop(proc)
+
+
+def tree_pids(pid):
+    """Процесс и все его живые потомки (по /proc/<pid>/task/<pid>/children)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found.append(current)
+        stack.extend(int(c) for c in children)
+    return found
+
+
+def tree_sum(pid, read):
+    """Сумма read(pid) по дереву; процесс, ушедший между обходом и чтением, не в счёт."""
+    total = 0
+    for current in tree_pids(pid):
+        try:
+            total += read(current)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+def proc_kb(pid, path, field):
+    """Поле в кБ из /proc/<pid>/<path> (status: VmRSS, smaps_rollup: Pss); нет поля — 0."""
+    for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from proc import free_port, start, stop
+from proc import free_port, proc_kb, start, stop, tree_sum
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -156,14 +156,9 @@ class CpuMeter:
 
 
 def rss_mb(master_pid):
-    """Суммарный RSS рабочих процессов gunicorn (дети мастера), МБ."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    total = 0
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return round(total / 1024, 1)
+    """Суммарный RSS рабочих процессов gunicorn (дерево мастера без него самого), МБ."""
+    rss = tree_sum(master_pid, lambda pid: proc_kb(pid, "status", "VmRSS:"))
+    return round((rss - proc_kb(master_pid, "status", "VmRSS:")) / 1024, 1)
 
 
 def load(kind, url, args, meter):

@@ -80,10 +80,7 @@ class Rig:
         self.workers.clear()
 
     def pool_children(self) -> list[int]:
-        out = subprocess.run(
-            ["ps", "--ppid", str(self.worker.pid), "-o", "pid="], capture_output=True, text=True, check=False
-        ).stdout
-        return [int(pid) for pid in out.split()]
+        return processes.children(self.worker.pid)
 
     def _log_since(self, offset: int) -> str:
         with self.log.open("rb") as log:
@@ -419,16 +416,19 @@ def test_a_flood_limit_on_delivery_waits_retry_after_and_does_not_regenerate(
     _assert_every_job_finished()
 
 
+def _refusing_photos(rig: Rig, description: str, *, times: int) -> Chat:
+    """Новый чат, в который эмулятор отвечает 400 на первые times вызовов sendPhoto."""
+    chat = Chat(rig.base, "en")
+    services.sandbox_inject_failure(
+        method="sendPhoto", chat_id=chat.chat_id, times=times, error_code=400, description=description
+    )
+    return chat
+
+
 def test_a_photo_telegram_refuses_is_resent_once_as_a_jpeg_preview(
     rig: Rig, worker: subprocess.Popen[bytes]
 ) -> None:
-    chat = Chat(rig.base, "en")
-    services.sandbox_inject_failure(
-        method="sendPhoto",
-        chat_id=chat.chat_id,
-        error_code=400,
-        description="Bad Request: IMAGE_PROCESS_FAILED",
-    )
+    chat = _refusing_photos(rig, "Bad Request: IMAGE_PROCESS_FAILED", times=1)
     _order(rig, "a paper boat", chat=chat)
     job = _wait_status(chat, JobStatus.DELIVERED)
     # JPEG может уйти и следующей попыткой доставки (лимит чата после отказа)
@@ -446,14 +446,7 @@ def test_a_photo_telegram_refuses_is_resent_once_as_a_jpeg_preview(
 def test_a_result_telegram_keeps_refusing_returns_the_tokens_without_endless_retries(
     rig: Rig, worker: subprocess.Popen[bytes]
 ) -> None:
-    chat = Chat(rig.base, "en")
-    services.sandbox_inject_failure(
-        method="sendPhoto",
-        chat_id=chat.chat_id,
-        times=5,
-        error_code=400,
-        description="Bad Request: PHOTO_INVALID",
-    )
+    chat = _refusing_photos(rig, "Bad Request: PHOTO_INVALID", times=5)
     _order(rig, "a glass bird", chat=chat)
     job = _wait_status(chat, JobStatus.FAILED)
     assert job.error_category == "delivery_rejected"

@@ -21,6 +21,7 @@ from botapp.tests.billing.factories import user_fund
 from botapp.tests.generation.conftest import Stack, generation_stack
 from botapp.tests.generation.test_end_to_end import _button, _generate, _user
 from botapp.tests.generation.test_faults import _settlements
+from botapp.tests.support import processes
 from botapp.tests.support.processes import wait_for
 from botapp.tests.telegram.test_chat_paths import Chat
 
@@ -42,21 +43,9 @@ def stack(
         yield built
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def test_a_threads_pool_worker_runs_videos_and_images_together_charged_once(stack: Stack) -> None:
     # Пул нитей: у воркера нет дочерних процессов
-    assert _children(stack.worker.pid) == []
+    assert processes.children(stack.worker.pid) == []
     videos, images = [Chat(stack.base, "en") for _ in range(3)], [Chat(stack.base, "en") for _ in range(2)]
     for chat in (*videos, *images):
         chat.say("/start")

@@ -92,6 +92,14 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def children(pid: int) -> list[int]:
+    """Прямые дочерние процессы (пул prefork воркера); пусто — процесс ушёл или детей нет."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def wait_for(predicate: object, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
