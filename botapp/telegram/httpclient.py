@@ -1,4 +1,4 @@
-"""Клиент Bot API для веба: BaseRequest PTB поверх aiohttp.
+"""Клиент Bot API для веба и воркеров: BaseRequest PTB поверх aiohttp.
 
 Почему не HTTPXRequest: в профиле вебхука httpx + httpcore + anyio занимали ~40 % CPU процесса (сборка
 Request/Response, куки, обход всех соединений пула перед каждым запросом, слои anyio). У aiohttp разбор
