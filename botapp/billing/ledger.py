@@ -18,7 +18,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from botapp.billing.errors import HoldAlreadySettled, InsufficientFunds
-from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction, TelegramUser, TransactionKind
+from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction, TelegramUser, TransactionKind, rows
 
 AVAILABLE = LedgerEntry.Bucket.AVAILABLE
 ON_HOLD = LedgerEntry.Bucket.ON_HOLD
@@ -61,10 +61,13 @@ class Settlement:
 
 def system_account_id(code: str) -> int:
     """id системного счёта; создаётся при первом обращении (миграция 0004 создаёт их заранее)."""
-    found = Account.objects.filter(kind=Account.Kind.SYSTEM, code=code).values_list("pk", flat=True).first()
-    if found is not None:
-        return found
     table = Account._meta.db_table
+    # Сырой SQL: читается при каждом холде и списании, сборка запроса ORM стоила бы больше него
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE kind = 'system' AND code = %s", [code])  # noqa: S608
+        found = cursor.fetchone()
+    if found is not None:
+        return int(found[0])
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (kind, user_id, code, available, on_hold, updated_at) "  # noqa: S608
@@ -76,10 +79,13 @@ def system_account_id(code: str) -> int:
 
 def account_for(user: TelegramUser) -> Account:
     """Счёт пользователя; создаётся при первом обращении, без гонок между процессами."""
-    found = Account.objects.filter(user=user).first()
-    if found is not None:
-        return found
     table = Account._meta.db_table
+    with connection.cursor() as cursor:
+        # Сырой SQL (rows.py): счёт читают создание задания и каждая доставка
+        cursor.execute(f"SELECT {rows.columns(Account, 'a')} FROM {table} a WHERE a.user_id = %s", [user.pk])  # noqa: S608
+        found = cursor.fetchone()
+    if found is not None:
+        return rows.from_row(Account, found)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (kind, user_id, code, available, on_hold, updated_at) "  # noqa: S608
@@ -323,31 +329,38 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlemen
     if not 0 <= captured <= hold.amount:
         raise ValueError(f"capture {captured} outside 0..{hold.amount}")
     released = hold.amount - captured
+    holds, accounts = Hold._meta.db_table, Account._meta.db_table
     with transaction.atomic():
-        # Условный переход active → итог: урегулировать может только один вызов
-        updated = Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE).update(
-            status=status, captured_amount=captured, settled_at=timezone.now(), reason=reason[:200]
-        )
-        if not updated:
+        # Условный переход active → итог: урегулировать может только один вызов. Владелец счёта —
+        # тем же оператором (сырой SQL: урегулирование идёт на каждое задание)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {holds} SET status = %s, captured_amount = %s, settled_at = %s, reason = %s "  # noqa: S608
+                f"WHERE id = %s AND status = %s "
+                f"RETURNING (SELECT a.user_id FROM {accounts} a WHERE a.id = {holds}.account_id)",
+                [str(status), captured, timezone.now(), reason[:200], hold.pk, Hold.Status.ACTIVE.value],
+            )
+            updated = cursor.fetchone()
+        if updated is None:
             current = Hold.objects.get(pk=hold.pk)
             if current.status == status and current.captured_amount == captured:
                 return Settlement(hold.pk, status, captured, released, replayed=True)
             raise HoldAlreadySettled(
                 f"hold {hold.pk} is {current.status} ({current.captured_amount} captured)"
             )
-        account = Account.objects.only("pk", "user_id").get(pk=hold.account_id)
-        movements = [Movement(account.pk, ON_HOLD, -hold.amount)]
+        owner_id = updated[0]
+        movements = [Movement(hold.account_id, ON_HOLD, -hold.amount)]
         if captured:
             movements.append(
                 Movement(system_account_id(CONSUMPTION), AVAILABLE, captured, user_account=False)
             )
         if released:
-            movements.append(Movement(account.pk, AVAILABLE, released))
+            movements.append(Movement(hold.account_id, AVAILABLE, released))
         ledger_post(
             # Один ключ на урегулирование холда: второе урегулирование невозможно и на уровне БД
             key=f"settle:hold:{hold.pk}",
             kind=TransactionKind.CAPTURE if status == Hold.Status.CAPTURED else TransactionKind.RELEASE,
-            user=TelegramUser(pk=account.user_id),
+            user=TelegramUser(pk=owner_id),
             movements=movements,
             reference=hold,
             reason=reason,

@@ -281,7 +281,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
 
     if not claimed and not jobs.job_delivery_claim(job_id=job_id):
         return Delivered("skipped")
-    job = GenerationJob.objects.select_related("model", "user").filter(pk=job_id).first()
+    job = jobs.job_load(job_id=job_id)
     if job is None:
         return Delivered("skipped")
     if job.status in (JobStatus.FAILED, JobStatus.EXPIRED) and job.notified_at is None:

@@ -10,10 +10,12 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
+
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, PricingError
 from botapp.generation.jobs import JobRefused, job_create, job_price, queue_position
-from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser
+from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser, rows
 from botapp.users import services
 
 DRAFT_STATE = "draft"
@@ -33,16 +35,19 @@ def models_for(kind: str) -> list[GenerationModel]:
 
 
 def model_get(slug: str, kind: str) -> GenerationModel:
-    found = GenerationModel.objects.filter(slug=slug, kind=kind, is_enabled=True).first()
-    if found is None:
-        found = (
-            GenerationModel.objects.filter(kind=kind, is_enabled=True)
-            .order_by("-is_default", "order")
-            .first()
+    """Включённая модель slug, иначе модель вида по умолчанию — одним запросом (каждое задание из вебхука)."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(GenerationModel, 'm')} FROM {rows.table(GenerationModel)} m "  # noqa: S608
+            f"WHERE m.kind = %s AND m.is_enabled "
+            f"ORDER BY m.slug = %s DESC, m.is_default DESC, m.{quote('order')}, m.id LIMIT 1",
+            [kind, slug],
         )
-    if found is None:
+        row = cursor.fetchone()
+    if row is None:
         raise LookupError(f"no enabled {kind} model")
-    return found
+    return rows.from_row(GenerationModel, row)
 
 
 def model_min_price(model: GenerationModel) -> int | None:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -31,9 +32,11 @@ from botapp.models import (
     GenerationJob,
     GenerationModel,
     GenerationSettings,
+    Hold,
     JobOutput,
     JobStatus,
     TelegramUser,
+    rows,
 )
 from botapp.models.generation import ACTIVE_STATUSES
 
@@ -160,7 +163,7 @@ def job_create(
     Повтор ключа (та же кнопка дважды) возвращает то же задание.
     Raises: JobRefused; InsufficientFunds — токенов не хватает, ничего не создано.
     """
-    existing = GenerationJob.objects.filter(idempotency_key=idempotency_key).first()
+    existing = _job_by_key(idempotency_key)
     if existing is not None:
         return existing, False
     price = job_validate(model=model, prompt=prompt, params=params, references=len(reference_file_ids))
@@ -188,12 +191,28 @@ def job_create(
                 published_at=timezone.now(),
             )
             job.hold = ledger.hold(user=user, amount=price, key=f"job:{job.pk}", reference=job)
-            job.save(update_fields=["hold"])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {rows.table(GenerationJob)} SET hold_id = %s WHERE id = %s",  # noqa: S608
+                    [job.hold.pk, job.pk],
+                )
             transaction.on_commit(lambda: job_publish(job.pk, stamped=True))
     except IntegrityError:
         # Та же кнопка в параллельном апдейте: задание уже создано им
         return GenerationJob.objects.get(idempotency_key=idempotency_key), False
     return job, True
+
+
+def _job_by_key(key: str) -> GenerationJob | None:
+    """Задание по ключу идемпотентности (повтор кнопки); сырой SQL — проверка идёт на каждое создание."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(GenerationJob, 'j')} FROM {rows.table(GenerationJob)} j "  # noqa: S608
+            "WHERE j.idempotency_key = %s",
+            [key],
+        )
+        row = cursor.fetchone()
+    return rows.from_row(GenerationJob, row) if row is not None else None
 
 
 class Claim:
@@ -211,7 +230,38 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     outcome = claim(job_id, now)
     if outcome is not True:
         return str(outcome)
-    return GenerationJob.objects.select_related("model", "user").get(pk=job_id)
+    job = job_load(job_id=job_id)
+    assert job is not None  # захваченное задание не удаляется
+    return job
+
+
+@functools.cache
+def _load_sql() -> str:
+    # Имена таблиц и столбцов — из моделей, значение — параметром
+    return (
+        f"SELECT {rows.columns(GenerationJob, 'j')}, {rows.columns(GenerationModel, 'm')}, "  # noqa: S608
+        f"{rows.columns(TelegramUser, 'u')} FROM {rows.table(GenerationJob)} j "
+        f"JOIN {rows.table(GenerationModel)} m ON m.id = j.model_id "
+        f"JOIN {rows.table(TelegramUser)} u ON u.id = j.user_id WHERE j.id = %s"
+    )
+
+
+def job_load(*, job_id: int) -> GenerationJob | None:
+    """Задание с моделью и пользователем — как select_related("model", "user"), но без сборки ORM.
+
+    Его читают захват, доставка и опрос Veo на каждое задание (rows.py: почему).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_load_sql(), [job_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job_end = rows.width(GenerationJob)
+    model_end = job_end + rows.width(GenerationModel)
+    job = rows.from_row(GenerationJob, row[:job_end])
+    job.model = rows.from_row(GenerationModel, row[job_end:model_end])
+    job.user = rows.from_row(TelegramUser, row[model_end:])
+    return job
 
 
 def _claim_postgres(job_id: int, now: Any) -> bool | str:
@@ -434,15 +484,20 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:
 
     Возвращает списанное. Повтор возвращает прежний итог (урегулирование холда идемпотентно).
     """
+    lock = " FOR UPDATE OF j" if connection.features.has_select_for_update_of else ""
     with transaction.atomic():
-        locked = (
-            GenerationJob.objects.select_for_update(of=("self",))
-            .select_related("model", "hold")
-            .get(pk=job.pk)
-        )
-        amount = job_charge(job=locked, delivered=delivered)
-        assert locked.hold is not None
-        ledger.capture(hold=locked.hold, amount=amount)
+        # Строка задания под блокировкой и её холд — одним запросом; цена, параметры и модель задания
+        # после создания не меняются, их берём из job
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {rows.columns(Hold, 'h')} FROM {rows.table(GenerationJob)} j "  # noqa: S608
+                f"JOIN {rows.table(Hold)} h ON h.id = j.hold_id WHERE j.id = %s{lock}",
+                [job.pk],
+            )
+            row = cursor.fetchone()
+        assert row is not None, f"job {job.pk} has no hold"
+        amount = job_charge(job=job, delivered=delivered)
+        ledger.capture(hold=rows.from_row(Hold, row), amount=amount)
         GenerationJob.objects.filter(pk=job.pk, status=JobStatus.GENERATED).update(
             status=JobStatus.DELIVERED,
             charged=amount,
@@ -455,4 +510,12 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:
 
 def queue_position(*, job: GenerationJob) -> int:
     """Место в очереди среди заданий того же вида (1 — следующее)."""
-    return GenerationJob.objects.filter(kind=job.kind, status=JobStatus.QUEUED, pk__lte=job.pk).count()
+    with connection.cursor() as cursor:
+        # Сырой SQL: считается на каждое новое задание из вебхука
+        cursor.execute(
+            f"SELECT count(*) FROM {rows.table(GenerationJob)} "  # noqa: S608
+            "WHERE kind = %s AND status = %s AND id <= %s",
+            [str(job.kind), JobStatus.QUEUED.value, job.pk],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row is not None else 0

@@ -110,7 +110,8 @@ def _run_image(job: GenerationJob) -> RunResult:
         return RunResult("failed")
     except ProviderTransientError as exc:
         return _transient(job, exc)
-    existing = {o.index: o.status for o in JobOutput.objects.filter(job=job)}
+    # Выходы пишет только запуск после захвата: при первом захвате их нет, читать незачем
+    existing = {o.index: o.status for o in JobOutput.objects.filter(job=job)} if job.attempts > 1 else {}
     if not job.provider_started and not jobs.job_mark_provider_started(job=job):
         return RunResult("taken")
     # «Генерирую» — не раньше чем через 3 с после статуса; успели раньше — правки не будет
@@ -235,7 +236,7 @@ def job_poll(*, job_id: int) -> RunResult:
     from botapp.providers.storage import media_storage
 
     now = timezone.now()
-    job = GenerationJob.objects.select_related("model", "user").filter(pk=job_id).first()
+    job = jobs.job_load(job_id=job_id)
     if job is None or job.status != "running" or not job.operation_name:
         return RunResult("taken")
     if job.next_poll_at and job.next_poll_at > now + timedelta(seconds=1):
