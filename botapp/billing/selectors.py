@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Sum
 
 from botapp.billing import ledger
 from botapp.billing.errors import PricingError
 from botapp.billing.pricing import Factors, ImageRequest, VideoRequest, price_tokens, pricing_factors
-from botapp.models import GenerationModel, LedgerEntry, LedgerTransaction, TelegramUser, TokenPackage
+from botapp.models import GenerationModel, LedgerEntry, LedgerTransaction, TelegramUser, TokenPackage, rows
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,13 @@ def _default_price(model: GenerationModel | None, factors: Factors) -> int | Non
 def balance_summary(*, user: TelegramUser) -> BalanceSummary:
     """Остаток и цены по умолчанию: три запроса (счёт, модели обоих видов, коэффициенты) вместо пяти."""
     account = ledger.account_for(user)
-    enabled_defaults = GenerationModel.objects.filter(is_default=True, is_enabled=True)
+    with connection.cursor() as cursor:
+        # Сырой SQL (models/rows.py): баланс — частая кнопка меню
+        cursor.execute(
+            f"SELECT {rows.columns(GenerationModel, 'm')} FROM {rows.table(GenerationModel)} m "  # noqa: S608
+            "WHERE m.is_default AND m.is_enabled"
+        )
+        enabled_defaults = [rows.from_row(GenerationModel, row) for row in cursor.fetchall()]
     defaults = {model.kind: model for model in enabled_defaults}
     factors = pricing_factors() if defaults else None
     return BalanceSummary(
