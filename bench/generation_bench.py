@@ -247,6 +247,8 @@ def start_stack(procs, env, web_port, workers=1):
             f"127.0.0.1:{web_port}",
             "--workers",
             "2",
+            "--keep-alive",
+            "75",
         ],
         env,
     )
@@ -705,7 +707,9 @@ def image_main(args):
             "shared": "other engineers ran tests concurrently",
         },
         "setup": {
-            "web": "gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker --workers 2",
+            "web": (
+                "gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker --workers 2 --keep-alive 75"
+            ),
             "worker": "celery -A config worker --loglevel=INFO; CELERY_WORKER_CONCURRENCY=2 (prefork)",
             "provider": "offline, GEMINI_OFFLINE_LATENCY_S=0 (real 1K PNG; CPU in offline_provider_cpu)",
             "bot_api": "bench/fake_bot_api_media.py (multipart, arrival times, optional limits + 429)",
@@ -863,7 +867,9 @@ def video_main(args):
             "shared": "other engineers ran tests concurrently",
         },
         "setup": {
-            "web": "gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker --workers 2",
+            "web": (
+                "gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker --workers 2 --keep-alive 75"
+            ),
             "worker": (
                 "one `celery -A config worker --loglevel=INFO`, CELERY_WORKER_CONCURRENCY=2, "
                 f"CELERY_WORKER_POOL={args.pool}"

@@ -109,6 +109,8 @@ def scenario(name, env, args, with_celery):
         f"127.0.0.1:{port}",
         "--workers",
         "2",
+        "--keep-alive",
+        "75",
     ]
     worker = [str(BIN / "celery"), "-A", "config", "worker", "--loglevel=WARNING"]
     beat = [
@@ -188,7 +190,7 @@ def main():
         "benchmark": "health",
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2",
+        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2 --keep-alive 75",
         "concurrency": args.concurrency,
         "results": results,
     }

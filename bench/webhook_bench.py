@@ -263,6 +263,8 @@ def main():
                 f"127.0.0.1:{web_port}",
                 "--workers",
                 "2",
+                "--keep-alive",
+                "75",
             ],
             env,
         )
@@ -291,7 +293,7 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "note": "TELEGRAM_RATE_* raised to 100000 for this run; Bot API = bench/fake_bot_api.py; 5% dups",
-        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2; PostgreSQL; Redis",
+        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2 --keep-alive 75; PostgreSQL; Redis",
         "results": results,
         "ratios": {
             "closed_throughput_vs_baseline": round(
