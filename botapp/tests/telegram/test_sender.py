@@ -14,10 +14,10 @@ from django.test import override_settings
 from telegram import Bot
 from telegram.error import RetryAfter
 from telegram.ext import ExtBot
-from telegram.request import HTTPXRequest
 
 from botapp.models import TelegramUser
 from botapp.sandbox import services
+from botapp.telegram.httpclient import AiohttpRequest
 from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter
 from botapp.tests.sandbox.conftest import LiveSandbox, _live
 
@@ -55,8 +55,9 @@ def _bot(sandbox: LiveSandbox, limiter: SharedRateLimiter | None) -> Bot:
     kwargs: dict[str, Any] = {
         "base_url": f"{base}/bot",
         "base_file_url": f"{base}/file/bot",
-        # Сотни одновременных отправок: пул как у Application, а эмулятор в одном процессе отвечает не сразу
-        "request": HTTPXRequest(connection_pool_size=256, pool_timeout=60, read_timeout=60, write_timeout=60),
+        # Клиент тот же, что у веба и воркеров. Сотни одновременных отправок, а эмулятор в одном процессе
+        # отвечает не сразу: большой пул и долгие таймауты
+        "request": AiohttpRequest(pool_size=256, pool_timeout=60, read_timeout=60, write_timeout=60),
     }
     if limiter is None:
         return Bot(settings.TELEGRAM_BOT_TOKEN, **kwargs)
