@@ -24,22 +24,22 @@ BURST = 2
 _GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local max_wait = tonumber(ARGV[1])
 local wait = 0
-local tats = {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
   local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local allow_at = tat - tolerance
-  if allow_at > now and allow_at - now > wait then wait = allow_at - now end
-  tats[i] = tat + interval
+  local allow_at = tat - tonumber(ARGV[2 * i + 1])
+  if allow_at - now > wait then wait = allow_at - now end
 end
-if wait > 0 then return tostring(wait) end
+if wait > max_wait then return {0, tostring(wait)} end
+local send_at = now + wait
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, tostring(tats[i]), 'PX', math.ceil(tats[i] - now + 1000))
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < send_at then tat = send_at end
+  tat = tat + tonumber(ARGV[2 * i])
+  redis.call('SET', key, tostring(tat), 'PX', math.ceil(tat - now + 1000))
 end
-return '0'
+return {1, tostring(wait)}
 """
 
 
@@ -82,22 +82,19 @@ class _LocalGcra:
     def __init__(self) -> None:
         self.tats: dict[str, float] = {}
 
-    def acquire(self, buckets: list[Bucket]) -> float:
+    def reserve(self, buckets: list[Bucket], max_wait_ms: float) -> tuple[bool, float]:
         now = time.monotonic() * 1000
-        wait = 0.0
-        new: dict[str, float] = {}
+        wait = max([0.0] + [self.tats.get(b.key, now) - b.tolerance_ms - now for b in buckets])
+        if wait > max_wait_ms:
+            return False, wait
+        send_at = now + wait
         for bucket in buckets:
-            tat = max(self.tats.get(bucket.key, now), now)
-            wait = max(wait, tat - bucket.tolerance_ms - now)
-            new[bucket.key] = tat + bucket.interval_ms
-        if wait > 0:
-            return wait / 1000
-        self.tats.update(new)
-        return 0.0
+            self.tats[bucket.key] = max(self.tats.get(bucket.key, now), send_at) + bucket.interval_ms
+        return True, wait
 
 
 class SendLimiter:
-    """acquire() → 0, если можно слать сейчас, иначе сколько секунд подождать."""
+    """reserve()/wait_turn() — занять слот очереди; acquire() — только спросить «можно сейчас?»."""
 
     def __init__(self) -> None:
         self._local = _LocalGcra()
@@ -116,30 +113,42 @@ class SendLimiter:
             self._script = self._redis.register_script(_GCRA_LUA)
         return self._redis
 
-    async def acquire(self, chat_id: int | str | None, extra: list[Bucket] | None = None) -> float:
+    async def reserve(
+        self, chat_id: int | str | None, max_wait: float, extra: list[Bucket] | None = None
+    ) -> tuple[bool, float]:
+        """Занять ближайший слот, если до него не дольше max_wait: (занят?, через сколько секунд).
+
+        Слот — как место в очереди: отправитель спит до него и шлёт, не переспрашивая. Опрос
+        «можно? нет — подожду и спрошу снова» терял темп: опоздавший на загруженной машине
+        отправитель сдвигал расписание, и общий лимит недобирал несколько процентов.
+        """
         buckets = buckets_for(chat_id) + (extra or [])
         if not settings.REDIS_URL:
-            return self._local.acquire(buckets)
+            reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000)
+            return reserved, wait_ms / 1000
         self._client()
         prefix = f"{settings.REDIS_KEY_PREFIX}tg-rate:"
-        args: list[float] = []
+        args: list[float] = [max_wait * 1000]
         for bucket in buckets:
             args += [bucket.interval_ms, bucket.tolerance_ms]
-        wait_ms = float(await self._script(keys=[prefix + b.key for b in buckets], args=args))
-        return wait_ms / 1000
+        reserved, wait_ms = await self._script(keys=[prefix + b.key for b in buckets], args=args)
+        return bool(reserved), float(wait_ms) / 1000
+
+    async def acquire(self, chat_id: int | str | None, extra: list[Bucket] | None = None) -> float:
+        """Слать сейчас (0) или через сколько секунд спросить снова; ничего не занимает впрок."""
+        reserved, wait = await self.reserve(chat_id, 0.0, extra)
+        return 0.0 if reserved else wait
 
     async def wait_turn(
         self, chat_id: int | str | None, max_wait: float, extra: list[Bucket] | None = None
     ) -> float:
-        """Ждать очереди не дольше max_wait; вернуть остаток ожидания (0 — отправлено можно)."""
-        deadline = time.monotonic() + max_wait
-        while True:
-            wait = await self.acquire(chat_id, extra)
-            if wait <= 0:
-                return 0.0
-            if time.monotonic() + wait > deadline:
-                return wait
+        """Дождаться своего слота, если он не дальше max_wait; иначе вернуть, сколько ждать."""
+        reserved, wait = await self.reserve(chat_id, max_wait, extra)
+        if not reserved:
+            return wait
+        if wait > 0:
             await asyncio.sleep(wait)
+        return 0.0
 
     async def aclose(self) -> None:
         if self._redis is not None:

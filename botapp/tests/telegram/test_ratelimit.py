@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -108,3 +110,55 @@ def test_the_embedded_limiter_works_without_redis() -> None:
     # Короткий всплеск из двух, затем — ждать
     assert waits[:2] == [0.0, 0.0]
     assert all(w > 0 for w in waits[2:])
+
+
+@pytest.fixture(params=["redis", "embedded"])
+def limiter_settings(request: pytest.FixtureRequest) -> Any:
+    redis_url = settings.REDIS_URL if request.param == "redis" else ""
+    prefix = f"{settings.REDIS_KEY_PREFIX}rsv{time.monotonic_ns()}:"
+    # 10/с в общем лимите (слот ≈ 103 мс), чат не мешает
+    with override_settings(
+        REDIS_URL=redis_url, REDIS_KEY_PREFIX=prefix, TELEGRAM_RATE_OVERALL=10, TELEGRAM_RATE_PER_CHAT=1000
+    ):
+        yield
+
+
+def test_reservations_queue_up_one_slot_apart(limiter_settings: None) -> None:
+    """Пять отправителей сразу: каждому — свой слот, через ровный промежуток, без переспросов."""
+
+    async def five() -> list[tuple[bool, float]]:
+        limiter = SendLimiter()
+        try:
+            return [await limiter.reserve(1000 + i, max_wait=5.0) for i in range(5)]
+        finally:
+            await limiter.aclose()
+
+    interval = buckets_for(None)[0].interval_ms / 1000
+    slots = asyncio.run(five())
+    assert all(reserved for reserved, _ in slots)
+    waits = [wait for _, wait in slots]
+    assert waits[0] == 0.0
+    for before, after in itertools.pairwise(waits):
+        assert after - before == pytest.approx(interval, abs=0.02)
+
+
+def test_a_slot_beyond_max_wait_is_not_taken(limiter_settings: None) -> None:
+    """Отказ ничего не занимает: следующий спросивший получит тот же ближайший слот."""
+
+    async def asks() -> list[tuple[bool, float]]:
+        limiter = SendLimiter()
+        try:
+            first = await limiter.reserve(7, max_wait=0.0)
+            refused = [await limiter.reserve(7, max_wait=0.0) for _ in range(3)]
+            taken = await limiter.reserve(7, max_wait=5.0)
+            return [first, *refused, taken]
+        finally:
+            await limiter.aclose()
+
+    interval = buckets_for(None)[0].interval_ms / 1000
+    first, *refused, taken = asyncio.run(asks())
+    assert first == (True, 0.0)
+    assert [reserved for reserved, _ in refused] == [False, False, False]
+    assert taken[0] is True
+    # Слот не сдвинулся из-за трёх отказов: ждать меньше одного промежутка
+    assert 0 < taken[1] <= interval
