@@ -62,6 +62,7 @@ def result_keyboard(job: GenerationJob, index: int) -> InlineKeyboardMarkup:
 
 
 def failure_text(category: str) -> str:
+    """Причина по категории ошибки; категорий провайдеров и хранилища — все (тест сверяет с кодом)."""
     reasons = {
         "safety": _("the request or the result was blocked by the provider's safety filters"),
         "video_filtered": _("the video was blocked by the provider's safety filters"),
@@ -72,9 +73,19 @@ def failure_text(category: str) -> str:
         "timeout": _("the provider did not answer in time"),
         "deadline": _("it took too long"),
         "blocked": _("the bot cannot write to you"),
-        "wrong_ratio": _("the image came back in a wrong shape"),
+        "wrong_aspect_ratio": _("the image came back in a wrong shape"),
         "spend_limit": _("generation is paused for now"),
         "delivery_rejected": _("Telegram did not accept the result"),
+        "provider_error": _("the provider rejected the request"),
+        "rate_limited": _("the provider is overloaded or unavailable"),
+        "connection": _("the provider is overloaded or unavailable"),
+        "no_video": _("the model did not return a video; try rephrasing the prompt"),
+        "video_failed": _("the provider could not make this video"),
+        "not_found": _("the provider lost the result"),
+        "storage_error": _("we could not save the result"),
+        "storage_not_found": _("we could not save the result"),
+        "storage_unavailable": _("we could not save the result"),
+        "staff_release": _("the job was stopped by support"),
     }
     reason = reasons.get(category, _("an unexpected error"))
     return _("😔 The generation failed: {reason}. The tokens were returned to your balance.").format(

@@ -34,15 +34,19 @@ def models_for(kind: str) -> list[GenerationModel]:
     return list(GenerationModel.objects.filter(kind=kind, is_enabled=True).order_by("order"))
 
 
-def model_get(slug: str, kind: str) -> GenerationModel:
-    """Включённая модель slug, иначе модель вида по умолчанию — одним запросом (каждое задание из вебхука)."""
+def model_get(slug: str, kind: str, *, exact: bool = False) -> GenerationModel:
+    """Включённая модель slug, иначе модель вида по умолчанию — одним запросом (каждое задание из вебхука).
+
+    exact — запуск по карточке: модель ровно та, что на карточке, даже выключенная (выключатель
+    откажет с её текстом). Иначе пользователь заплатил бы за другую модель, чем видел.
+    """
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {rows.columns(GenerationModel, 'm')} FROM {rows.table(GenerationModel)} m "  # noqa: S608
-            f"WHERE m.kind = %s AND m.is_enabled "
+            f"WHERE m.kind = %s AND (m.is_enabled OR (%s AND m.slug = %s)) "
             f"ORDER BY m.slug = %s DESC, m.is_default DESC, m.{quote('order')}, m.id LIMIT 1",
-            [kind, slug],
+            [kind, exact, slug, slug],
         )
         row = cursor.fetchone()
     if row is None:
@@ -269,7 +273,7 @@ def draft_start(*, user: TelegramUser, draft: dict[str, Any]) -> Started:
     """Один поход в БД из вебхука: задание с холдом (очередь по коммиту), сброс черновика, место и ETA."""
     from botapp.generation import progress
 
-    model = model_get(draft["model"], draft["kind"])
+    model = model_get(draft["model"], draft["kind"], exact=True)
     # Источник есть только у правки результата: без него — без лишнего запроса
     source_id = draft.get("source_job")
     source = GenerationJob.objects.filter(pk=source_id, user=user).first() if source_id else None

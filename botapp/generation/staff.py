@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from botapp.billing import ledger
@@ -60,25 +61,37 @@ def job_redeliver(*, job: GenerationJob, actor: Any) -> str:
 
 
 def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
-    """Перезапустить как новое задание за счёт сервиса: сначала компенсация цены, затем обычное задание."""
+    """Перезапустить как новое задание за счёт сервиса: компенсация цены и задание — одной транзакцией.
+
+    Отказ (модель выключена, пауза, потолок расходов) откатывает и компенсацию: бесплатных
+    токенов у пользователя не остаётся. Компенсируется цена нового задания (прайс мог измениться).
+    """
     attempt = GenerationJob.objects.filter(idempotency_key__startswith=f"rerun:{job.pk}:").count() + 1
     key = f"rerun:{job.pk}:{attempt}"
-    ledger.adjust(
-        user=job.user,
-        amount=job.price,
-        actor=actor,
-        reason=f"re-run of job {job.pk} by staff",
-        key=f"{key}:compensation",
-    )
-    new_job, _created = jobs.job_create(
-        user=job.user,
-        model=job.model,
-        prompt=job.prompt,
-        params=job.params,
-        reference_file_ids=list(job.reference_file_ids),
-        idempotency_key=key,
-        source_job=job,
-        status_chat_id=job.user.telegram_id,
-    )
+    request = {
+        "model": job.model,
+        "prompt": job.prompt,
+        "params": job.params,
+    }
+    try:
+        with transaction.atomic():
+            price = jobs.job_validate(**request, references=len(job.reference_file_ids))
+            ledger.adjust(
+                user=job.user,
+                amount=price,
+                actor=actor,
+                reason=f"re-run of job {job.pk} by staff",
+                key=f"{key}:compensation",
+            )
+            new_job, _created = jobs.job_create(
+                **request,
+                user=job.user,
+                reference_file_ids=list(job.reference_file_ids),
+                idempotency_key=key,
+                source_job=job,
+                status_chat_id=job.user.telegram_id,
+            )
+    except jobs.JobRefused as refused:
+        raise StaffActionRefused(f"job {job.pk} cannot be re-run: {refused.code}") from refused
     audit_record(actor=actor, action="job.rerun", target=job, details={"new_job": new_job.pk})
     return new_job

@@ -216,12 +216,16 @@ _PERMANENT_RPC = {3: "invalid_request", 5: "not_found", 7: "forbidden", 9: "inva
 
 
 def classify_operation_error(error: dict[str, Any]) -> ProviderError:
-    """Ошибка завершённой операции. Временная означает: переопрашивать бесполезно, нужен новый запуск."""
+    """Ошибка завершённой операции — всегда окончательная для задания.
+
+    Переопрашивать завершённую операцию бесполезно, а запускать заново задание с операцией
+    нельзя (двойная оплата провайдеру): холд возвращается, пользователь узнаёт причину.
+    """
     code = int(error.get("code") or 0)
     message = f"операция Veo: {code} {error.get('message', '')}"
     if code in _PERMANENT_RPC:
         return ProviderPermanentError(message, category=_PERMANENT_RPC[code])
-    return ProviderTransientError(message, category="video_failed")
+    return ProviderPermanentError(message, category="video_failed")
 
 
 def _b64decode(value: str) -> bytes:

@@ -19,12 +19,14 @@ logger = logging.getLogger(__name__)
 @shared_task(name="generation.run_job", ignore_result=True, acks_late=True)
 def run_job(job_id: int) -> None:
     """Из очереди: захватить задание и выполнить стадию генерации (или отправить операцию Veo)."""
-    from botapp.generation import runner
+    from botapp.generation import jobs, runner
 
     started = time.monotonic()
     result = runner.job_run(job_id=job_id)
     if result.outcome == "busy":
-        run_job.apply_async((job_id,), countdown=result.countdown)
+        # Через job_publish: отметка published_at — иначе сборщик сочтёт сообщение потерянным и
+        # опубликует копию, и цепочек ожидания станет две (потом четыре…)
+        jobs.job_publish(job_id, countdown=result.countdown)
     elif result.outcome == "polling":
         poll_job.apply_async((job_id,), countdown=result.countdown)
     elif result.outcome == "generated":

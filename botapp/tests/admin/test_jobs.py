@@ -95,3 +95,18 @@ def test_rerun_compensates_the_price_and_creates_a_new_job(client_staff: Client)
         LedgerTransaction.objects.filter(kind="adjustment", reason__startswith="re-run of job").count() == 1
     )
     jobs.job_fail(job=new_job, category="test")
+
+
+def test_a_refused_rerun_leaves_no_compensation_behind(client_staff: Client) -> None:
+    """Модель выключили: перезапуск отказан понятным сообщением, компенсация откатилась вместе с ним."""
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    jobs.job_fail(job=job, category="safety")
+    GenerationModel.objects.filter(slug="nano-banana-2").update(is_enabled=False)
+    response = run_action(client_staff, "generationjob", "rerun", [job.pk])
+    assert response.status_code == 200
+    assert any("cannot be re-run: model_disabled" in message for message in messages_of(response))
+    assert GenerationJob.objects.count() == 1
+    assert balance(user) == (100, 0)
+    assert not LedgerTransaction.objects.filter(reason__startswith="re-run of job").exists()

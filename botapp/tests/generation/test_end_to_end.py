@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from botapp.billing import ledger
-from botapp.models import ChatLogEntry, GenerationJob, JobOutput, JobStatus, TelegramUser
+from botapp.models import ChatLogEntry, GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage
 from botapp.tests.generation.conftest import Stack
@@ -173,6 +173,22 @@ def test_not_enough_tokens_creates_nothing(stack: Stack) -> None:
     assert _balance(chat) == (20, 0)
 
 
+def test_a_model_switched_off_after_the_card_refuses_instead_of_charging_another(stack: Stack) -> None:
+    """Карточку показали для Pro, модель выключили: отказ с текстом модели, а не задание на другой."""
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    card = _generate(chat, "a copper kettle")
+    chat.press(card, _button(card, "gen:c:model:"))  # Nano Banana 2 → Pro
+    assert "Pro" in chat.bot_messages()[-1].text
+    GenerationModel.objects.filter(slug="nano-banana-pro").update(
+        is_enabled=False, disabled_text_en="Pro is resting until 10:00."
+    )
+    chat.press(card, _button(card, "gen:ok:"))
+    assert chat.bot_messages()[-1].text == "Pro is resting until 10:00."
+    assert not GenerationJob.objects.exists()
+    assert _balance(chat) == (20, 0)
+
+
 def _png(width: int = 64, height: int = 48, color: str = "navy") -> bytes:
     import io
 
@@ -315,6 +331,30 @@ def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
     second = stack.gemini.requests_to(":predictLongRunning")[-1]
     assert "image" in second.body["instances"][0]
     assert _balance(chat) == (320 - 120 - 40, 0)  # Lite 4 с 720p: 0.05 × 4 × 200 = 40
+
+
+def test_a_video_operation_that_ends_in_an_error_is_released_at_once_and_never_resubmitted(
+    stack: Stack,
+) -> None:
+    """Операция Veo завершилась ошибкой (код 13): не опрашивать до срока, не запускать снова — вернуть."""
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 300)
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [card] = chat.say("a storm over the sea [opfail]")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=60)
+    assert job.status == JobStatus.FAILED
+    assert job.error_category == "video_failed"
+    assert len(stack.gemini.requests_to(":predictLongRunning")) == 1
+    # Один опрос увидел ошибку — и всё: задание не висит до срока (30 мин)
+    assert len(stack.gemini.requests_to("/operations/")) == 1
+    assert _balance(chat) == (320, 0)
+    assert chat.bot_messages()[-1].text == (
+        "😔 The generation failed: the provider could not make this video. "
+        "The tokens were returned to your balance."
+    )
 
 
 def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> None:

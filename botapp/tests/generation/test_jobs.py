@@ -140,6 +140,22 @@ def test_the_per_user_limit_makes_the_next_job_wait() -> None:
     assert jobs.job_claim(job_id=second.pk) == jobs.Claim.BUSY
 
 
+@override_settings(GENERATION_MAX_IN_FLIGHT_PER_USER=1)
+def test_a_job_waiting_its_turn_is_not_republished_by_the_sweeper() -> None:
+    """Ожидание очереди пользователя переопубликует само себя с отметкой: сборщик не плодит копии."""
+    user = user_make()
+    user_fund(user, 100)
+    first, second = _create(user, key="a"), _create(user, key="b")
+    assert isinstance(jobs.job_claim(job_id=first.pk), GenerationJob)
+    long_ago = timezone.now() - timedelta(seconds=settings.GENERATION_QUEUE_REPUBLISH_S + 5)
+    GenerationJob.objects.filter(pk=second.pk).update(published_at=long_ago)
+    broker_purge("generation")
+    tasks.run_job.run(second.pk)  # тело задачи: занято → снова в очередь через 5 с
+    assert broker_purge("generation") == 1
+    assert sweeper.jobs_sweep().republished == 0
+    jobs.job_fail(job=first, category="test")
+
+
 def test_cancel_before_the_provider_starts_returns_the_tokens_once() -> None:
     user = user_make()
     user_fund(user, 100)

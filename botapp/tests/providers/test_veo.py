@@ -120,12 +120,13 @@ def test_a_failed_operation_is_classified(fake: FakeGemini, provider: GeminiProv
     internal = submit(provider, "сбой [opfail]")
     invalid = submit(provider, "плохо [opinvalid]")
 
-    with pytest.raises(ProviderTransientError) as transient:
+    # Завершённая с ошибкой операция не станет готовой: окончательно, даже при «внутренней» ошибке
+    with pytest.raises(ProviderPermanentError) as internal_error:
         provider.poll_video(operation_name=internal, timeout_s=10)
     with pytest.raises(ProviderPermanentError) as permanent:
         provider.poll_video(operation_name=invalid, timeout_s=10)
 
-    assert transient.value.category == "video_failed"
+    assert internal_error.value.category == "video_failed"
     assert permanent.value.category == "invalid_request"
 
 
