@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, PricingError
@@ -147,31 +147,77 @@ def draft_take_message(
     draft: dict[str, Any] | None,
     text: str,
     photo: str | None,
-    album: str | None,
     with_card: bool,
 ) -> tuple[dict[str, Any], Card | None]:
     """Текст или фото вне других шагов: дополнить или завести черновик, сохранить, собрать карточку.
 
     Один поход в БД из вебхука вместо четырёх (черновик, сохранение, модель, карточка).
-    with_card=False — карточка не нужна (сразу запуск без подтверждения).
+    with_card=False — карточка не нужна (сразу запуск без подтверждения). Фото альбомов —
+    draft_take_album_photo.
     """
     model = None
-    if draft is not None and photo and album and draft.get("media_group") == album:
-        draft["refs"].append(photo)
-        draft["prompt"] = draft["prompt"] or text
-    elif draft is not None and not draft["prompt"] and (text or photo):
+    if draft is not None and not draft["prompt"] and (text or photo):
         # Черновик после выбора модели ждёт промпт (и, может быть, фото)
         draft["prompt"] = text or draft["prompt"]
         if photo:
             draft["refs"].append(photo)
-            draft["media_group"] = album
     else:
         kind = draft["kind"] if draft and not draft["prompt"] else "image"
         model = model_get(user.default_image_model if kind == "image" else "", kind)
         draft = _draft_for(model, user=user, prompt=text, refs=[photo] if photo else [])
-        draft["media_group"] = album
     draft_save(user=user, draft=draft)
     return draft, (draft_card(user=user, draft=draft, model=model) if with_card else None)
+
+
+# Owner — первое фото альбома: подождёт остальные и пошлёт карточку; edit — карточка уже есть,
+# поправить; quiet — фото добавлено, карточку пошлёт владелец
+AlbumRole = str
+
+
+def draft_take_album_photo(
+    *, user: TelegramUser, text: str, photo: str, album: str
+) -> tuple[dict[str, Any], AlbumRole]:
+    """Фото альбома: дополнить черновик под блокировкой строки шага диалога.
+
+    Telegram присылает фото альбома отдельными апдейтами, и они приходят параллельно: без
+    блокировки два фото читают один черновик, и одно из них теряется, а карточек — две.
+    Сверх лимита модели фото не берём, а считаем (карточка скажет, сколько учтено).
+    """
+    with transaction.atomic():
+        services.conversation_ensure(user=user)
+        state = ConversationState.objects.select_for_update().get(user=user)
+        draft = draft_of(state)
+        if draft is not None and draft.get("media_group") == album:
+            role = "edit" if draft.get("card_message_id") else "quiet"
+        elif draft is not None and not draft["prompt"] and not draft["refs"]:
+            # Черновик после выбора модели ждёт промпт: альбом — его фото
+            draft["media_group"] = album
+            role = "owner"
+        else:
+            model = model_get(user.default_image_model, "image")
+            draft = _draft_for(model, user=user, prompt="", refs=[])
+            draft["media_group"] = album
+            role = "owner"
+        limit = model_get(draft["model"], draft["kind"]).max_reference_images
+        if len(draft["refs"]) < limit:
+            draft["refs"].append(photo)
+        else:
+            draft["refs_dropped"] = int(draft.get("refs_dropped", 0)) + 1
+        draft["prompt"] = draft["prompt"] or text
+        draft_save(user=user, draft=draft)
+    return draft, role
+
+
+def draft_set_card(*, user: TelegramUser, nonce: str, message_id: int) -> dict[str, Any] | None:
+    """Запомнить сообщение карточки, не затирая фото, пришедшие, пока её отправляли."""
+    with transaction.atomic():
+        state = ConversationState.objects.select_for_update().filter(user=user).first()
+        draft = draft_of(state, nonce=nonce)
+        if draft is None:
+            return None
+        draft["card_message_id"] = message_id
+        draft_save(user=user, draft=draft)
+    return draft
 
 
 def _cycle(values: list[Any], current: Any) -> Any:

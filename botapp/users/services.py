@@ -171,6 +171,17 @@ def conversation_set(*, user: TelegramUser, state: str, data: dict[str, Any] | N
         )
 
 
+def conversation_ensure(*, user: TelegramUser) -> None:
+    """Строка шага диалога есть (пустая, если не было): её можно блокировать SELECT … FOR UPDATE."""
+    table = ConversationState._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, state, data, updated_at) VALUES (%s, '', '{{}}', %s) "  # noqa: S608
+            "ON CONFLICT (user_id) DO NOTHING",
+            [user.pk, timezone.now()],
+        )
+
+
 def conversation_from_row(row: Sequence[Any]) -> ConversationState:
     """Строка (id, user_id, state, data, updated_at) из сырого SQL → объект; data — через конвертер поля."""
     pk, user_id, state, data, updated_at = row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -47,6 +48,12 @@ def _card_text(card: drafts.Card, language: str) -> str:
         lines.append(_("Send the prompt as a message."))
     if draft["refs"]:
         lines.append(_("Photos: {count}").format(count=len(draft["refs"])))
+    if draft.get("refs_dropped"):
+        lines.append(
+            _("Extra photos were left out: this model takes at most {limit}.").format(
+                limit=len(draft["refs"])
+            )
+        )
     if draft["kind"] == "image":
         lines.append(
             _("Ratio {ratio} · size {size} · images: {count}").format(
@@ -173,16 +180,49 @@ async def prompt_message(update: Update, context: BotContext) -> None:
         if output is not None:
             await _edit_result(context, user, output, text)
             return
-    album = message.media_group_id
+    if message.media_group_id and photo:
+        await _album_photo(context, user, text=text, photo=photo, album=message.media_group_id)
+        return
     # Без подтверждения запуск сразу, если промпт уже есть; иначе — карточка
-    start_now = user.skip_confirmation and not album and bool(text)
+    start_now = user.skip_confirmation and bool(text)
     draft, card = await db(drafts.draft_take_message)(
-        user=user, draft=draft, text=text, photo=photo, album=album, with_card=not start_now
+        user=user, draft=draft, text=text, photo=photo, with_card=not start_now
     )
-    if user.skip_confirmation and draft["prompt"] and not album:
+    if user.skip_confirmation and draft["prompt"]:
         await _start(context, user, draft)
         return
     await _show_card(context, user, draft, card=card)
+
+
+# Сколько первое фото альбома ждёт остальные, прежде чем показать карточку: Telegram шлёт
+# фото альбома отдельными апдейтами почти разом
+ALBUM_DEBOUNCE_S = 0.8
+
+
+async def _album_photo(context: BotContext, user: TelegramUser, *, text: str, photo: str, album: str) -> None:
+    """Фото альбома: одна карточка на альбом со всеми его фото (в пределах лимита модели)."""
+    draft, role = await db(drafts.draft_take_album_photo)(user=user, text=text, photo=photo, album=album)
+    if role == "quiet":
+        return
+    if role == "edit":
+        await _show_card(context, user, draft)
+        return
+    await asyncio.sleep(ALBUM_DEBOUNCE_S)
+    collected = await db(drafts.draft_get)(user=user, nonce=draft["nonce"])
+    if collected is None:
+        return  # пользователь уже ушёл дальше
+    draft = collected
+    card = await db(drafts.draft_card)(user=user, draft=draft)
+    sent = await context.bot.send_message(
+        user.telegram_id,
+        _card_text(card, user.effective_language),
+        parse_mode="HTML",
+        reply_markup=_card_keyboard(card),
+    )
+    saved = await db(drafts.draft_set_card)(user=user, nonce=draft["nonce"], message_id=sent.message_id)
+    if saved is not None and len(saved["refs"]) != len(draft["refs"]):
+        # Фото, пришедшее, пока карточка летела, карточку не видело: поправить
+        await _show_card(context, user, saved)
 
 
 async def _edit_result(context: BotContext, user: TelegramUser, output: JobOutput, text: str) -> None:

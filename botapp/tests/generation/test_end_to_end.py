@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.db import connection
 
 from botapp.billing import ledger
 from botapp.models import ChatLogEntry, GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
@@ -225,22 +228,60 @@ def test_four_outputs_with_one_refused_capture_the_price_of_three(stack: Stack) 
     assert any("Charged: 41 tokens" in text for text in texts), texts
 
 
+def _deliver_at_once(chat: Chat, updates: list[dict[str, Any]]) -> None:
+    """Апдейты альбома — параллельными запросами, как их шлёт Telegram (max_connections > 1)."""
+
+    def deliver(update: dict[str, Any]) -> None:
+        try:
+            chat.deliver(update)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=len(updates)) as pool:
+        list(pool.map(deliver, updates))
+
+
+def _cards(chat: Chat) -> list[SandboxMessage]:
+    return [m for m in chat.bot_messages() if "gen:ok:" in str(m.reply_markup)]
+
+
 def test_an_album_with_a_caption_edits_with_all_its_photos(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
+    colors = ["red", "green", "blue", "white"]
     updates = services.sandbox_user_send_photos(
-        chat_id=chat.chat_id, photos=[_png(color="red"), _png(color="green")], caption="merge them"
+        chat_id=chat.chat_id, photos=[_png(color=c) for c in colors], caption="merge them"
     )
-    for update in updates:
-        chat.deliver(update)
-    cards = [m for m in chat.bot_messages() if "gen:ok:" in str(m.reply_markup)]
-    assert len(cards) == 1  # одна карточка, поправленная вторым фото
-    assert "Photos: 2" in cards[0].text
+    _deliver_at_once(chat, updates)
+    cards = _cards(chat)
+    assert len(cards) == 1  # одна карточка на альбом, ни одно фото не потеряно
+    assert "Photos: 4" in cards[0].text
+    # Приветствие и карточка — больше ничего
+    assert len(services.sandbox_calls(method="sendMessage", chat_id=chat.chat_id)) == 2
     chat.press(cards[0], _button(cards[0], "gen:ok:"))
     job = _wait_terminal(chat)
     assert job.status == JobStatus.DELIVERED
     [call] = stack.gemini.requests_to(":generateContent")
-    assert len(call.inline_images()) == 2
+    assert len(call.inline_images()) == 4
+
+
+def test_an_album_beyond_the_models_limit_keeps_what_fits_and_says_so(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 300)
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-lite")  # первый кадр — одно фото
+    updates = services.sandbox_user_send_photos(
+        chat_id=chat.chat_id, photos=[_png(color="red"), _png(color="green"), _png()], caption="it moves"
+    )
+    _deliver_at_once(chat, updates)
+    [card] = _cards(chat)
+    assert "Photos: 1" in card.text
+    assert "Extra photos were left out: this model takes at most 1." in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=90)
+    assert job.status == JobStatus.DELIVERED
+    assert len(job.reference_file_ids) == 1
 
 
 def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> None:
