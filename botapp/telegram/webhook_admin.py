@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from telegram import Bot
 
-# Типы апдейтов, которые бот обрабатывает; остальное Telegram нам не шлёт
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "pre_checkout_query", "my_chat_member")
+# Типы апдейтов, которые бот обрабатывает; остальное Telegram нам не шлёт. Правки сообщений
+# (edited_message) — нет: правка промпта не должна заводить новую карточку или повторять /start
+ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query", "my_chat_member")
 ALLOWED_PORTS = (443, 80, 88, 8443)
 
 

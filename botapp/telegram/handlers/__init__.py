@@ -39,7 +39,8 @@ from botapp.telegram.handlers.prepare import conversation_on_arrival, prepare_up
 
 logger = logging.getLogger(__name__)
 
-PRIVATE = filters.ChatType.PRIVATE
+# Только новые сообщения: правку (edited_message, если её всё же прислали) обработчики не видят
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
 async def route_text(update: Update, context: BotContext) -> None:
@@ -140,5 +141,7 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
     application.add_handler(CallbackQueryHandler(basics.menu_button, pattern=r"^menu$"))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))
     application.add_handler(MessageHandler(PRIVATE & (filters.PHOTO | filters.Document.ALL), route_text))
-    application.add_handler(MessageHandler(filters.ChatType.GROUPS, groups.group_message))
+    application.add_handler(
+        MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.MESSAGE, groups.group_message)
+    )
     application.add_error_handler(on_error)

@@ -48,7 +48,7 @@ def test_set_webhook_registers_the_url_secret_and_handled_update_types(api: Fake
     assert params["secret_token"] == SECRET
     assert params["max_connections"] == "20"
     assert set(json.loads(params["allowed_updates"])) == {
-        "message", "edited_message", "callback_query", "pre_checkout_query", "my_chat_member",
+        "message", "callback_query", "pre_checkout_query", "my_chat_member",
     }  # fmt: skip
     assert params.get("drop_pending_updates") in (None, "false")
     assert SECRET not in out.getvalue()
