@@ -33,8 +33,9 @@ def _bot() -> tuple[asyncio.AbstractEventLoop, ExtBot[Any]]:
             settings.TELEGRAM_BOT_TOKEN,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
-            # Один интервал чата (~1 с) ждём на месте; дольше — SendDeferred, задача переназначается
-            rate_limiter=SharedRateLimiter(max_wait=1.2),
+            # Свою очередь лимитера (интервал чата ~1 с) ждём на месте; дольше и любой 429 от
+            # Telegram — SendDeferred: задача переназначается, слот воркера не спит
+            rate_limiter=SharedRateLimiter(max_wait=1.2, sleep_on_retry=False),
             # Воркер загружает фото и видео до 50 МБ: таймауты записи и чтения — с запасом.
             # aiohttp, как и в вебе: httpx стоил воркеру ~15 % CPU на задание
             request=AiohttpRequest(

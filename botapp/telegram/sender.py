@@ -115,10 +115,16 @@ BROADCAST = "broadcast"
 
 
 class SharedRateLimiter(BaseRateLimiter[str]):
-    """max_wait — сколько можно ждать очереди на месте (веб); больше — SendDeferred."""
+    """max_wait — сколько можно ждать очереди на месте (веб); больше — SendDeferred.
 
-    def __init__(self, *, max_wait: float) -> None:
+    sleep_on_retry=False (воркеры): любой 429 — сразу SendDeferred, задача переназначается
+    на retry_after, а слот воркера не спит. Веб короткий 429 пережидает на месте: ответ
+    пользователю важнее, а корутина спит бесплатно.
+    """
+
+    def __init__(self, *, max_wait: float, sleep_on_retry: bool = True) -> None:
         self.max_wait = max_wait
+        self.sleep_on_retry = sleep_on_retry
         self.limiter = SendLimiter()
 
     async def initialize(self) -> None:
@@ -149,7 +155,7 @@ class SharedRateLimiter(BaseRateLimiter[str]):
                 metrics.telegram_429_count(method=endpoint)
                 told = exc.retry_after
                 retry_after = told.total_seconds() if isinstance(told, timedelta) else float(told)
-                if retry_after > self.max_wait or attempt == 2:
+                if not self.sleep_on_retry or retry_after > self.max_wait or attempt == 2:
                     raise SendDeferred(retry_after) from exc
                 await asyncio.sleep(retry_after)
                 continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from telegram.error import BadRequest, NetworkError, TelegramError
 
 from botapp.telegram.outbound import bot_call
+from botapp.telegram.sender import SendDeferred
 
 
 class StarsRefundFailed(Exception):
@@ -40,6 +41,9 @@ def stars_refund(*, telegram_id: int, charge_id: str) -> None:
         bot_call(
             lambda bot: bot.refund_star_payment(user_id=telegram_id, telegram_payment_charge_id=charge_id)
         )
+    except SendDeferred as exc:
+        # 429: запрос не выполнен; «неизвестно» — повтор безопасен («уже возвращён» = успех)
+        raise StarsRefundUnknown(str(exc)) from exc
     except BadRequest as exc:
         if "CHARGE_ALREADY_REFUNDED" in str(exc).upper():
             return

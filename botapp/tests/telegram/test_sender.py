@@ -136,6 +136,21 @@ def test_an_injected_429_is_retried_after_retry_after(fast_sandbox: LiveSandbox,
     ]
 
 
+def test_a_worker_defers_even_a_short_retry_after_instead_of_sleeping(
+    fast_sandbox: LiveSandbox, same_rates: None
+) -> None:
+    """Воркер (sleep_on_retry=False) не спит и секунду: задача переназначается на retry_after."""
+    chat = 7_100_000_007
+    services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=1)
+    limiter = SharedRateLimiter(max_wait=1.2, sleep_on_retry=False)
+    started = time.monotonic()
+    [error] = asyncio.run(_burst(_bot(fast_sandbox, limiter), [chat]))
+    assert isinstance(error, SendDeferred)
+    assert error.retry_after == 1
+    assert time.monotonic() - started < 1.0
+    assert len(services.sandbox_calls(method="sendMessage", chat_id=chat)) == 1
+
+
 def test_a_long_retry_after_defers_instead_of_sleeping(fast_sandbox: LiveSandbox, same_rates: None) -> None:
     chat = 7_100_000_004
     services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=30)
