@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import translation
 from django.utils.translation import gettext as _
-from telegram import Update
+from telegram import Update, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ApplicationHandlerStop
 
@@ -28,7 +28,11 @@ def ingest_fields(update: Update) -> tuple[dict[str, Any] | None, dict[str, Any]
         return None, None
     message = update.effective_message
     private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-    fields = {
+    return _user_fields(tg_user), (_incoming(update) if message and private else None)
+
+
+def _user_fields(tg_user: User) -> dict[str, Any]:
+    return {
         "telegram_id": tg_user.id,
         "first_name": tg_user.first_name or "",
         "last_name": tg_user.last_name or "",
@@ -36,7 +40,6 @@ def ingest_fields(update: Update) -> tuple[dict[str, Any] | None, dict[str, Any]
         "language_code": tg_user.language_code or "",
         "is_premium": bool(tg_user.is_premium),
     }
-    return fields, (_incoming(update) if message and private else None)
 
 
 async def prepare_update(update: Update, context: BotContext) -> None:
@@ -88,7 +91,13 @@ async def _chat_member_changed(update: Update) -> None:
     if change.chat.type != ChatType.PRIVATE:
         return
     blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
-    await db(services.user_set_blocked)(telegram_id=change.chat.id, blocked=blocked)
+    await db(_chat_member_record)(fields=_user_fields(change.from_user), blocked=blocked)
+
+
+def _chat_member_record(*, fields: dict[str, Any], blocked: bool) -> None:
+    """Пользователь есть в базе, даже если первым его апдейтом была блокировка бота."""
+    services.user_upsert_from_telegram(**fields)
+    services.user_set_blocked(telegram_id=fields["telegram_id"], blocked=blocked)
 
 
 def _record_update(*, fields: dict[str, Any], incoming: dict[str, Any] | None) -> TelegramUser:

@@ -270,3 +270,22 @@ def test_my_chat_member_tracks_whether_the_user_blocked_the_bot(server: str, bot
     assert TelegramUser.objects.get(telegram_id=919191).is_blocked
     assert post(server, member_update("member")).status_code == 200
     assert not TelegramUser.objects.get(telegram_id=919191).is_blocked
+
+
+def test_a_block_as_the_first_update_still_records_the_user(server: str, bot_api: FakeBotApi) -> None:
+    """Пользователь, которого мы ещё не видели, заблокировал бота: строка есть, и она «заблокирован»."""
+    bot = {"id": 555000111, "is_bot": True, "first_name": "Nano"}
+    update = {
+        "update_id": next(_ids),
+        "my_chat_member": {
+            "chat": {"id": 929292, "type": "private", "first_name": "Bea"},
+            "from": {"id": 929292, "is_bot": False, "first_name": "Bea", "language_code": "ru"},
+            "date": int(time.time()),
+            "old_chat_member": {"status": "member", "user": bot},
+            "new_chat_member": {"status": "kicked", "user": bot, "until_date": 0},
+        },
+    }
+    assert post(server, update).status_code == 200
+    user = TelegramUser.objects.get(telegram_id=929292)
+    assert (user.first_name, user.language_code, user.is_blocked) == ("Bea", "ru", True)
+    assert [name for name, _params in bot_api.calls if name != "getMe"] == []
