@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from botapp.models import GenerationJob, JobOutput, TelegramUser
@@ -50,18 +51,47 @@ def media_retention_sweep() -> int:
 
 
 def user_media_erase(*, user: TelegramUser) -> int:
-    """/delete_me: файлы пользователя, его промпты и ссылки на фото; задания в работе не трогаем."""
-    outputs = list(
-        JobOutput.objects.select_related("job")
-        .filter(job__user=user)
-        .exclude(job__status__in=ACTIVE_STATUSES)
+    """/delete_me: файлы пользователя, его промпты и ссылки на фото.
+
+    Задания в очереди отменяются (холд возвращается); уже начатые у провайдера доделываются
+    и доставляются, а их файлы и промпт стирает erased_users_sweep, когда они завершатся.
+    """
+    from botapp.generation import jobs
+
+    for job_id in GenerationJob.objects.filter(user=user, status__in=ACTIVE_STATUSES).values_list(
+        "pk", flat=True
+    ):
+        jobs.job_cancel(job_id=job_id, user=user)
+    TelegramUser.objects.filter(pk=user.pk).update(data_erased_at=timezone.now())
+    return _erase(
+        JobOutput.objects.filter(job__user=user), GenerationJob.objects.filter(user=user), limit=None
     )
-    _delete_objects(outputs)
+
+
+def erased_users_sweep() -> int:
+    """Задания, которые дорабатывали после /delete_me: стереть их файлы и промпты, когда завершились."""
+    before_erase = Q(job__created_at__lte=F("job__user__data_erased_at"))
+    leftovers = Q(storage_key__gt="") | Q(photo_file_id__gt="") | Q(video_file_id__gt="")
+    outputs = JobOutput.objects.filter(before_erase, leftovers, job__user__data_erased_at__isnull=False)
+    erased = _erase(
+        outputs,
+        GenerationJob.objects.filter(
+            user__data_erased_at__isnull=False, created_at__lte=F("user__data_erased_at")
+        ).exclude(prompt="", reference_file_ids=[]),
+        limit=BATCH,
+    )
+    if erased:
+        logger.info("erased %s outputs of jobs finished after /delete_me", erased)
+    return erased
+
+
+def _erase(outputs: QuerySet[JobOutput], job_rows: QuerySet[GenerationJob], *, limit: int | None) -> int:
+    """Стереть файлы и ссылки выходов и промпты заданий; задания в работе не трогаем."""
+    finished = list(outputs.select_related("job").exclude(job__status__in=ACTIVE_STATUSES)[:limit])
+    _delete_objects(finished)
     with transaction.atomic():
-        JobOutput.objects.filter(pk__in=[o.pk for o in outputs]).update(
+        JobOutput.objects.filter(pk__in=[o.pk for o in finished]).update(
             storage_key="", photo_file_id="", document_file_id="", video_file_id="", message_id=None
         )
-        GenerationJob.objects.filter(user=user).exclude(status__in=ACTIVE_STATUSES).update(
-            prompt="", reference_file_ids=[]
-        )
-    return len(outputs)
+        job_rows.exclude(status__in=ACTIVE_STATUSES).update(prompt="", reference_file_ids=[])
+    return len(finished)

@@ -40,6 +40,9 @@ class TelegramUser(models.Model):
     )
     referral_code = models.CharField(max_length=16, unique=True, null=True, blank=True)
     lava_email = models.EmailField(blank=True, help_text="для чеков lava.top; стирается /delete_me")
+    data_erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="/delete_me: задания, начатые раньше, стираются и после завершения"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
 

@@ -35,7 +35,8 @@ def inbox_prune() -> None:
 
 @shared_task(name="maintenance.media_retention", ignore_result=True)
 def media_retention() -> None:
-    """Раз в час: удалить из хранилища файлы результатов старше MEDIA_RETENTION_DAYS."""
-    from botapp.generation.retention import media_retention_sweep
+    """Раз в час: файлы результатов старше MEDIA_RETENTION_DAYS; задания, доделанные после /delete_me."""
+    from botapp.generation.retention import erased_users_sweep, media_retention_sweep
 
     media_retention_sweep()
+    erased_users_sweep()

@@ -10,9 +10,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from botapp.generation import jobs, retention
-from botapp.models import GenerationModel, JobOutput
+from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
 from botapp.providers.storage import media_storage
-from botapp.tests.billing.factories import user_fund, user_make
+from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +45,48 @@ def test_outputs_older_than_the_retention_period_lose_their_files(tmp_path: Path
         assert fresh.storage_key
         assert not list(tmp_path.rglob("0.png"))
         assert list(tmp_path.rglob("1.png"))
+
+
+def _job(user: TelegramUser, key: str) -> GenerationJob:
+    job, _ = jobs.job_create(
+        user=user,
+        model=GenerationModel.objects.get(slug="nano-banana-2"),
+        prompt="a secret garden",
+        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
+        reference_file_ids=["ref-file"],
+        idempotency_key=key,
+    )
+    return job
+
+
+def test_delete_me_cancels_queued_jobs_and_erases_running_ones_once_they_finish(tmp_path: Path) -> None:
+    """/delete_me во время генерации: очередь — отмена с возвратом; начатое — стереть после завершения."""
+    with override_settings(MEDIA_ROOT=tmp_path, MEDIA_STORAGE_BACKEND="local"):
+        user = user_make()
+        user_fund(user, 100)
+        queued, running = _job(user, "q"), _job(user, "r")
+        claimed = jobs.job_claim(job_id=running.pk)
+        assert isinstance(claimed, GenerationJob)
+        jobs.job_mark_provider_started(job=claimed)
+        retention.user_media_erase(user=user)
+        assert GenerationJob.objects.get(pk=queued.pk).status == JobStatus.CANCELLED
+        assert balance(user) == (86, 14)  # холд начатого остался: его доделают и спишут
+        # Начатое задание доделано уже после /delete_me: файл сохранён, результат отправлен
+        key = f"jobs/{claimed.pk}/0.png"
+        media_storage().put(kind="image", key=key, data=b"\x89PNG fake", content_type="image/png")
+        JobOutput.objects.create(job=claimed, index=0, status="ok", storage_key=key, photo_file_id="f-0")
+        assert retention.erased_users_sweep() == 0  # ещё в работе: не трогаем
+        jobs.job_fail(job=claimed, category="test")
+        assert retention.erased_users_sweep() == 1
+        output = JobOutput.objects.get(job=claimed)
+        assert (output.storage_key, output.photo_file_id) == ("", "")
+        assert not list(tmp_path.rglob("0.png"))
+        job = GenerationJob.objects.get(pk=claimed.pk)
+        assert (job.prompt, job.reference_file_ids) == ("", [])
+        assert retention.erased_users_sweep() == 0
+        # Новые задания после /delete_me — обычные данные пользователя, их не стираем
+        fresh = _job(user, "after")
+        assert GenerationJob.objects.get(pk=fresh.pk).prompt == "a secret garden"
+        jobs.job_fail(job=fresh, category="test")
+        assert retention.erased_users_sweep() == 0
+        assert GenerationJob.objects.get(pk=fresh.pk).prompt == "a secret garden"
