@@ -15,11 +15,11 @@ from django.db import connection, transaction
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, PricingError
 from botapp.generation.jobs import JobRefused, job_create, job_price, queue_position
+from botapp.generation.media import STORED_PREFIX
 from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser, rows
 from botapp.users import services
 
 DRAFT_STATE = "draft"
-STORED_PREFIX = "out:"
 
 
 @dataclass(frozen=True)
@@ -267,14 +267,29 @@ def draft_from_job(*, user: TelegramUser, job: GenerationJob) -> dict[str, Any]:
     return draft
 
 
+def output_ref(output: JobOutput) -> str | None:
+    """Результат как входное фото: наша копия, а после срока хранения — фото в Telegram (getFile)."""
+    if output.storage_key:
+        return f"{STORED_PREFIX}{output.storage_key}"
+    return output.photo_file_id or None
+
+
 def output_reference(*, user: TelegramUser, job_id: int, index: int) -> str | None:
-    """Ссылка на наш сохранённый результат пользователя (для правки и «оживить»)."""
+    """Ссылка на результат пользователя (для «оживить»)."""
     output = JobOutput.objects.filter(job_id=job_id, job__user=user, index=index, status="ok").first()
-    return f"{STORED_PREFIX}{output.storage_key}" if output else None
+    return output_ref(output) if output else None
 
 
-def output_by_message(*, user: TelegramUser, message_id: int) -> JobOutput | None:
-    return JobOutput.objects.select_related("job").filter(job__user=user, message_id=message_id).first()
+def output_by_message(*, user: TelegramUser, message_id: int, photo_file_id: str = "") -> JobOutput | None:
+    """Картинка-результат, на которую ответили: по сообщению доставки, иначе по file_id фото.
+
+    Копии из галереи — другие сообщения с тем же file_id: ответ на них тоже правит результат.
+    """
+    images = JobOutput.objects.select_related("job").filter(job__user=user, job__kind="image", status="ok")
+    found = images.filter(message_id=message_id).first()
+    if found is None and photo_file_id:
+        found = images.filter(photo_file_id=photo_file_id).first()
+    return found
 
 
 def user_cycle_default(*, user: TelegramUser, name: str) -> TelegramUser:

@@ -175,10 +175,19 @@ async def prompt_message(update: Update, context: BotContext) -> None:
         draft = drafts.draft_of(context.conversation)
     else:
         draft = await db(drafts.draft_get)(user=user)
-    if message.reply_to_message and text and not photo:
-        output = await db(drafts.output_by_message)(user=user, message_id=message.reply_to_message.message_id)
-        if output is not None:
-            await _edit_result(context, user, output, text)
+    replied = message.reply_to_message
+    if replied is not None and text and not photo:
+        replied_photo = replied.photo[-1].file_id if replied.photo else ""
+        output = await db(drafts.output_by_message)(
+            user=user, message_id=replied.message_id, photo_file_id=replied_photo
+        )
+        reference = drafts.output_ref(output) if output is not None else None
+        ours = replied.from_user is not None and replied.from_user.id == context.bot.id
+        if reference is None and replied_photo and ours:
+            # Наше фото, но не результат (или его уже нет в базе): править по file_id из Telegram
+            reference = replied_photo
+        if reference is not None:
+            await _edit_result(context, user, reference, text, source=output.job if output else None)
             return
     if message.media_group_id and photo:
         await _album_photo(context, user, text=text, photo=photo, album=message.media_group_id)
@@ -225,16 +234,16 @@ async def _album_photo(context: BotContext, user: TelegramUser, *, text: str, ph
         await _show_card(context, user, saved)
 
 
-async def _edit_result(context: BotContext, user: TelegramUser, output: JobOutput, text: str) -> None:
-    """Ответ текстом на наш результат: правка этой картинки той же моделью."""
-    reference = f"{drafts.STORED_PREFIX}{output.storage_key}"
-    job: GenerationJob = output.job
-    # Правка — всегда картинка; модель та же, если это была картинка
-    model_slug = await db(lambda: job.model.slug if job.kind == "image" else "")()
+async def _edit_result(
+    context: BotContext, user: TelegramUser, reference: str, text: str, *, source: GenerationJob | None
+) -> None:
+    """Ответ текстом на нашу картинку: правка её той же моделью (или моделью по умолчанию)."""
+    model_slug = await db(lambda: source.model.slug)() if source is not None else ""
     draft = await db(drafts.draft_new)(
         user=user, kind="image", model_slug=model_slug, prompt=text, refs=[reference]
     )
-    draft["source_job"] = job.pk
+    if source is not None:
+        draft["source_job"] = source.pk
     await db(drafts.draft_save)(user=user, draft=draft)
     if user.skip_confirmation:
         await _start(context, user, draft)

@@ -411,6 +411,32 @@ def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> No
     assert resent.params["photo"] == output.photo_file_id
     assert len(stack.gemini.requests) == calls_before
     assert _balance(chat) == (6, 0)
+    # Ответ на копию из галереи правит результат; наша копия уже удалена сроком хранения —
+    # вход берётся из Telegram по file_id
+    JobOutput.objects.filter(pk=output.pk).update(storage_key="")
+    copy = chat.bot_messages()[-1]
+    assert copy.message_id != output.message_id
+    _fund(chat, 50)
+    chat.deliver(
+        services.sandbox_user_send_text(
+            chat_id=chat.chat_id, text="add a red hat", reply_to_message_id=copy.message_id
+        )
+    )
+    card = chat.bot_messages()[-1]
+    assert "Photos: 1" in card.text
+    get_files_before = len(services.sandbox_calls(method="getFile"))
+    chat.press(card, _button(card, "gen:ok:"))
+    wait_for(
+        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
+        timeout=60,
+        what="edit of the gallery copy delivered",
+    )
+    edit = GenerationJob.objects.filter(user=_user(chat)).latest("pk")
+    assert edit.source_job_id == job.pk
+    assert edit.reference_file_ids == [output.photo_file_id]
+    assert len(services.sandbox_calls(method="getFile")) == get_files_before + 1
+    [call] = stack.gemini.requests_to(":generateContent")[-1:]
+    assert len(call.inline_images()) == 1
 
 
 def test_delete_me_leaves_no_stored_file_of_that_user(stack: Stack) -> None:
