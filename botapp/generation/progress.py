@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -178,4 +179,11 @@ def job_progress_soon(*, job: GenerationJob, stage: str) -> Callable[[], None]:
 
 
 def job_eta(*, job: GenerationJob, position: int) -> float:
-    return model_eta_s(model_id=job.model_id) * max(1, position)
+    """Оценка до результата: задания впереди идут «волнами» по числу слотов воркера.
+
+    Слотов — CELERY_WORKER_CONCURRENCY одного воркера: при нескольких воркерах оценка
+    с запасом, а не обещание, которое не сбудется.
+    """
+    slots = max(1, int(settings.CELERY_WORKER_CONCURRENCY))
+    waves = -(-max(1, position) // slots)  # деление с округлением вверх
+    return model_eta_s(model_id=job.model_id) * waves

@@ -287,3 +287,21 @@ def test_the_inline_deliverer_leaves_a_failure_notice_to_the_task_that_owns_it()
     assert delivery.job_deliver(job_id=job.pk, claimed=True).outcome == "skipped"
     job.refresh_from_db()
     assert job.notified_at is None
+
+
+@override_settings(CELERY_WORKER_CONCURRENCY=2)
+def test_the_eta_counts_waves_of_worker_slots_not_single_jobs() -> None:
+    """Место 5 при двух слотах — третья «волна»: три средних длительности, а не пять."""
+    from botapp.generation import progress
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    progress._eta_cache[job.model_id] = (time.monotonic(), 12.0)
+    try:
+        assert progress.job_eta(job=job, position=1) == 12.0
+        assert progress.job_eta(job=job, position=2) == 12.0
+        assert progress.job_eta(job=job, position=5) == 36.0
+    finally:
+        progress._eta_cache.pop(job.model_id, None)
+    jobs.job_fail(job=job, category="test")
