@@ -155,8 +155,10 @@ async def _send_images(
                 await bot.send_message(chat_id, _original_link_text(output))
                 output.document_file_id = "link:"
                 continue
+            # Расширение — по сохранённому оригиналу: провайдер может вернуть и JPEG
+            extension = output.storage_key.rsplit(".", 1)[-1] if "." in output.storage_key else "png"
             document = await bot.send_document(
-                chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.png"
+                chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.{extension}"
             )
             output.document_file_id = document.document.file_id
 
