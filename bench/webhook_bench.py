@@ -196,14 +196,18 @@ def load(kind, url, args, meter):
 
 
 def inbox_rows(env, since_ms):
+    """Дубликаты обработаны один раз: по строке на update_id (UNIQUE), каждая обработана и взята
+    в работу ровно однажды (attempts == 1: повтор не перехватил её у первой копии)."""
     code = (
-        "import django; django.setup(); from botapp.models import InboxUpdate; "
-        f"print(InboxUpdate.objects.filter(update_id__gte={since_ms}).count())"
+        "import django, json; django.setup(); from botapp.models import InboxUpdate; "
+        f"rows = InboxUpdate.objects.filter(update_id__gte={since_ms}); "
+        "print(json.dumps({'rows': rows.count(), 'done': rows.filter(status='done').count(), "
+        "'taken_more_than_once': rows.filter(attempts__gt=1).count()}))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
-    return int(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -276,7 +280,7 @@ def main():
         meter = CpuMeter({"web": [web.pid], "bot_api": [api.pid]}, redis_port)
         project = {"closed": load("closed", url, args, meter), "open": load("open", url, args, meter)}
         project["rss_mb_before"], project["rss_mb_after"] = rss_before, rss_mb(web.pid)
-        project["inbox_rows_after_run"] = inbox_rows(env, since)
+        project["inbox_after_run"] = inbox_rows(env, since)
         results["project"] = project
         stop(web)
     finally:
