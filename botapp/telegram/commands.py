@@ -46,11 +46,15 @@ async def publish_commands(bot: Bot) -> None:
 
 
 async def publish_commands_once(bot: Bot) -> None:
-    """Один раз на набор команд: несколько веб-процессов не повторяют одно и то же."""
-    with translation.override("en"):
-        digest = hashlib.sha256(
-            json.dumps([c.to_dict() for c in command_descriptions()]).encode()
-        ).hexdigest()
+    """Один раз на набор команд: несколько веб-процессов не повторяют одно и то же.
+
+    Отпечаток — по описаниям на всех языках: правка русского текста тоже публикуется сразу.
+    """
+    published = []
+    for language_code in ("ru", "en"):
+        with translation.override(language_code):
+            published.append([c.to_dict() for c in command_descriptions()])
+    digest = hashlib.sha256(json.dumps(published, ensure_ascii=False).encode()).hexdigest()
     key = f"telegram:commands:{bot.token.split(':')[0]}:{digest[:16]}"
     if await cache.aadd(key, 1, timeout=24 * 3600):
         try:
