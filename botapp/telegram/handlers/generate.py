@@ -155,6 +155,10 @@ async def model_chosen(update: Update, context: BotContext) -> None:
     await context.bot.send_message(context.db_user.telegram_id, hint)
 
 
+# getFile: Telegram отдаёт боту файлы не больше 20 МБ
+BOT_DOWNLOAD_MAX = 20 * 1024 * 1024
+
+
 def _photo_id(message: Message) -> str | None:
     if message.photo:
         return message.photo[-1].file_id
@@ -170,6 +174,15 @@ async def prompt_message(update: Update, context: BotContext) -> None:
     user = context.db_user
     text = (message.text or message.caption or "").strip()
     photo = _photo_id(message)
+    if photo and message.document and (message.document.file_size or 0) > BOT_DOWNLOAD_MAX:
+        # Боту Telegram отдаёт файлы не больше 20 МБ: сказать сразу, а не отказом задания после холда
+        await message.reply_text(
+            _(
+                "This file is too large: {size} MB. Bots can download files up to 20 MB — "
+                "send the picture as a photo or a smaller file."
+            ).format(size=round((message.document.file_size or 0) / 1024 / 1024, 1))
+        )
+        return
     # Шаг диалога уже прочитан вебхуком вместе с захватом апдейта (route_text ничего не писал)
     if context.conversation_known:
         draft = drafts.draft_of(context.conversation)
