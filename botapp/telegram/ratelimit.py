@@ -20,6 +20,8 @@ from django.conf import settings
 SAFETY = 1.03
 OVERALL_BURST = 1
 BURST = 2
+# Опоздание к своему слоту, после которого слот не используется (см. SendLimiter.wait_turn)
+LATE_S = 0.05
 
 _GCRA_LUA = """
 local t = redis.call('TIME')
@@ -142,13 +144,23 @@ class SendLimiter:
     async def wait_turn(
         self, chat_id: int | str | None, max_wait: float, extra: list[Bucket] | None = None
     ) -> float:
-        """Дождаться своего слота, если он не дальше max_wait; иначе вернуть, сколько ждать."""
-        reserved, wait = await self.reserve(chat_id, max_wait, extra)
-        if not reserved:
-            return wait
-        if wait > 0:
+        """Дождаться своего слота, если он не дальше max_wait; иначе вернуть, сколько ждать.
+
+        Проспавший свой слот дольше LATE_S (загруженная машина) слот не использует, а встаёт
+        в очередь снова: иначе он ушёл бы вместе с отправителями следующих слотов, и Telegram
+        увидел бы всплеск. Потерянный слот — цена только при таких задержках.
+        """
+        deadline = time.monotonic() + max_wait
+        while True:
+            reserved, wait = await self.reserve(chat_id, max(0.0, deadline - time.monotonic()), extra)
+            if not reserved:
+                return wait
+            if wait <= 0:
+                return 0.0
+            slot = time.monotonic() + wait
             await asyncio.sleep(wait)
-        return 0.0
+            if time.monotonic() - slot <= LATE_S:
+                return 0.0
 
     async def aclose(self) -> None:
         if self._redis is not None:

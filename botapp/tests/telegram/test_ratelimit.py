@@ -162,3 +162,43 @@ def test_a_slot_beyond_max_wait_is_not_taken(limiter_settings: None) -> None:
     assert taken[0] is True
     # Слот не сдвинулся из-за трёх отказов: ждать меньше одного промежутка
     assert 0 < taken[1] <= interval
+
+
+def test_a_sender_that_overslept_its_slot_queues_again(
+    limiter_settings: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Проспал слот (машина занята): не отправляет вместе со следующими, а занимает новый слот."""
+    from botapp.telegram import ratelimit
+
+    real_sleep = asyncio.sleep
+    stalls = [0.2]  # первый сон затягивается на 200 мс, как на загруженной машине
+
+    async def stalled_sleep(seconds: float) -> None:
+        # Только сон до слота (~0,1 с), а не короткие паузы библиотек
+        stall = stalls.pop() if stalls and seconds > 0.05 else 0.0
+        await real_sleep(seconds + stall)
+
+    monkeypatch.setattr(ratelimit.asyncio, "sleep", stalled_sleep)  # type: ignore[attr-defined]
+    reservations: list[float] = []
+
+    async def run() -> float:
+        limiter = SendLimiter()
+        original = limiter.reserve
+
+        async def counted(*args: Any, **kwargs: Any) -> tuple[bool, float]:
+            reserved, wait = await original(*args, **kwargs)
+            reservations.append(wait)
+            return reserved, wait
+
+        limiter.reserve = counted  # type: ignore[method-assign]
+        try:
+            assert await limiter.wait_turn(1, max_wait=5.0) == 0.0  # слот сразу
+            return await limiter.wait_turn(2, max_wait=5.0)
+        finally:
+            await limiter.aclose()
+
+    assert asyncio.run(run()) == 0.0
+    # Первый, второй (проспан) и третий слот: опоздавший встал в очередь заново
+    assert len(reservations) == 3
+    assert reservations[0] == 0.0
+    assert reservations[1] > 0
