@@ -171,7 +171,7 @@ def test_a_sender_that_overslept_its_slot_queues_again(
     from botapp.telegram import ratelimit
 
     real_sleep = asyncio.sleep
-    stalls = [0.2]  # первый сон затягивается на 200 мс, как на загруженной машине
+    stalls = [0.2]  # первый сон до слота затягивается на 200 мс, как на загруженной машине
 
     async def stalled_sleep(seconds: float) -> None:
         # Только сон до слота (~0,1 с), а не короткие паузы библиотек
