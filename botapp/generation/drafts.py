@@ -20,6 +20,7 @@ from botapp.models import ConversationState, GenerationJob, GenerationModel, Job
 from botapp.users import services
 
 DRAFT_STATE = "draft"
+NEGATIVE_PROMPT_MAX = 500
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,20 @@ def draft_of(state: ConversationState | None, *, nonce: str | None = None) -> di
 def draft_params(draft: dict[str, Any]) -> dict[str, Any]:
     if draft["kind"] == "image":
         return {"aspect_ratio": draft["aspect_ratio"], "size": draft["size"], "outputs": draft["outputs"]}
-    return {
+    params = {
         "duration": draft["duration"],
         "resolution": draft["resolution"],
         "aspect_ratio": draft["aspect_ratio"],
     }
+    if draft.get("negative_prompt"):
+        params["negative_prompt"] = draft["negative_prompt"]
+    return params
+
+
+def draft_await_negative(*, user: TelegramUser, draft: dict[str, Any]) -> None:
+    """«➖ Избегать…» на карточке видео: следующий текст — негативный промпт, а не новый запрос."""
+    if draft["kind"] == "video":
+        draft_save(user=user, draft={**draft, "awaiting": "negative"})
 
 
 def draft_card(*, user: TelegramUser, draft: dict[str, Any], model: GenerationModel | None = None) -> Card:
@@ -156,7 +166,11 @@ def draft_take_message(
     draft_take_album_photo.
     """
     model = None
-    if draft is not None and not draft["prompt"] and (text or photo):
+    if draft is not None and draft.get("awaiting") == "negative" and text and not photo:
+        # Ответ на «➖ Избегать…» у видео: это не промпт, а то, чего в ролике быть не должно
+        draft.pop("awaiting")
+        draft["negative_prompt"] = "" if text == "-" else text[:NEGATIVE_PROMPT_MAX]
+    elif draft is not None and not draft["prompt"] and (text or photo):
         # Черновик после выбора модели ждёт промпт (и, может быть, фото)
         draft["prompt"] = text or draft["prompt"]
         if photo:
@@ -232,7 +246,9 @@ def draft_cycle(*, user: TelegramUser, nonce: str, param: str) -> dict[str, Any]
     model = model_get(draft["model"], draft["kind"])
     if param == "model":
         slugs = [m.slug for m in models_for(draft["kind"])]
-        keep = {k: draft[k] for k in ("nonce", "prompt", "refs", "media_group") if k in draft}
+        keep = {
+            k: draft[k] for k in ("nonce", "prompt", "refs", "media_group", "negative_prompt") if k in draft
+        }
         draft = draft_new(user=user, kind=draft["kind"], model_slug=_cycle(slugs, draft["model"]), **keep)
         new_model = model_get(draft["model"], draft["kind"])
         draft["refs"] = draft["refs"][: new_model.max_reference_images]

@@ -66,6 +66,8 @@ def _card_text(card: drafts.Card, language: str) -> str:
                 duration=draft["duration"], resolution=draft["resolution"], ratio=draft["aspect_ratio"]
             )
         )
+        if draft.get("negative_prompt"):
+            lines.append(_("Avoid: {negative}").format(negative=escape(draft["negative_prompt"][:300])))
     if card.price is not None:
         lines.append(
             _("Price: {price} tokens · balance: {available}").format(
@@ -85,6 +87,8 @@ def _card_keyboard(card: drafts.Card) -> InlineKeyboardMarkup:
         [InlineKeyboardButton(label, callback_data=f"gen:c:{param}:{nonce}") for label, param in params],
         [InlineKeyboardButton(_("Model ▸"), callback_data=f"gen:c:model:{nonce}")],
     ]
+    if kind == "video":
+        rows[1].append(InlineKeyboardButton(_("➖ Avoid…"), callback_data=f"gen:neg:{nonce}"))
     if card.draft["prompt"] or (kind == "video" and card.draft["refs"]):
         rows.append(
             [
@@ -205,12 +209,14 @@ async def prompt_message(update: Update, context: BotContext) -> None:
     if message.media_group_id and photo:
         await _album_photo(context, user, text=text, photo=photo, album=message.media_group_id)
         return
-    # Без подтверждения запуск сразу, если промпт уже есть; иначе — карточка
-    start_now = user.skip_confirmation and bool(text)
+    # Без подтверждения запуск сразу, если промпт уже есть; иначе — карточка. Ответ на «➖ Избегать…»
+    # меняет карточку и не запускает её
+    negative = draft is not None and draft.get("awaiting") == "negative"
+    start_now = user.skip_confirmation and bool(text) and not negative
     draft, card = await db(drafts.draft_take_message)(
         user=user, draft=draft, text=text, photo=photo, with_card=not start_now
     )
-    if user.skip_confirmation and draft["prompt"]:
+    if user.skip_confirmation and draft["prompt"] and not negative:
         await _start(context, user, draft)
         return
     await _show_card(context, user, draft, card=card)
@@ -265,7 +271,7 @@ async def _edit_result(
 
 
 async def card_button(update: Update, context: BotContext) -> None:
-    """Кнопки карточки: gen:c:<параметр>:<nonce>, gen:ok:<nonce>, gen:x:<nonce>."""
+    """Кнопки карточки: gen:c:<параметр>:<nonce>, gen:ok:<nonce>, gen:x:<nonce>, gen:neg:<nonce> (видео)."""
     query = update.callback_query
     assert query is not None and query.data is not None and context.db_user is not None
     user = context.db_user
@@ -278,6 +284,18 @@ async def card_button(update: Update, context: BotContext) -> None:
             await _show_card(context, user, draft, edit=query.message)
         return
     draft = await db(drafts.draft_get)(user=user, nonce=nonce)
+    if action == "neg":
+        await query.answer()
+        if draft is not None:
+            await db(drafts.draft_await_negative)(user=user, draft=draft)
+            await context.bot.send_message(
+                user.telegram_id,
+                _(
+                    "Send what the video should avoid, for example: text, watermarks, blur. "
+                    "Send a dash (-) to clear it."
+                ),
+            )
+        return
     if action == "x":
         await query.answer()
         if draft is not None:

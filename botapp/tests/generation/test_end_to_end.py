@@ -374,6 +374,26 @@ def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
     assert _balance(chat) == (320 - 120 - 40, 0)  # Lite 4 с 720p: 0.05 × 4 × 200 = 40
 
 
+def test_a_video_negative_prompt_from_the_card_reaches_veo(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 300)
+    [menu] = chat.say("🎬 Video")
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [card] = chat.say("a busy street at night")
+    chat.press(card, _button(card, "gen:neg:"))
+    assert "Send what the video should avoid" in chat.bot_messages()[-1].text
+    [card] = chat.say("text, watermarks")
+    assert "Prompt: a busy street at night" in card.text
+    assert "Avoid: text, watermarks" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=90)
+    assert job.status == JobStatus.DELIVERED
+    [submit] = stack.gemini.requests_to(":predictLongRunning")
+    assert submit.body["parameters"]["negativePrompt"] == "text, watermarks"
+    assert submit.body["instances"][0]["prompt"] == "a busy street at night"
+
+
 def test_a_video_operation_that_ends_in_an_error_is_released_at_once_and_never_resubmitted(
     stack: Stack,
 ) -> None:
