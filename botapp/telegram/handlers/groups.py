@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from telegram import ReplyParameters, Update
+from telegram import MessageEntity, ReplyParameters, Update
 
 from botapp.telegram.application import BotContext
 
 
+def _entity_addresses_bot(entity: MessageEntity, text: str, own: str, bot_id: int) -> bool:
+    if entity.type == MessageEntity.BOT_COMMAND:
+        # Команда без @суффикса — всем ботам группы, с суффиксом — только названному
+        _command, _at, target = text.partition("@")
+        return entity.offset == 0 and (not target or (bool(own) and target.lower() == own))
+    if entity.type == MessageEntity.MENTION:
+        return bool(own) and text.lower() == f"@{own}"
+    if entity.type == MessageEntity.TEXT_MENTION:
+        return entity.user is not None and entity.user.id == bot_id
+    return False
+
+
 def addressed_to_bot(update: Update, bot_username: str, bot_id: int) -> bool:
+    """Обращение к боту: наша команда, упоминание бота или ответ на его сообщение.
+
+    Смотрим на сущности Telegram, а не на текст: «/help@otherbot» адресован другому боту,
+    а «@nanobot_fan» — не упоминание нашего.
+    """
     message = update.effective_message
     if message is None:
         return False
-    text = message.text or message.caption or ""
-    if text.startswith("/"):
-        return True
-    if bot_username and f"@{bot_username}".lower() in text.lower():
+    own = bot_username.lower()
+    entities = message.parse_entities() if message.text else message.parse_caption_entities()
+    if any(_entity_addresses_bot(entity, text, own, bot_id) for entity, text in entities.items()):
         return True
     reply = message.reply_to_message
     return bool(reply and reply.from_user and reply.from_user.id == bot_id)

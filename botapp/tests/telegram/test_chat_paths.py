@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from botapp.models import ChatLogEntry, TelegramUser
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage
+from botapp.sandbox.state import BotIdentity
 from botapp.telegram.keyboards import menu_labels
 from botapp.tests.telegram.test_catalogues import LOCALE, parse_po
 
@@ -264,11 +265,16 @@ def test_commands_are_published_for_ru_en_and_default(sandbox_mode_server: str) 
 
 _group_ids = itertools.count(9_000_000_000)
 BOT_ID = int(settings.TELEGRAM_BOT_TOKEN.split(":")[0])
+BOT_USERNAME = BotIdentity(BOT_ID).user()["username"]
+# Своя группа на каждое сообщение: лимит Telegram на группу (20 в минуту) общий для всех тестов
+_group_chats = itertools.count(1001234567890)
+MENTION = re.compile(r"@\w+")
 
 
-def _group_update(text: str, *, reply_to_bot: bool = False) -> dict[str, Any]:
+def _group_update(text: str, *, reply_to_bot: bool = False, text_mention_bot: bool = False) -> dict[str, Any]:
+    """Сообщение в супергруппе с сущностями, как их размечает Telegram (тексты тестов — ASCII)."""
     update_id = next(_group_ids)
-    chat = {"id": -1001234567890, "type": "supergroup", "title": "Friends"}
+    chat = {"id": -next(_group_chats), "type": "supergroup", "title": "Friends"}
     message: dict[str, Any] = {
         "message_id": update_id % 100000,
         "date": int(time.time()),
@@ -276,8 +282,21 @@ def _group_update(text: str, *, reply_to_bot: bool = False) -> dict[str, Any]:
         "from": {"id": 4242, "is_bot": False, "first_name": "Bob", "language_code": "en"},
         "text": text,
     }
+    entities: list[dict[str, Any]] = []
     if text.startswith("/"):
-        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        entities.append({"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
+    else:
+        entities += [
+            {"type": "mention", "offset": m.start(), "length": len(m.group())} for m in MENTION.finditer(text)
+        ]
+    if text_mention_bot:
+        # Упоминание по имени (у бота без username или из подсказки клиента): сущность с user
+        bot_user = {"id": BOT_ID, "is_bot": True, "first_name": "NanoBanana"}
+        entities.append(
+            {"type": "text_mention", "offset": 0, "length": len(text.split()[0]), "user": bot_user}
+        )
+    if entities:
+        message["entities"] = entities
     if reply_to_bot:
         message["reply_to_message"] = {
             "message_id": 1,
@@ -294,12 +313,44 @@ def _post(base: str, update: dict[str, Any]) -> int:
     return httpx.post(f"{base}/telegram/webhook/", json=update, headers=headers, timeout=30).status_code
 
 
-def test_in_groups_only_messages_addressed_to_the_bot_get_an_answer(sandbox_mode_server: str) -> None:
-    group = -1001234567890
-    assert _post(sandbox_mode_server, _group_update("just chatting with friends")) == 200
-    assert services.sandbox_calls(method="sendMessage", chat_id=group) == []
-    for update in (_group_update("/start@nano_bot"), _group_update("thanks", reply_to_bot=True)):
-        assert _post(sandbox_mode_server, update) == 200
-    replies = services.sandbox_calls(method="sendMessage", chat_id=group)
-    assert len(replies) == 2
-    assert all("https://t.me/" in call.params["text"] for call in replies)
+@pytest.mark.parametrize(
+    "update",
+    [
+        pytest.param(lambda: _group_update("/start"), id="command"),
+        pytest.param(lambda: _group_update(f"/help@{BOT_USERNAME}"), id="command-to-us"),
+        pytest.param(lambda: _group_update(f"/help@{BOT_USERNAME.upper()}"), id="command-to-us-any-case"),
+        pytest.param(lambda: _group_update(f"hey @{BOT_USERNAME} draw a cat"), id="mention"),
+        pytest.param(lambda: _group_update("Nano draw a cat", text_mention_bot=True), id="text-mention"),
+        pytest.param(lambda: _group_update("thanks", reply_to_bot=True), id="reply-to-bot"),
+    ],
+)
+def test_in_groups_a_message_addressed_to_the_bot_gets_the_pointer_to_the_private_chat(
+    sandbox_mode_server: str, update: Any
+) -> None:
+    sent = update()
+    assert _post(sandbox_mode_server, sent) == 200
+    [reply] = services.sandbox_calls(method="sendMessage", chat_id=sent["message"]["chat"]["id"])
+    with translation.override("en"):
+        expected = _("I work in a private chat: {link}").format(
+            link=f"https://t.me/{BOT_USERNAME}?start=group"
+        )
+    assert reply.params["text"] == expected
+    assert str(sent["message"]["message_id"]) in str(reply.params["reply_parameters"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "just chatting with friends",
+        "/help@otherbot",
+        "/start@otherbot hello",
+        "@otherbot draw a cat",
+        f"@{BOT_USERNAME}_fan is my friend",
+    ],
+)
+def test_in_groups_messages_not_addressed_to_the_bot_get_no_answer(
+    sandbox_mode_server: str, text: str
+) -> None:
+    update = _group_update(text)
+    assert _post(sandbox_mode_server, update) == 200
+    assert services.sandbox_calls(chat_id=update["message"]["chat"]["id"]) == []
