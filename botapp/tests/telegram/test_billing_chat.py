@@ -15,7 +15,7 @@ from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
 from botapp.telegram import outbound
 from botapp.tests.billing.factories import balance
-from botapp.tests.telegram.test_chat_paths import Chat, _inline
+from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -59,6 +59,58 @@ def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: s
     assert chat.expected("💰 Available: {available} tokens").format(available=20) in reply.text
     assert chat.expected("That is ≈ {images} images or").format(images=1, videos=0) in reply.text
     assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
+
+
+@pytest.mark.parametrize(("language", "label"), [("ru", "💰 Баланс"), ("en", "💰 Balance")])
+def test_the_balance_menu_button_shows_the_balance_and_its_buttons(
+    sandbox_mode_server: str, language: str, label: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    [reply] = chat.say(label)
+    assert reply.text.startswith(chat.expected("💰 Available: {available} tokens").format(available=20))
+    _assert_language(reply.text, language)
+    buttons = {b["callback_data"]: b["text"] for b in _inline(reply)}
+    assert buttons == {
+        "top:menu": chat.expected("⭐ Top up"),
+        "bal:promo": chat.expected("🎟 Promo code"),
+        "bal:hist:0": chat.expected("📜 History"),
+    }
+
+
+@pytest.mark.parametrize(("language", "label"), [("ru", "⭐ Пополнить"), ("en", "⭐ Top up")])
+def test_the_top_up_menu_button_lists_the_packages_for_stars(
+    sandbox_mode_server: str, language: str, label: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    [reply] = chat.say(label)
+    assert reply.text == chat.expected("Choose a package. Payment is in Telegram Stars")
+    _assert_language(reply.text, language)
+    packages = list(TokenPackage.objects.filter(is_enabled=True).order_by("order", "stars"))
+    assert packages
+    expected = []
+    for package in packages:
+        title = package.title_ru if language == "ru" else package.title_en
+        text = chat.expected("{title} · {tokens} tokens · {stars} ⭐").format(
+            title=title, tokens=package.total_tokens, stars=package.stars
+        )
+        if package.bonus_percent:
+            text += f" (+{package.bonus_percent}%)"
+        expected.append({"text": text, "callback_data": f"top:stars:{package.pk}"})
+    assert _inline(reply) == expected
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_invite_shows_the_personal_link_and_the_rewards(sandbox_mode_server: str, language: str) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    [reply] = chat.say("/invite")
+    code = _user(chat).referral_code
+    assert code
+    assert reply.text == chat.expected("Invite friends with your link:").format(
+        link=f"https://t.me/{BOT_USERNAME}?start=ref_{code}", inviter=30, invitee=20, joined=0, paid=0
+    )
+    _assert_language(reply.text, language)
 
 
 def test_buying_a_package_with_stars_credits_once_and_sends_a_receipt(sandbox_mode_server: str) -> None:

@@ -231,6 +231,29 @@ def test_support_takes_the_next_message_into_the_support_thread(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize(("command", "topic"), [("/support", ""), ("/paysupport", "payment")])
+def test_support_commands_take_the_next_message_into_the_support_thread(
+    sandbox_mode_server: str, language: str, command: str, topic: str
+) -> None:
+    from dashboard.models import SupportThread
+
+    chat = Chat(sandbox_mode_server, language)
+    [prompt] = chat.say(command)
+    assert prompt.text == chat.expected(
+        "Write your question in one message (you can attach a photo). /cancel to go back."
+    )
+    _assert_language(prompt.text, language)
+    [thanks] = chat.say("Where are my tokens?")
+    assert thanks.text == chat.expected("Thank you! Support will answer here as soon as possible.")
+    with translation.override(language):
+        assert _keyboard_labels(thanks) == list(menu_labels().values())
+    assert ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, text="Where are my tokens?").is_support
+    # /paysupport помечает ветку как платёжную, /support — нет
+    thread = SupportThread.objects.get(user__telegram_id=chat.chat_id)
+    assert (thread.topic, thread.unread_count) == (topic, 1)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_delete_me_asks_first_then_erases_personal_data(sandbox_mode_server: str, language: str) -> None:
     chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
