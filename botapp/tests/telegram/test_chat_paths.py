@@ -253,6 +253,33 @@ def test_support_commands_take_the_next_message_into_the_support_thread(
     assert (thread.topic, thread.unread_count) == (topic, 1)
 
 
+def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
+    from botapp.tests.sandbox.conftest import png
+
+    chat = Chat(sandbox_mode_server, "en")
+    [photo] = services.sandbox_user_send_photos(
+        chat_id=chat.chat_id, photos=[png()], caption="a cat like this"
+    )
+    chat.deliver(photo)
+    document = services.sandbox_user_send_document(chat_id=chat.chat_id, content=png(), file_name="ref.png")
+    chat.deliver(document)
+    logged = list(
+        ChatLogEntry.objects.filter(user__telegram_id=chat.chat_id, direction="in")
+        .order_by("id")
+        .values_list("media_type", "file_id", "text", "message_id")
+    )
+    assert logged == [
+        (
+            "photo",
+            photo["message"]["photo"][-1]["file_id"],
+            "a cat like this",
+            photo["message"]["message_id"],
+        ),
+        ("document", document["message"]["document"]["file_id"], "", document["message"]["message_id"]),
+    ]
+    assert all(file_id for _media, file_id, _text, _id in logged)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_delete_me_asks_first_then_erases_personal_data(sandbox_mode_server: str, language: str) -> None:
     chat = Chat(sandbox_mode_server, language)
