@@ -32,9 +32,13 @@ LIMITED_METHODS = frozenset(
         "editMessageMedia", "editMessageReplyMarkup",
     }
 )  # fmt: skip
+# Всё, что появляется в чате у пользователя, попадает в журнал переписки (и счёт тоже)
 LOGGED_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAnimation", "sendMediaGroup"}
-)
+    {
+        "sendMessage", "sendPhoto", "sendDocument", "sendVideo", "sendAnimation", "sendMediaGroup",
+        "sendInvoice",
+    }
+)  # fmt: skip
 
 
 class SendDeferred(Exception):
@@ -68,11 +72,15 @@ def _outgoing_rows(chat_id: Any, result: Any) -> list[dict[str, Any]]:
                 media_type = field
                 item = message[field][-1] if field == "photo" else message[field]
                 file_id = item.get("file_id", "")
+        text = message.get("text") or message.get("caption") or ""
+        if message.get("invoice"):
+            # У счёта нет текста: поддержке видно, что и на какую сумму выставлено
+            media_type, text = "invoice", _invoice_text(message["invoice"])
         rows.append(
             {
                 "telegram_id": int(chat_id),
                 "direction": "out",
-                "text": message.get("text") or message.get("caption") or "",
+                "text": text,
                 "media_type": media_type,
                 "file_id": file_id,
                 "message_id": message.get("message_id"),
@@ -80,6 +88,11 @@ def _outgoing_rows(chat_id: Any, result: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _invoice_text(invoice: dict[str, Any]) -> str:
+    amount = f"{invoice.get('total_amount', '')} {invoice.get('currency', '')}".strip()
+    return "\n".join(part for part in (invoice.get("title"), invoice.get("description"), amount) if part)
 
 
 class OutgoingLog:

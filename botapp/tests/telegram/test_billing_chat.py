@@ -113,6 +113,24 @@ def test_invite_shows_the_personal_link_and_the_rewards(sandbox_mode_server: str
     _assert_language(reply.text, language)
 
 
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_an_invoice_sent_to_the_user_is_in_the_chat_log(sandbox_mode_server: str, language: str) -> None:
+    from botapp.models import ChatLogEntry
+
+    chat = Chat(sandbox_mode_server, language)
+    package = TokenPackage.objects.get(stars=150)
+    [menu] = chat.say("/topup")
+    chat.press(menu, f"top:stars:{package.pk}")
+    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    entry = ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, message_id=invoice.message_id)
+    assert (entry.direction, entry.media_type, entry.file_id) == ("out", "invoice", "")
+    title = package.title_ru if language == "ru" else package.title_en
+    description = chat.expected("{tokens} tokens for image and video generation.").format(
+        tokens=package.total_tokens
+    )
+    assert entry.text == f"{title}\n{description}\n150 XTR"
+
+
 def test_buying_a_package_with_stars_credits_once_and_sends_a_receipt(sandbox_mode_server: str) -> None:
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
