@@ -75,16 +75,50 @@ def _fresh_health_cache() -> Iterator[None]:
     health.health_cache_reset()
 
 
+def _same_db_fixture(request: pytest.FixtureRequest) -> bool:
+    """Подключить ту же фикстуру БД, что у теста: наш teardown выполнится раньше её отката."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    return True
+
+
+# Фикстуры, поднимающие эмулятор Bot API (песочницу): бот в этих тестах ходит в него по HTTP
+EMULATOR_FIXTURES = ("sandbox_mode_server", "stack", "live_sandbox", "fast_sandbox", "many_sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _no_emulator_violations(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Любой отказ эмулятора (кроме внедрённого тестом) за время теста — ошибка бота: тест падает.
+
+    Тесты самого эмулятора, которые нарочно шлют неверные вызовы, помечены
+    `emulator_violations_expected`.
+    """
+    uses_emulator = any(name in request.fixturenames for name in EMULATOR_FIXTURES)
+    expected = request.node.get_closest_marker("emulator_violations_expected") is not None
+    if not uses_emulator or expected or not _same_db_fixture(request):
+        yield
+        return
+    from botapp.sandbox.models import SandboxCall
+
+    # Эмулятор модуля живёт дольше теста: считаем только вызовы этого теста
+    since = SandboxCall.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    yield
+    violations = [
+        (call.method, call.status, call.error)
+        for call in SandboxCall.objects.filter(pk__gt=since, status__gte=400, injected=False).order_by("pk")
+    ]
+    assert violations == [], f"the emulator rejected the bot's calls: {violations}"
+
+
 @pytest.fixture(autouse=True)
 def _money_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     """После каждого теста с БД сверка денег обязана проходить (ARCHITECTURE §4)."""
-    marker = request.node.get_closest_marker("django_db")
-    if marker is None:
+    if not _same_db_fixture(request):
         yield
         return
-    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
-    # Та же фикстура БД, что у теста: наш teardown выполнится раньше её отката
-    request.getfixturevalue("transactional_db" if transactional else "db")
     yield
     from botapp.billing.reconcile import reconcile_ledger
 

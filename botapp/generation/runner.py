@@ -248,7 +248,9 @@ def job_poll(*, job_id: int) -> RunResult:
     interval = settings.VIDEO_POLL_INTERVAL_S
     try:
         result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)
-    except ProviderTransientError:
+    except ProviderTransientError as exc:
+        if exc.category == "rate_limited":
+            provider_429_record()  # 429 при опросе — та же квота провайдера
         result = None
     except ProviderPermanentError as exc:
         jobs.job_fail(job=job, category=exc.category, message=str(exc))

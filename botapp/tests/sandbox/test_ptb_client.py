@@ -29,6 +29,8 @@ pytestmark = [
     pytest.mark.slow,
     # retry_after как int: так его сейчас читает отправитель бота
     pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning"),
+    # Проверка самого эмулятора: ошибки Telegram (старый запрос, неверный токен…) здесь вызываются нарочно
+    pytest.mark.emulator_violations_expected,
 ]
 
 KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("🔁 Ещё раз", callback_data="regen:9f2c1a")]])

@@ -108,6 +108,7 @@ def test_the_limiter_never_draws_a_429_across_many_chats(many_sandbox: LiveSandb
     assert len(services.sandbox_calls(method="sendMessage")) == len(chats)
 
 
+@pytest.mark.emulator_violations_expected  # контрольный залп без лимитера обязан получить 429
 def test_the_same_burst_to_many_chats_without_the_limiter_is_throttled(
     many_sandbox: LiveSandbox, many_rates: None
 ) -> None:
@@ -117,6 +118,7 @@ def test_the_same_burst_to_many_chats_without_the_limiter_is_throttled(
     assert _throttled() > 0
 
 
+@pytest.mark.emulator_violations_expected  # контрольный залп без лимитера обязан получить 429
 def test_the_same_burst_without_the_limiter_is_throttled(fast_sandbox: LiveSandbox, same_rates: None) -> None:
     errors = asyncio.run(_burst(_bot(fast_sandbox, None), [7_100_000_002] * 100))
     assert any(isinstance(error, RetryAfter) for error in errors)
