@@ -79,11 +79,16 @@ def job_progress(*, job: GenerationJob, stage: str) -> None:
     В конце статус удаляется: результат или сообщение о неудаче говорят сами за себя, а удаление
     не упирается в лимит сообщений чата, как правка.
     """
-    if stage == "done" or not job.status_message_id:
-        # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
-        job.status_chat_id, job.status_message_id = GenerationJob.objects.values_list(
-            "status_chat_id", "status_message_id"
-        ).get(pk=job.pk)
+    ids = GenerationJob.objects.filter(pk=job.pk).values_list("status_chat_id", "status_message_id")
+    if stage != "done":
+        # Отложенная правка могла опоздать: видео уже доставлено, статус удалён — править нечего
+        # (Telegram ответил бы 400 «message to edit not found»)
+        ids = ids.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+    # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
+    fresh = ids.first()
+    if fresh is None:
+        return
+    job.status_chat_id, job.status_message_id = fresh
     if not (job.status_chat_id and job.status_message_id):
         return
     if stage != "done" and not cache.add(f"job-progress:{job.pk}", 1, timeout=EDIT_EVERY_S):
