@@ -12,20 +12,13 @@ from botapp.generation import jobs
 from botapp.models import GenerationJob, GenerationModel, JobStatus, LedgerTransaction, StaffAuditLog
 from botapp.tests.admin.conftest import changelist, messages_of, run_action
 from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 
 pytestmark = pytest.mark.django_db
 
 
 def _job(user: object, key: str = "k") -> GenerationJob:
-    job, _ = jobs.job_create(
-        user=user,  # type: ignore[arg-type]
-        model=GenerationModel.objects.get(slug="nano-banana-2"),
-        prompt="a cat",
-        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-        reference_file_ids=[],
-        idempotency_key=key,
-    )
-    return job
+    return image_job_make(user, key=key)  # type: ignore[arg-type]
 
 
 def test_the_job_list_and_page_open_with_filters(client_staff: Client) -> None:

@@ -284,6 +284,22 @@ def test_an_album_beyond_the_models_limit_keeps_what_fits_and_says_so(stack: Sta
     assert len(job.reference_file_ids) == 1
 
 
+def _edit_by_reply(chat: Chat, message_id: int, text: str) -> GenerationJob:
+    """Ответ текстом на фото бота → карточка правки с одним фото → запуск → второе доставленное задание."""
+    chat.deliver(
+        services.sandbox_user_send_text(chat_id=chat.chat_id, text=text, reply_to_message_id=message_id)
+    )
+    card = chat.bot_messages()[-1]
+    assert "Photos: 1" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    wait_for(
+        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
+        timeout=60,
+        what="edit delivered",
+    )
+    return GenerationJob.objects.filter(user=_user(chat)).latest("pk")
+
+
 def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
@@ -294,20 +310,8 @@ def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> Non
     photo = JobOutput.objects.get(job=first)
     stack.gemini.clear()
     get_files_before = len(services.sandbox_calls(method="getFile"))
-    chat.deliver(
-        services.sandbox_user_send_text(
-            chat_id=chat.chat_id, text="make the roof red", reply_to_message_id=photo.message_id
-        )
-    )
-    card = chat.bot_messages()[-1]
-    assert "Photos: 1" in card.text
-    chat.press(card, _button(card, "gen:ok:"))
-    wait_for(
-        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
-        timeout=60,
-        what="edit delivered",
-    )
-    edit = GenerationJob.objects.filter(user=_user(chat)).latest("pk")
+    assert photo.message_id is not None
+    edit = _edit_by_reply(chat, photo.message_id, "make the roof red")
     assert edit.source_job_id == first.pk
     [call] = stack.gemini.requests_to(":generateContent")
     assert len(call.inline_images()) == 1
@@ -337,13 +341,19 @@ def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_and_a_link_to_the_original(st
     assert photo.params["photo"]["size"] <= 10 * 1024 * 1024  # превью JPEG под лимит
 
 
-def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
-    chat = Chat(stack.base, "en")
+def _video_card(chat: Chat, model: str, prompt: str) -> SandboxMessage:
+    """Новый пользователь с 320 токенами: 🎬 → модель → промпт; возвращает карточку."""
     chat.say("/start")
     _fund(chat, 300)
     [menu] = chat.say("🎬 Video")
-    chat.press(menu, "gen:m:video:veo-3-1-fast")
-    [card] = chat.say("waves at sunset")
+    chat.press(menu, f"gen:m:video:{model}")
+    [card] = chat.say(prompt)
+    return card
+
+
+def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    card = _video_card(chat, "veo-3-1-fast", "waves at sunset")
     assert "4 s · 720p · 16:9" in card.text
     assert "Price: 120 tokens" in card.text
     chat.press(card, _button(card, "gen:ok:"))
@@ -376,11 +386,7 @@ def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
 
 def test_a_video_negative_prompt_from_the_card_reaches_veo(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
-    chat.say("/start")
-    _fund(chat, 300)
-    [menu] = chat.say("🎬 Video")
-    chat.press(menu, "gen:m:video:veo-3-1-fast")
-    [card] = chat.say("a busy street at night")
+    card = _video_card(chat, "veo-3-1-fast", "a busy street at night")
     chat.press(card, _button(card, "gen:neg:"))
     assert "Send what the video should avoid" in chat.bot_messages()[-1].text
     [card] = chat.say("text, watermarks")
@@ -399,11 +405,7 @@ def test_a_video_operation_that_ends_in_an_error_is_released_at_once_and_never_r
 ) -> None:
     """Операция Veo завершилась ошибкой (код 13): не опрашивать до срока, не запускать снова — вернуть."""
     chat = Chat(stack.base, "en")
-    chat.say("/start")
-    _fund(chat, 300)
-    [menu] = chat.say("🎬 Video")
-    chat.press(menu, "gen:m:video:veo-3-1-fast")
-    [card] = chat.say("a storm over the sea [opfail]")
+    card = _video_card(chat, "veo-3-1-fast", "a storm over the sea [opfail]")
     chat.press(card, _button(card, "gen:ok:"))
     job = _wait_terminal(chat, timeout=60)
     assert job.status == JobStatus.FAILED
@@ -437,21 +439,8 @@ def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> No
     copy = chat.bot_messages()[-1]
     assert copy.message_id != output.message_id
     _fund(chat, 50)
-    chat.deliver(
-        services.sandbox_user_send_text(
-            chat_id=chat.chat_id, text="add a red hat", reply_to_message_id=copy.message_id
-        )
-    )
-    card = chat.bot_messages()[-1]
-    assert "Photos: 1" in card.text
     get_files_before = len(services.sandbox_calls(method="getFile"))
-    chat.press(card, _button(card, "gen:ok:"))
-    wait_for(
-        lambda: GenerationJob.objects.filter(user=_user(chat), status=JobStatus.DELIVERED).count() == 2,
-        timeout=60,
-        what="edit of the gallery copy delivered",
-    )
-    edit = GenerationJob.objects.filter(user=_user(chat)).latest("pk")
+    edit = _edit_by_reply(chat, copy.message_id, "add a red hat")
     assert edit.source_job_id == job.pk
     assert edit.reference_file_ids == [output.photo_file_id]
     assert len(services.sandbox_calls(method="getFile")) == get_files_before + 1

@@ -29,6 +29,7 @@ from botapp.models.generation import TERMINAL_STATUSES
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxCall, SandboxMessage
 from botapp.tests.generation.conftest import stack_env
+from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support import processes
 from botapp.tests.support.fake_gemini import FakeGemini, render_png
 from botapp.tests.support.processes import wait_for
@@ -544,7 +545,6 @@ def test_a_cancel_right_after_the_claim_keeps_the_provider_idle(monkeypatch: pyt
     from django.test import override_settings
 
     from botapp.generation import jobs, runner
-    from botapp.models import GenerationModel
     from botapp.providers.storage import media_storage
     from botapp.tests.billing.factories import user_fund, user_make
 
@@ -556,14 +556,7 @@ def test_a_cancel_right_after_the_claim_keeps_the_provider_idle(monkeypatch: pyt
         kind="image", key="jobs/race/0.png", data=render_png(64, 48, "harbour"), content_type="image/png"
     )
     # Без transaction=True публикация по коммиту не происходит: задание ведёт только этот тест
-    job, _created = jobs.job_create(
-        user=user,
-        model=GenerationModel.objects.get(slug="nano-banana-2"),
-        prompt="a quiet harbour",
-        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-        reference_file_ids=["out:jobs/race/0.png"],
-        idempotency_key="race",
-    )
+    job = image_job_make(user, key="race", prompt="a quiet harbour", refs=["out:jobs/race/0.png"])
     claim = jobs.job_claim
 
     def claim_then_cancel(*, job_id: int) -> GenerationJob | str:

@@ -19,22 +19,14 @@ from botapp.generation import delivery, jobs, sweeper
 from botapp.models import GenerationJob, GenerationModel, GenerationSettings, Hold, JobStatus
 from botapp.tasks import generation as tasks
 from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support.broker import broker_purge
 
 pytestmark = pytest.mark.django_db
 
 
 def _create(user: object, key: str = "k1", prompt: str = "a cat", **params: Any) -> GenerationJob:
-    model = GenerationModel.objects.get(slug="nano-banana-2")
-    job, _created = jobs.job_create(
-        user=user,  # type: ignore[arg-type]
-        model=model,
-        prompt=prompt,
-        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1, **params},
-        reference_file_ids=[],
-        idempotency_key=key,
-    )
-    return job
+    return image_job_make(user, key=key, prompt=prompt, **params)  # type: ignore[arg-type]
 
 
 def test_creating_a_job_holds_its_price_in_the_same_transaction() -> None:
@@ -132,21 +124,13 @@ def test_a_second_claimant_gets_nothing() -> None:
 
 
 @override_settings(GENERATION_MAX_IN_FLIGHT_PER_USER=1)
-def test_the_per_user_limit_makes_the_next_job_wait() -> None:
+def test_the_per_user_limit_makes_the_next_job_wait_without_copies_from_the_sweeper() -> None:
+    """Сверх лимита — ждать; ожидание переопубликует само себя с отметкой, и сборщик не плодит копии."""
     user = user_make()
     user_fund(user, 100)
     first, second = _create(user, key="a"), _create(user, key="b")
     assert isinstance(jobs.job_claim(job_id=first.pk), GenerationJob)
     assert jobs.job_claim(job_id=second.pk) == jobs.Claim.BUSY
-
-
-@override_settings(GENERATION_MAX_IN_FLIGHT_PER_USER=1)
-def test_a_job_waiting_its_turn_is_not_republished_by_the_sweeper() -> None:
-    """Ожидание очереди пользователя переопубликует само себя с отметкой: сборщик не плодит копии."""
-    user = user_make()
-    user_fund(user, 100)
-    first, second = _create(user, key="a"), _create(user, key="b")
-    assert isinstance(jobs.job_claim(job_id=first.pk), GenerationJob)
     long_ago = timezone.now() - timedelta(seconds=settings.GENERATION_QUEUE_REPUBLISH_S + 5)
     GenerationJob.objects.filter(pk=second.pk).update(published_at=long_ago)
     broker_purge("generation")

@@ -10,9 +10,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from botapp.generation import jobs, retention
-from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
+from botapp.models import GenerationJob, JobOutput, JobStatus
 from botapp.providers.storage import media_storage
 from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +22,7 @@ def test_outputs_older_than_the_retention_period_lose_their_files(tmp_path: Path
     with override_settings(MEDIA_ROOT=tmp_path, MEDIA_STORAGE_BACKEND="local", MEDIA_RETENTION_DAYS=30):
         user = user_make()
         user_fund(user, 100)
-        job, _ = jobs.job_create(
-            user=user,
-            model=GenerationModel.objects.get(slug="nano-banana-2"),
-            prompt="old",
-            params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-            reference_file_ids=[],
-            idempotency_key="old",
-        )
+        job = image_job_make(user, key="old", prompt="old")
         jobs.job_fail(job=job, category="test")
         storage = media_storage()
         for index, age in ((0, 31), (1, 1)):
@@ -47,24 +41,15 @@ def test_outputs_older_than_the_retention_period_lose_their_files(tmp_path: Path
         assert list(tmp_path.rglob("1.png"))
 
 
-def _job(user: TelegramUser, key: str) -> GenerationJob:
-    job, _ = jobs.job_create(
-        user=user,
-        model=GenerationModel.objects.get(slug="nano-banana-2"),
-        prompt="a secret garden",
-        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-        reference_file_ids=["ref-file"],
-        idempotency_key=key,
-    )
-    return job
-
-
 def test_delete_me_cancels_queued_jobs_and_erases_running_ones_once_they_finish(tmp_path: Path) -> None:
     """/delete_me во время генерации: очередь — отмена с возвратом; начатое — стереть после завершения."""
     with override_settings(MEDIA_ROOT=tmp_path, MEDIA_STORAGE_BACKEND="local"):
         user = user_make()
         user_fund(user, 100)
-        queued, running = _job(user, "q"), _job(user, "r")
+        queued, running = (
+            image_job_make(user, key="q", prompt="a secret garden", refs=["ref-file"]),
+            image_job_make(user, key="r", prompt="a secret garden", refs=["ref-file"]),
+        )
         claimed = jobs.job_claim(job_id=running.pk)
         assert isinstance(claimed, GenerationJob)
         jobs.job_mark_provider_started(job=claimed)
@@ -85,7 +70,7 @@ def test_delete_me_cancels_queued_jobs_and_erases_running_ones_once_they_finish(
         assert (job.prompt, job.reference_file_ids) == ("", [])
         assert retention.erased_users_sweep() == 0
         # Новые задания после /delete_me — обычные данные пользователя, их не стираем
-        fresh = _job(user, "after")
+        fresh = image_job_make(user, key="after", prompt="a secret garden")
         assert GenerationJob.objects.get(pk=fresh.pk).prompt == "a secret garden"
         jobs.job_fail(job=fresh, category="test")
         assert retention.erased_users_sweep() == 0
