@@ -31,7 +31,9 @@ module, name = sys.argv[1].split(":")
 target = getattr(importlib.import_module(module), name)
 kwargs = json.loads(sys.argv[2])
 barrier = sys.argv[3]
-client = redis.Redis.from_url(settings.REDIS_URL)
+# Таймаут сокета больше ожидания у барьера: по умолчанию redis-py ждёт ответа 5 с, а двадцать
+# процессов на загруженной машине стартуют дольше — BLPOP падал раньше, чем родитель отпускал всех
+client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=90)
 connection.ensure_connection()
 client.rpush(barrier + ":ready", 1)
 if client.blpop([barrier + ":go"], timeout=60) is None:
