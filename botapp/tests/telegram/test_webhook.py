@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ TOKEN = "555000111:TESTWebhookSuiteTokenNotReal_abcdefghij"  # pragma: allowlist
 SECRET = "webhook-test-secret"  # pragma: allowlist secret
 _ids = itertools.count(int(time.time()) * 1000)
 _hang = threading.Event()
+# Чат, чей первый ответ «застревает» в Telegram, пока тест не отпустит: первая копия апдейта ещё в обработке
+HELD_CHAT = 727272
+_held = threading.Event()
+_release = threading.Event()
 
 
 def _message(params: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +58,9 @@ def responder(method: str, params: dict[str, Any]) -> Any:
         if "Terms of use" in text and not _hang.is_set():
             _hang.set()
             time.sleep(30)  # «зависший» Telegram: сервер убьют во время ожидания
+        if int(params["chat_id"]) == HELD_CHAT and not _held.is_set():
+            _held.set()
+            _release.wait(30)
         return _message(params)
     return True
 
@@ -163,6 +171,32 @@ def test_the_same_update_five_times_concurrently_is_handled_once(server: str, bo
     # Пользователь и входящее пишутся вместе с захватом — у копий ничего не пишется
     incoming = ChatLogEntry.objects.filter(user__telegram_id=515151, direction="in")
     assert [entry.message_id for entry in incoming] == [update["message"]["message_id"]]
+
+
+def test_a_copy_arriving_while_the_first_is_processed_gets_200_at_once(
+    server: str, bot_api: FakeBotApi
+) -> None:
+    """Копия не ждёт первую обработку и не запускает обработчик второй раз."""
+    _held.clear()
+    _release.clear()
+    update = command_update("/start", user_id=HELD_CHAT)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            first = pool.submit(post, server, update)
+            processes.wait_for(_held.is_set, timeout=15, what="the first copy's handler to reach Telegram")
+            started = time.monotonic()
+            copy = post(server, update)
+            elapsed = time.monotonic() - started
+            assert copy.status_code == 200
+            assert elapsed < 2, f"the copy waited {elapsed:.1f} s"
+            assert not first.done()
+            assert InboxUpdate.objects.get(update_id=update["update_id"]).status == "processing"
+        finally:
+            _release.set()
+        assert first.result().status_code == 200
+    assert len([t for t in sent_texts(bot_api) if "Hi, Ann" in t]) == 1
+    row = InboxUpdate.objects.get(update_id=update["update_id"])
+    assert (row.status, row.attempts) == ("done", 1)
 
 
 def test_concurrent_updates_are_all_answered_and_marked_done(server: str, bot_api: FakeBotApi) -> None:
@@ -289,3 +323,17 @@ def test_a_block_as_the_first_update_still_records_the_user(server: str, bot_api
     user = TelegramUser.objects.get(telegram_id=929292)
     assert (user.first_name, user.language_code, user.is_blocked) == ("Bea", "ru", True)
     assert [name for name, _params in bot_api.calls if name != "getMe"] == []
+
+
+def test_the_hourly_prune_deletes_inbox_rows_older_than_48_hours() -> None:
+    from botapp.tasks.maintenance import inbox_prune
+
+    now = timezone.now()
+    ages = {1: timedelta(hours=49), 2: timedelta(hours=48, minutes=1), 3: timedelta(hours=47, minutes=59)}
+    for update_id, age in ages.items():
+        InboxUpdate.objects.create(update_id=update_id, update_type="message", status="done", lease_until=now)
+        # received_at — auto_now_add: возраст задаём отдельным UPDATE
+        InboxUpdate.objects.filter(update_id=update_id).update(received_at=now - age)
+    InboxUpdate.objects.create(update_id=4, update_type="message", status="processing", lease_until=now)
+    inbox_prune()
+    assert sorted(InboxUpdate.objects.values_list("update_id", flat=True)) == [3, 4]
