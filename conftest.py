@@ -85,25 +85,22 @@ def _same_db_fixture(request: pytest.FixtureRequest) -> bool:
     return True
 
 
-# Фикстуры, поднимающие эмулятор Bot API (песочницу): бот в этих тестах ходит в него по HTTP
-EMULATOR_FIXTURES = ("sandbox_mode_server", "stack", "live_sandbox", "fast_sandbox", "many_sandbox")
-
-
 @pytest.fixture(autouse=True)
 def _no_emulator_violations(request: pytest.FixtureRequest) -> Iterator[None]:
     """Любой отказ эмулятора (кроме внедрённого тестом) за время теста — ошибка бота: тест падает.
 
-    Тесты самого эмулятора, которые нарочно шлют неверные вызовы, помечены
-    `emulator_violations_expected`.
+    Журнал эмулятора — в тестовой БД, в каком бы процессе эмулятор ни работал (клиент Django,
+    живая песочница, сервер в режиме песочницы, стенды генерации и lava, эмуляторы лимитера),
+    а без БД его не запустить — поэтому проверяется каждый тест с БД. Серверы песочницы живут
+    дольше теста, и откат их записи не стирает: считаются только вызовы этого теста. Тесты самого
+    эмулятора, которые нарочно шлют неверные вызовы, помечены `emulator_violations_expected`.
     """
-    uses_emulator = any(name in request.fixturenames for name in EMULATOR_FIXTURES)
     expected = request.node.get_closest_marker("emulator_violations_expected") is not None
-    if not uses_emulator or expected or not _same_db_fixture(request):
+    if expected or not _same_db_fixture(request):
         yield
         return
     from botapp.sandbox.models import SandboxCall
 
-    # Эмулятор модуля живёт дольше теста: считаем только вызовы этого теста
     since = SandboxCall.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     yield
     violations = [

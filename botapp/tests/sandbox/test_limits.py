@@ -24,6 +24,7 @@ def test_text_up_to_4096_characters_is_sent(api: SandboxApi) -> None:
     assert _send(api, "ж" * 4096).status == 200
 
 
+@pytest.mark.emulator_violations_expected
 def test_text_over_4096_characters_is_too_long(api: SandboxApi) -> None:
     reply = _send(api, "ж" * 4097)
 
@@ -37,6 +38,7 @@ def test_text_length_is_counted_after_html_parsing(api: SandboxApi) -> None:
     assert reply.result["entities"] == [{"type": "bold", "offset": 0, "length": 4096}]
 
 
+@pytest.mark.emulator_violations_expected
 def test_broken_html_is_rejected_like_telegram(api: SandboxApi) -> None:
     unescaped = _send(api, "1 < 2 и 3 > 1", parse_mode="HTML")
     unclosed = _send(api, "<b>жирный", parse_mode="HTML")
@@ -57,6 +59,7 @@ def test_entity_offsets_are_in_utf16_units(api: SandboxApi) -> None:
     assert reply.result["entities"] == [{"type": "italic", "offset": 3, "length": 11}]
 
 
+@pytest.mark.emulator_violations_expected
 def test_caption_over_1024_characters_is_too_long(api: SandboxApi) -> None:
     ok = api.call(
         "sendPhoto", {"chat_id": 11, "caption": "к" * 1024}, files={"photo": ("p.png", png(), "image/png")}
@@ -69,6 +72,7 @@ def test_caption_over_1024_characters_is_too_long(api: SandboxApi) -> None:
     assert long.description == "Bad Request: message caption is too long"
 
 
+@pytest.mark.emulator_violations_expected
 def test_album_captions_are_limited_too(api: SandboxApi) -> None:
     media = [
         {"type": "photo", "media": "attach://a", "caption": "x" * 1025},
@@ -88,6 +92,7 @@ def test_album_captions_are_limited_too(api: SandboxApi) -> None:
     [("x" * 64, 200), ("x" * 65, 400), ("ж" * 32, 200), ("ж" * 33, 400), ("", 400)],
     ids=["64-bytes", "65-bytes", "64-bytes-cyrillic", "66-bytes-cyrillic", "empty"],
 )
+@pytest.mark.emulator_violations_expected
 def test_callback_data_is_limited_to_64_bytes(api: SandboxApi, data: str, status: int) -> None:
     keyboard = {"inline_keyboard": [[{"text": "Go", "callback_data": data}]]}
 
@@ -98,6 +103,7 @@ def test_callback_data_is_limited_to_64_bytes(api: SandboxApi, data: str, status
         assert reply.description == "Bad Request: BUTTON_DATA_INVALID"
 
 
+@pytest.mark.emulator_violations_expected
 def test_an_inline_button_needs_an_action(api: SandboxApi) -> None:
     reply = _send(api, "hi", reply_markup={"inline_keyboard": [[{"text": "Просто текст"}]]})
 
@@ -105,6 +111,7 @@ def test_an_inline_button_needs_an_action(api: SandboxApi) -> None:
     assert "Text buttons are unallowed in the inline keyboard" in reply.description
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_photo_over_10_mb_is_refused(api: SandboxApi) -> None:
     big = png(100, 100, padding=10 * MB)
 
@@ -121,6 +128,7 @@ def test_the_same_bytes_go_as_a_document(api: SandboxApi) -> None:
     assert reply.result["document"]["file_size"] == len(big)
 
 
+@pytest.mark.emulator_violations_expected
 def test_an_upload_over_50_mb_is_too_large(api: SandboxApi) -> None:
     reply = api.call(
         "sendDocument", {"chat_id": 11}, files={"document": ("v.mp4", b"\x00" * (50 * MB + 1), "video/mp4")}
@@ -131,6 +139,7 @@ def test_an_upload_over_50_mb_is_too_large(api: SandboxApi) -> None:
     assert services.sandbox_messages(chat_id=11) == []
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_photo_must_be_an_image_of_sane_proportions(api: SandboxApi) -> None:
     not_image = api.call("sendPhoto", {"chat_id": 11}, files={"photo": ("p.jpg", b"hello", "image/jpeg")})
     too_thin = api.call("sendPhoto", {"chat_id": 11}, files={"photo": ("p.png", png(2100, 100), "image/png")})
@@ -141,6 +150,7 @@ def test_a_photo_must_be_an_image_of_sane_proportions(api: SandboxApi) -> None:
     assert too_big.description == "Bad Request: PHOTO_INVALID_DIMENSIONS"
 
 
+@pytest.mark.emulator_violations_expected
 def test_get_file_refuses_files_over_20_mb(api: SandboxApi) -> None:
     small = files.file_store(data=b"x" * 100, kind="document", file_name="small.bin")
     big = files.file_store(data=b"x" * (20 * MB + 1), kind="document", file_name="big.bin")
@@ -151,6 +161,7 @@ def test_get_file_refuses_files_over_20_mb(api: SandboxApi) -> None:
     assert reply.body == {"ok": False, "error_code": 400, "description": "Bad Request: file is too big"}
 
 
+@pytest.mark.emulator_violations_expected
 def test_get_file_knows_only_its_own_ids(api: SandboxApi) -> None:
     assert (
         api.call("getFile", {"file_id": "AgACAgIAAxkBAAInvented"}).description
@@ -188,6 +199,7 @@ def test_message_ids_grow_per_chat(api: SandboxApi) -> None:
     assert other == 1
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_caption_edit_needs_a_media_message(api: SandboxApi) -> None:
     text_id = _send(api, "text").result["message_id"]
     photo = api.call(
@@ -207,6 +219,7 @@ def test_a_caption_edit_needs_a_media_message(api: SandboxApi) -> None:
     assert new.result["caption"] == "new"
 
 
+@pytest.mark.emulator_violations_expected
 def test_user_messages_cannot_be_edited_by_the_bot(api: SandboxApi) -> None:
     update = services.sandbox_user_send_text(chat_id=11, text="привет")
 
@@ -217,6 +230,7 @@ def test_user_messages_cannot_be_edited_by_the_bot(api: SandboxApi) -> None:
     assert reply.description == "Bad Request: message can't be edited"
 
 
+@pytest.mark.emulator_violations_expected
 def test_deleting_twice_fails_the_second_time(api: SandboxApi) -> None:
     message_id = _send(api, "удалить").result["message_id"]
 
@@ -226,6 +240,7 @@ def test_deleting_twice_fails_the_second_time(api: SandboxApi) -> None:
     assert again.description == "Bad Request: message to delete not found"
 
 
+@pytest.mark.emulator_violations_expected
 def test_albums_hold_two_to_ten_items_and_keep_documents_apart(api: SandboxApi) -> None:
     photo = files.file_store(data=png(), kind="photo", width=2, height=1)
     document = files.file_store(data=b"doc", kind="document", file_name="a.txt")
@@ -245,6 +260,7 @@ def test_albums_hold_two_to_ten_items_and_keep_documents_apart(api: SandboxApi) 
     assert mixed.description == "Bad Request: document can't be mixed with other media types"
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_photo_file_id_is_not_a_document(api: SandboxApi) -> None:
     photo = files.file_store(data=png(), kind="photo", width=2, height=1)
 
@@ -254,6 +270,7 @@ def test_a_photo_file_id_is_not_a_document(api: SandboxApi) -> None:
     assert "can't use file of type Photo as Document" in reply.description
 
 
+@pytest.mark.emulator_violations_expected
 def test_stars_invoices_take_exactly_one_price_and_no_provider(api: SandboxApi) -> None:
     base = {"chat_id": 11, "title": "t", "description": "d", "payload": "p", "currency": "XTR"}
     two = api.call(
@@ -275,11 +292,13 @@ def test_stars_invoices_take_exactly_one_price_and_no_provider(api: SandboxApi) 
     }
 
 
+@pytest.mark.emulator_violations_expected
 def test_chat_actions_are_checked(api: SandboxApi) -> None:
     assert api.call("sendChatAction", {"chat_id": 11, "action": "upload_photo"}).result is True
     assert api.call("sendChatAction", {"chat_id": 11, "action": "dancing"}).status == 400
 
 
+@pytest.mark.emulator_violations_expected
 def test_usernames_resolve_only_for_known_chats(api: SandboxApi) -> None:
     chat_get_or_create(31, username="alice")
 
@@ -291,6 +310,7 @@ def test_usernames_resolve_only_for_known_chats(api: SandboxApi) -> None:
 
 
 @override_settings(TELEGRAM_RATE_PER_CHAT=1.0, TELEGRAM_RATE_OVERALL=10.0)
+@pytest.mark.emulator_violations_expected
 def test_size_errors_do_not_use_up_the_rate(api: SandboxApi) -> None:
     for _ in range(5):
         assert _send(api, "ж" * 5000).status == 400

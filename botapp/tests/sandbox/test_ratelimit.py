@@ -80,6 +80,7 @@ def test_only_message_methods_count() -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.emulator_violations_expected
 def test_the_budget_is_shared_by_every_process(strict_sandbox: LiveSandbox) -> None:
     chat_id = new_chat_id()
     # Этот процесс (как второй веб-процесс) исчерпал всплеск чата

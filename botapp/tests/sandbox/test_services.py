@@ -119,6 +119,7 @@ def _invoice(api: SandboxApi, user: int) -> int:
     return int(api.call("sendInvoice", params).result["message_id"])
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_declined_pre_checkout_creates_no_payment(api: SandboxApi, user: int) -> None:
     query_id = services.sandbox_user_pay_invoice(chat_id=user, message_id=_invoice(api, user))[
         "pre_checkout_query"
@@ -134,6 +135,7 @@ def test_a_declined_pre_checkout_creates_no_payment(api: SandboxApi, user: int) 
     assert not SandboxMessage.objects.filter(kind="successful_payment").exists()
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_pre_checkout_answered_after_ten_seconds_is_too_old(api: SandboxApi, user: int) -> None:
     update = services.sandbox_user_pay_invoice(chat_id=user, message_id=_invoice(api, user))
     query_id = update["pre_checkout_query"]["id"]
@@ -160,6 +162,7 @@ def test_an_approved_pre_checkout_queues_the_successful_payment(api: SandboxApi,
     assert payment["telegram_payment_charge_id"].startswith("stx")
 
 
+@pytest.mark.emulator_violations_expected
 def test_get_updates_serves_the_queue_unless_a_webhook_is_set(api: SandboxApi, user: int) -> None:
     first = services.sandbox_user_send_text(chat_id=user, text="a")["update_id"]
     second = services.sandbox_user_send_text(chat_id=user, text="b")["update_id"]
@@ -255,6 +258,7 @@ def test_a_custom_failure_carries_its_code_and_text(api: SandboxApi) -> None:
     assert reply.body == {"ok": False, "error_code": 400, "description": "Bad Request: wrong file_id"}
 
 
+@pytest.mark.emulator_violations_expected
 def test_an_invalid_request_does_not_spend_an_injected_failure(api: SandboxApi) -> None:
     services.sandbox_inject_failure(method="sendMessage", failure=Failure.BLOCKED)
 

@@ -138,6 +138,7 @@ def test_a_correct_request_is_accepted(api: SandboxApi, world: dict[str, Any], m
 
 
 @pytest.mark.parametrize(("method", "field"), _cases("missing"))
+@pytest.mark.emulator_violations_expected
 def test_a_missing_required_field_is_a_bad_request(
     api: SandboxApi, world: dict[str, Any], method: str, field: str
 ) -> None:
@@ -151,6 +152,7 @@ def test_a_missing_required_field_is_a_bad_request(
 
 
 @pytest.mark.parametrize(("method", "field", "types"), _cases("type"))
+@pytest.mark.emulator_violations_expected
 def test_a_field_of_the_wrong_type_is_a_bad_request(
     api: SandboxApi, world: dict[str, Any], method: str, field: str, types: list[str]
 ) -> None:
@@ -165,6 +167,7 @@ def test_a_field_of_the_wrong_type_is_a_bad_request(
     assert services.sandbox_calls(method=method)[-1].status == 400
 
 
+@pytest.mark.emulator_violations_expected
 def test_nested_objects_are_checked_against_their_types(api: SandboxApi) -> None:
     no_text = {"inline_keyboard": [[{"callback_data": "x"}]]}
     bad_amount = [{"label": "a", "amount": "ten"}]
@@ -189,6 +192,7 @@ def test_nested_objects_are_checked_against_their_types(api: SandboxApi) -> None
     assert 'unsupported media[0].type "sticker"' in media.description
 
 
+@pytest.mark.emulator_violations_expected
 def test_complex_fields_must_be_valid_json(api: SandboxApi) -> None:
     reply = api.call("sendMessage", {"chat_id": 1, "text": "hi", "reply_markup": "{oops"})
 
@@ -199,6 +203,7 @@ def test_complex_fields_must_be_valid_json(api: SandboxApi) -> None:
     }
 
 
+@pytest.mark.emulator_violations_expected
 def test_an_unknown_method_is_not_found_like_telegram(api: SandboxApi) -> None:
     reply = api.call("sendTelepathy", {"chat_id": 1})
 
@@ -229,6 +234,7 @@ def test_json_bodies_carry_native_types(api: SandboxApi) -> None:
 
 
 @pytest.mark.parametrize("token", ["not-a-token", "123456", "abc:def", "123:"])
+@pytest.mark.emulator_violations_expected
 def test_a_malformed_token_is_unauthorized(api: SandboxApi, token: str) -> None:
     reply = api.call("getMe", token=token)
 
@@ -236,6 +242,7 @@ def test_a_malformed_token_is_unauthorized(api: SandboxApi, token: str) -> None:
     assert reply.body == {"ok": False, "error_code": 401, "description": "Unauthorized"}
 
 
+@pytest.mark.emulator_violations_expected
 def test_a_token_other_than_the_configured_one_is_unauthorized(api: SandboxApi) -> None:
     assert api.call("getMe", token="123456:OtherBotTokenNotReal").status == 401
 
@@ -247,6 +254,7 @@ def test_without_a_configured_token_any_well_formed_token_works(api: SandboxApi)
     assert reply.result["id"] == 987654
 
 
+@pytest.mark.emulator_violations_expected
 def test_the_call_log_never_holds_the_token(api: SandboxApi) -> None:
     api.call("sendMessage", {"chat_id": 1, "text": "hi"})
     api.call("getMe", token="123:bad")
