@@ -36,6 +36,10 @@ from botapp.providers.veo_rest import VeoRestClient, classify_http_status, retry
 logger = logging.getLogger(__name__)
 
 API_VERSION = "v1beta"
+GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+# Умолчание SDK 3.x для Vertex (_api_client.BaseApiClient); передаём явно, чтобы не зависеть от
+# GOOGLE_GENAI_API_VERSION в окружении
+VERTEX_API_VERSION = "v1beta1"
 # Лимит Google на одну инлайн-картинку — 7 МБ; берём десятичные мегабайты с запасом
 MAX_REFERENCE_BYTES = 7_000_000
 ACCEPTED_REFERENCE_MIME = {"image/png", "image/jpeg", "image/webp"}
@@ -257,8 +261,9 @@ class GeminiProvider:
         # SDK сам ретраит только при переданных retry_options; attempts=1 фиксирует «без повторов»
         http_options = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
         if use_vertex:
-            if self.base_url and not self.base_url.startswith("https://generativelanguage.googleapis.com"):
-                http_options.base_url = self.base_url
+            # Всё явно: иначе SDK возьмёт GOOGLE_VERTEX_BASE_URL / GOOGLE_GENAI_API_VERSION из окружения
+            http_options.base_url = vertex_base_url(self.base_url, location if project else "global")
+            http_options.api_version = VERTEX_API_VERSION
             credentials = _vertex_credentials(credentials_file, credentials_json)
             if project:
                 self.client = Client(
@@ -268,9 +273,12 @@ class GeminiProvider:
                     credentials=credentials,
                     http_options=http_options,
                 )
-            else:
+            elif api_key:
                 # Vertex express: только ключ, без проекта
                 self.client = Client(vertexai=True, api_key=api_key, http_options=http_options)
+            else:
+                # С явным base_url SDK сам это не проверяет и слал бы запросы без авторизации
+                raise ValueError("USE_VERTEX_AI: нужен GOOGLE_CLOUD_PROJECT или GEMINI_API_KEY (express)")
             self.veo_rest: VeoRestClient | None = None
         else:
             # Всё явно: иначе SDK подхватит GOOGLE_API_KEY / GOOGLE_GEMINI_BASE_URL / v1 по умолчанию
@@ -411,6 +419,18 @@ class GeminiProvider:
         raise ProviderPermanentError("Vertex вернул видео без байтов", category="no_video")
 
 
+def vertex_base_url(base_url: str, location: str) -> str:
+    """Свой GEMINI_API_BASE_URL (локальный сервер, прокси) или адрес Vertex, как его выбирает SDK 3.x."""
+    base_url = base_url.rstrip("/")
+    if base_url and not base_url.startswith(GEMINI_DEFAULT_BASE_URL):  # адрес Gemini API — не Vertex
+        return base_url
+    if not location or location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):  # мультирегионы — отдельные домены .rep
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
 def _vertex_credentials(credentials_file: str, credentials_json: str) -> Any:
     """Сервисный аккаунт из JSON в переменной или из файла; иначе ADC (None — пусть SDK найдёт сам)."""
     if not (credentials_json or credentials_file):
@@ -433,5 +453,6 @@ __all__ = [
     "fit_reference",
     "image_from_response",
     "ratio_matches",
+    "vertex_base_url",
     "video_poll_from_operation",
 ]
