@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import httpx2
 from django.conf import settings
+from google.auth import exceptions as auth_errors
 from google.genai import Client, types
 from google.genai import errors as genai_errors
 from PIL import Image, UnidentifiedImageError
@@ -86,6 +87,16 @@ def classified_errors(what: str) -> Iterator[None]:
     except genai_errors.APIError as exc:
         message = f"{what}: {exc.code} {exc.status or ''} {exc.message or ''}".strip()
         raise classify_http_status(int(exc.code or 0), message, retry_after=_retry_after(exc)) from exc
+    except auth_errors.RefreshError as exc:
+        # Vertex: токен сервисного аккаунта не выдан. Отозванный ключ — не лечится повтором,
+        # 5xx/server_error у token_uri (google-auth помечает retryable) — временно
+        message = f"{what}: токен Vertex ({exc})"
+        if exc.retryable:
+            raise ProviderTransientError(message, category="provider_unavailable") from exc
+        raise ProviderPermanentError(message, category="forbidden") from exc
+    except auth_errors.TransportError as exc:
+        message = f"{what}: сеть при получении токена ({exc!r})"
+        raise ProviderTransientError(message, category="connection") from exc
     except (httpx2.TimeoutException, httpx.TimeoutException) as exc:
         raise ProviderTransientError(f"{what}: таймаут ({exc!r})", category="timeout") from exc
     except (httpx2.TransportError, httpx.TransportError, ConnectionError) as exc:
