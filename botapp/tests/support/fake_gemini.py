@@ -26,6 +26,16 @@ instances[0].prompt у Veo), поэтому сервер годится и дл�
   [after:S]            — и не раньше S секунд после запуска
   [filtered]           — done без роликов, raiMediaFilteredCount = 1
   [opfail]             — done с error {code: 13 INTERNAL};  [opinvalid] — error {code: 3}
+  [poll429] [poll429x2] (любой код) — опрос операции отвечает этим кодом (всегда или первые N раз)
+
+Vertex AI (SDK с vertexai=True, api_version v1beta1):
+  POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent — как выше;
+  …:predictLongRunning — имя операции projects/{p}/locations/{l}/publishers/google/models/{m}/operations/{id};
+  …:fetchPredictOperation {operationName} — готовый ролик байтами в response.videos[].bytesBase64Encoded
+  (с parameters.storageUri — только gcsUri, как у Google).
+  Авторизация — только «Authorization: Bearer <токен>», выданный POST /oauth2/token (JWT-assertion
+  сервисного аккаунта, см. service_account_info); нет или чужой — 401 UNAUTHENTICATED.
+  client_email со словом revoked — token_uri отвечает invalid_grant (как на удалённый ключ).
 
 Проверки как у Google: нет ключа → 403 PERMISSION_DENIED; чужой ключ → 400 API_KEY_INVALID;
 неизвестная модель → 404 NOT_FOUND; недопустимые aspectRatio/imageSize/resolution → 400.
@@ -71,6 +81,9 @@ VIDEO_MODELS = frozenset(
         "veo-3.1-lite-generate-preview",
         "veo-3.0-generate-001",
         "veo-3.0-fast-generate-001",
+        # GA-имена Vertex
+        "veo-3.1-generate-001",
+        "veo-3.1-fast-generate-001",
     }
 )
 # Размеры настоящего Gemini в 1K (не ровно 1024 по длинной стороне): 4:3 отличается на 2,8 %
@@ -92,6 +105,7 @@ VIDEO_RESOLUTIONS = {"720p", "1080p", "4k"}
 VIDEO_DURATIONS = {4, 5, 6, 8}
 RPC_STATUS = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     429: "RESOURCE_EXHAUSTED",
@@ -105,6 +119,7 @@ UNSAFE_NTH_KEYWORD = re.compile(r"\[unsafe#(\d+)\]")
 SLOW_KEYWORD = re.compile(r"\[slow:([\d.]+)\]")
 POLLS_KEYWORD = re.compile(r"\[polls:(\d+)\]")
 AFTER_KEYWORD = re.compile(r"\[after:([\d.]+)\]")
+POLL_ERROR_KEYWORD = re.compile(r"\[poll(\d{3})(?:x(\d+))?\]")
 ROUTE = re.compile(
     r"^/(?P<ver>v1|v1beta)/(?:"
     r"models/(?P<model>[^/:]+):(?P<method>generateContent|predictLongRunning)"
@@ -112,6 +127,14 @@ ROUTE = re.compile(
     r"|files/(?P<file>[a-z0-9]+):download"
     r")$"
 )
+VERTEX_ROUTE = re.compile(
+    r"^/(?P<ver>v1|v1beta1)/(?P<resource>projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/publishers/google/models/(?P<model>[^/:]+))"
+    r":(?P<method>generateContent|predictLongRunning|fetchPredictOperation)$"
+)
+TOKEN_PATH = "/oauth2/token"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 @dataclass
@@ -210,6 +233,9 @@ class _Operation:
     need_polls: int
     after_s: float
     polls: int = 0
+    failed_polls: int = 0
+    vertex: bool = False
+    storage_uri: str = ""
     file_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -235,6 +261,7 @@ class FakeGemini:
         self._counters: dict[tuple[str, str], int] = {}
         self._operations: dict[str, _Operation] = {}
         self._files: set[str] = set()
+        self._tokens: dict[str, dict[str, Any]] = {}  # выданный токен → claims его JWT
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -279,6 +306,15 @@ class FakeGemini:
         with self._lock:
             self._log.clear()
 
+    @property
+    def token_uri(self) -> str:
+        return self.base_url + TOKEN_PATH
+
+    @property
+    def tokens(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._tokens)
+
     # ---- обработка
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -313,15 +349,21 @@ class FakeGemini:
         self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         url = urlsplit(raw_path)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        body: Any
         try:
-            body = json.loads(raw) if raw else None
+            if "x-www-form-urlencoded" in lowered.get("content-type", ""):
+                # google-auth шлёт обмен JWT на токен формой
+                body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            else:
+                body = json.loads(raw) if raw else None
         except ValueError:
             body = None
         request = RecordedRequest(
             method=method,
             path=url.path,
             query=parse_qs(url.query),
-            headers={k.lower(): v for k, v in headers.items()},
+            headers=lowered,
             body=body,
             size=len(raw),
         )
@@ -331,6 +373,11 @@ class FakeGemini:
             self._log.append(request)
         if raw and body is None:
             return self._error(400, "Invalid JSON payload received.")
+        if url.path == TOKEN_PATH and method == "POST":
+            return self._token(request)
+        vertex = VERTEX_ROUTE.match(url.path)
+        if vertex is not None:
+            return self._vertex(vertex, request)
         if not request.api_key:
             return self._error(
                 403,
@@ -348,17 +395,68 @@ class FakeGemini:
         model, ver = route["model"], route["ver"]
         if model not in IMAGE_MODELS | VIDEO_MODELS:
             return self._error(404, f"models/{model} is not found for API version {ver}.")
+        return self._model_call(route["method"], model, request, f"models/{model}")
+
+    def _model_call(
+        self, method: str, model: str, request: RecordedRequest, resource: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """generateContent / predictLongRunning — общие для Gemini API и Vertex."""
         prompt = request.prompt()
-        early = self._keyword_behaviour(route["method"], prompt)
+        early = self._keyword_behaviour(method, prompt)
         if early is not None:
             return early
-        if route["method"] == "generateContent":
+        if method == "generateContent":
             if model not in IMAGE_MODELS:
                 return self._error(400, f"models/{model} does not support generateContent.")
             return self._generate_content(model, request, prompt)
         if model not in VIDEO_MODELS:
             return self._error(400, f"models/{model} does not support predictLongRunning.")
-        return self._predict_long_running(model, request, prompt)
+        return self._predict_long_running(model, request, prompt, resource)
+
+    # ---- Vertex AI и OAuth2
+
+    def _token(self, request: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+        """Обмен JWT сервисного аккаунта на токен (RFC 7523), ответ как у oauth2.googleapis.com."""
+        form = request.body or {}
+        assertion = str(form.get("assertion") or "")
+        if form.get("grant_type") != JWT_GRANT or assertion.count(".") != 2:
+            return self._json(400, {"error": "invalid_grant", "error_description": "Invalid grant type."})
+        try:
+            claims = json.loads(b64decode_any(assertion.split(".")[1]))
+        except ValueError:
+            return self._json(400, {"error": "invalid_grant", "error_description": "Invalid JWT."})
+        # Подпись не проверяем (ключ тестовый), но адресат, срок и scope — как Google
+        # (google-auth всегда ставит aud = адрес Google, а шлёт на token_uri из JSON)
+        if (
+            claims.get("aud") not in (GOOGLE_TOKEN_AUDIENCE, self.token_uri)
+            or not claims.get("iss")
+            or claims.get("exp", 0) < time.time()
+            or not claims.get("scope")
+        ):
+            return self._json(400, {"error": "invalid_grant", "error_description": "Invalid JWT claims."})
+        if "revoked" in str(claims.get("iss")):
+            # Так Google отвечает на удалённый ключ сервисного аккаунта
+            return self._json(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        token = f"ya29.fake-{uuid.uuid4().hex}"
+        with self._lock:
+            self._tokens[token] = claims
+        return self._json(200, {"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    def _vertex(self, route: re.Match[str], request: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
+        auth = request.headers.get("authorization", "")
+        with self._lock:
+            known = auth.startswith("Bearer ") and auth[len("Bearer ") :] in self._tokens
+        if not known:
+            return self._error(401, "Request had invalid authentication credentials.")
+        model, resource = route["model"], route["resource"]
+        if model not in IMAGE_MODELS | VIDEO_MODELS:
+            return self._error(404, f"Publisher Model `{resource}` was not found.")
+        if route["method"] != "fetchPredictOperation":
+            return self._model_call(route["method"], model, request, resource)
+        name = str((request.body or {}).get("operationName") or "")
+        if not name.startswith(f"{resource}/operations/"):
+            return self._error(400, f"operationName {name!r} does not belong to {resource}.")
+        return self._operation(name)
 
     def _keyword_behaviour(self, endpoint: str, prompt: str) -> tuple[int, dict[str, str], bytes] | None:
         slow = SLOW_KEYWORD.search(prompt)
@@ -448,7 +546,7 @@ class FakeGemini:
         }
 
     def _predict_long_running(
-        self, model: str, request: RecordedRequest, prompt: str
+        self, model: str, request: RecordedRequest, prompt: str, resource: str
     ) -> tuple[int, dict[str, str], bytes]:
         body = request.body or {}
         instances = body.get("instances") or []
@@ -466,13 +564,17 @@ class FakeGemini:
             return self._error(400, f"Unsupported duration: {params.get('durationSeconds')}")
         polls = POLLS_KEYWORD.search(prompt)
         after = AFTER_KEYWORD.search(prompt)
-        name = f"models/{model}/operations/{uuid.uuid4().hex[:12]}"
+        vertex = resource.startswith("projects/")
+        # У Vertex id операции — UUID, у Gemini API — короткий
+        name = f"{resource}/operations/{uuid.uuid4() if vertex else uuid.uuid4().hex[:12]}"
         operation = _Operation(
             name=name,
             prompt=prompt,
             created=time.monotonic(),
             need_polls=int(polls[1]) if polls else self.default_polls,
             after_s=float(after[1]) if after else 0.0,
+            vertex=vertex,
+            storage_uri=str(params.get("storageUri") or ""),
         )
         with self._lock:
             self._operations[name] = operation
@@ -481,10 +583,14 @@ class FakeGemini:
     def _operation(self, name: str) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             operation = self._operations.get(name)
-            if operation is not None:
-                operation.polls += 1
-        if operation is None:
-            return self._error(404, f"Operation {name} not found.")
+            if operation is None:
+                return self._error(404, f"Operation {name} not found.")
+            poll_error = POLL_ERROR_KEYWORD.search(operation.prompt)
+            if poll_error and (poll_error[2] is None or operation.failed_polls < int(poll_error[2])):
+                operation.failed_polls += 1
+                code = int(poll_error[1])
+                return self._error(code, _ERROR_MESSAGES.get(code, "Error"))
+            operation.polls += 1
         ready = operation.polls >= operation.need_polls and (
             time.monotonic() - operation.created >= operation.after_s
         )
@@ -494,6 +600,8 @@ class FakeGemini:
             return self._json(200, {"name": name, "done": True, "error": {"code": 13, "message": "Internal"}})
         if "[opinvalid]" in operation.prompt:
             return self._json(200, {"name": name, "done": True, "error": {"code": 3, "message": "Bad input"}})
+        if operation.vertex:
+            return self._json(200, {"name": name, "done": True, "response": self._vertex_videos(operation)})
         response: dict[str, Any] = {
             "@type": "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
         }
@@ -508,6 +616,24 @@ class FakeGemini:
             uri = f"https://generativelanguage.googleapis.com/v1beta/files/{operation.file_id}:download?alt=media"
             response["generateVideoResponse"] = {"generatedSamples": [{"video": {"uri": uri}}]}
         return self._json(200, {"name": name, "done": True, "response": response})
+
+    @staticmethod
+    def _vertex_videos(operation: _Operation) -> dict[str, Any]:
+        """Ответ Vertex: без storageUri ролик приходит байтами прямо в операции."""
+        response: dict[str, Any] = {
+            "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+            "raiMediaFilteredCount": 0,
+        }
+        if "[filtered]" in operation.prompt:
+            response["raiMediaFilteredCount"] = 1
+            response["raiMediaFilteredReasons"] = ["Video was filtered by the safety system."]
+        elif operation.storage_uri:
+            uri = f"{operation.storage_uri.rstrip('/')}/{operation.file_id}/sample_0.mp4"
+            response["videos"] = [{"gcsUri": uri, "mimeType": "video/mp4"}]
+        else:
+            encoded = base64.b64encode(fake_mp4()).decode()
+            response["videos"] = [{"bytesBase64Encoded": encoded, "mimeType": "video/mp4"}]
+        return response
 
     def _download(self, file_id: str) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
@@ -552,6 +678,28 @@ _ERROR_MESSAGES = {
 
 def _inline(png: bytes) -> dict[str, str]:
     return {"mimeType": "image/png", "data": base64.b64encode(png).decode()}
+
+
+def service_account_info(
+    token_uri: str, *, project: str = "test-project", account: str = "bot"
+) -> dict[str, str]:
+    """JSON сервисного аккаунта с ключом RSA, созданным сейчас: ключей в репозитории нет."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": project,
+        "private_key_id": uuid.uuid4().hex,
+        "private_key": pem,
+        "client_email": f"{account}@{project}.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": token_uri,
+    }
 
 
 def main() -> None:
