@@ -14,6 +14,7 @@ gunicorn, а провайдер и отправки работают в доче
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import logging
@@ -164,9 +165,13 @@ def _counters_key() -> str:
 
 def metrics_flush() -> None:
     """Слить буфер процесса в Redis; при ошибке Redis числа возвращаются в буфер до следующего раза."""
-    with _lock:
+    if not _lock.acquire(timeout=REDIS_TIMEOUT_S):
+        return  # замок держит застывшая при выходе нить: лучше потерять хвост счётчиков, чем зависнуть
+    try:
         batch = dict(_pending)
         _pending.clear()
+    finally:
+        _lock.release()
     if not batch:
         return
     if not settings.REDIS_URL:
@@ -190,33 +195,56 @@ def metrics_flush() -> None:
                 _pending[field] = _pending.get(field, 0.0) + amount
 
 
+_stop = threading.Event()
+_flusher: threading.Thread | None = None
+
+
 def _flush_loop() -> None:
-    while True:
-        time.sleep(FLUSH_INTERVAL_S)
+    while not _stop.wait(FLUSH_INTERVAL_S):
         metrics_flush()
 
 
 def _flusher_start() -> None:
-    global _flusher_pid
+    global _flusher_pid, _flusher
     with _lock:
         if _flusher_pid == os.getpid():
             return
         _flusher_pid = os.getpid()
-    threading.Thread(target=_flush_loop, name="metrics-flush", daemon=True).start()
+    _flusher = threading.Thread(target=_flush_loop, name="metrics-flush", daemon=True)
+    _flusher.start()
 
 
 def _after_fork_in_child() -> None:
     # Дочерний процесс (пул Celery, воркер gunicorn) начинает с пустым буфером и своим потоком
-    global _lock, _flusher_pid, _redis_client
+    global _lock, _flusher_pid, _redis_client, _flusher
     _lock = threading.Lock()
     _pending.clear()
     _local_totals.clear()
     _flusher_pid = None
+    _flusher = None
     _redis_client = None
 
 
+def _flush_at_exit() -> None:
+    """При выходе: остановить нить слива, слить остаток и закрыть клиент, пока нити ещё живы.
+
+    Иначе интерпретатор замораживает нить-демона посреди вызова Redis с замком пула, а сборщик
+    мусора потом закрывает тот же пул (Redis.__del__) и ждёт этот замок вечно: процесс зависал
+    после последнего теста.
+    """
+    global _redis_client
+    _stop.set()
+    if _flusher is not None and _flusher.is_alive() and _flusher_pid == os.getpid():
+        _flusher.join(timeout=REDIS_TIMEOUT_S * 3)
+    metrics_flush()
+    client, _redis_client = _redis_client, None
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(metrics_flush)
+atexit.register(_flush_at_exit)
 
 
 # ---------------------------------------------------------------------------------------------
