@@ -34,9 +34,12 @@ def provider(server: FakeGemini) -> GeminiProvider:
     return GeminiProvider(api_key=KEY, base_url=server.base_url)
 
 
-def submit(provider: GeminiProvider, prompt: str, image: ReferenceImage | None = None) -> str:
+def submit(
+    provider: GeminiProvider, prompt: str, image: ReferenceImage | None = None, *, model: str = MODEL
+) -> str:
+    """Veo 6 с 1080p 9:16 с негативным промптом — общий запрос тестов Veo (ключ и Vertex)."""
     return provider.submit_video(
-        model_id=MODEL,
+        model_id=model,
         prompt=prompt,
         image=image,
         duration_s=6,

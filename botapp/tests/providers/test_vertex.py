@@ -25,6 +25,7 @@ from botapp.providers.base import (
     VideoPoll,
 )
 from botapp.providers.gemini import VERTEX_API_VERSION, GeminiProvider, vertex_base_url
+from botapp.tests.providers.test_veo import submit as veo_submit
 from botapp.tests.support.fake_gemini import FakeGemini, RecordedRequest, fake_mp4, service_account_info
 from botapp.tests.support.processes import free_port
 
@@ -89,16 +90,7 @@ def generate(
 
 
 def submit(provider: GeminiProvider, prompt: str, image: ReferenceImage | None = None) -> str:
-    return provider.submit_video(
-        model_id=VIDEO_MODEL,
-        prompt=prompt,
-        image=image,
-        duration_s=6,
-        resolution="1080p",
-        aspect_ratio="9:16",
-        negative_prompt="размыто",
-        timeout_s=10,
-    )
+    return veo_submit(provider, prompt, image, model=VIDEO_MODEL)
 
 
 def png(width: int, height: int, color: str = "navy") -> bytes:
