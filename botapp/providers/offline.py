@@ -65,15 +65,17 @@ def _font(size: int) -> Font:
     return ImageFont.load_default(size)
 
 
-@lru_cache(maxsize=4)  # 4K-маска — 16 МБ: держим только ходовые форматы
-def _gradient(width: int, height: int) -> Image.Image:
-    """Маска градиента на размер: одна на формат, дальше только раскраска."""
-    return Image.linear_gradient("L").resize((width, height))
-
-
 # Палитра картинки: 252 оттенка градиента + цвета надписей (индексы ниже)
 GRADIENT_SHADES = 252
 WHITE, BLACK, RED = 252, 253, 254
+
+
+@lru_cache(maxsize=4)  # 4K — 16 МБ: держим только ходовые форматы
+def _shades(width: int, height: int) -> Image.Image:
+    """Индексы палитры градиента на размер: одни на формат, запрос меняет лишь палитру."""
+    mask = Image.linear_gradient("L").resize((width, height))
+    shades = mask.point([v * (GRADIENT_SHADES - 1) // 255 for v in range(256)])
+    return Image.frombytes("P", shades.size, shades.tobytes())
 
 
 def _background(width: int, height: int, seed: str) -> Image.Image:
@@ -85,8 +87,7 @@ def _background(width: int, height: int, seed: str) -> Image.Image:
     digest = hashlib.sha256(seed.encode()).digest()
     dark = (digest[0] // 3, digest[1] // 3, digest[2] // 3)
     light = (128 + digest[3] // 2, 128 + digest[4] // 2, 128 + digest[5] // 2)
-    shades = _gradient(width, height).point([v * (GRADIENT_SHADES - 1) // 255 for v in range(256)])
-    image = Image.frombytes("P", shades.size, shades.tobytes())
+    image = _shades(width, height).copy()
     palette: list[int] = []
     for i in range(GRADIENT_SHADES):
         palette += [
@@ -105,23 +106,30 @@ def _inks(image: Image.Image) -> dict[str, Any]:
 
 
 def _draw_caption(image: Image.Image, lines: list[str], *, prompt: str) -> None:
+    """Красная плашка OFFLINE, под ней тёмная полоса с параметрами и промптом.
+
+    Белое по тёмной полосе читается на любом фоне без обводки букв: обводка втрое дороже
+    самого текста, а офлайн-рендер входит в замеры конвейера.
+    """
     draw = ImageDraw.Draw(image)
     ink = _inks(image)
     unit = max(10, min(image.size) // 16)
     margin = unit // 2
-    label = _font(unit * 2)
     draw.rectangle((0, 0, image.width, unit * 3), fill=ink["red"])
-    draw.text((margin, unit // 2), "OFFLINE", font=label, fill=ink["white"])
-    small = _font(max(8, unit // 2))
-    y = unit * 3 + margin
+    draw.text((margin, unit // 2), "OFFLINE", font=_font(unit * 2), fill=ink["white"])
+    small, text = _font(max(8, unit // 2)), _font(unit)
+    wrapped = textwrap.wrap(prompt, max(8, int(image.width / (unit * 0.6))))[:6]
+    line_small, line_text = unit * 2 // 3, unit + unit // 4
+    y = unit * 3
+    band = 2 * margin + len(lines) * line_small + len(wrapped) * line_text
+    draw.rectangle((0, y, image.width, y + band), fill=ink["black"])
+    y += margin
     for line in lines:
-        draw.text((margin, y), line, font=small, fill=ink["white"], stroke_width=1, stroke_fill=ink["black"])
-        y += unit * 2 // 3
-    text = _font(unit)
-    chars = max(8, int(image.width / (unit * 0.6)))
-    for line in textwrap.wrap(prompt, chars)[:6]:
-        draw.text((margin, y), line, font=text, fill=ink["white"], stroke_width=2, stroke_fill=ink["black"])
-        y += unit + unit // 4
+        draw.text((margin, y), line, font=small, fill=ink["white"])
+        y += line_small
+    for line in wrapped:
+        draw.text((margin, y), line, font=text, fill=ink["white"])
+        y += line_text
 
 
 class OfflineProvider:
