@@ -275,9 +275,18 @@ def debit(
     )  # fmt: skip
 
 
-def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model | None = None) -> Hold:
+def hold(
+    *,
+    user: TelegramUser,
+    amount: int,
+    key: str,
+    reference: models.Model | None = None,
+    savepoint: bool = True,
+) -> Hold:
     """Заблокировать amount под задание. Повтор ключа возвращает тот же холд (в любом его статусе).
 
+    savepoint=False — внутри транзакции вызывающего, который ошибку не ловит, а отдаёт наружу
+    (создание задания): минус два обращения к БД.
     Raises: InsufficientFunds — доступного не хватает; ничего не создано.
     """
     if amount <= 0:
@@ -285,7 +294,7 @@ def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model |
     account = account_for(user)
     reference_fields = _reference_fields(reference)
     table = Hold._meta.db_table
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (account_id, amount, idempotency_key, status, captured_amount, "  # noqa: S608
@@ -325,21 +334,26 @@ def hold(*, user: TelegramUser, amount: int, key: str, reference: models.Model |
     return created
 
 
-def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlement:
+def _settle(*, hold: Hold, status: str, captured: int, reason: str, savepoint: bool = True) -> Settlement:
     if not 0 <= captured <= hold.amount:
         raise ValueError(f"capture {captured} outside 0..{hold.amount}")
     released = hold.amount - captured
     holds, accounts = Hold._meta.db_table, Account._meta.db_table
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         # Условный переход active → итог: урегулировать может только один вызов. Владелец счёта —
         # тем же оператором (сырой SQL: урегулирование идёт на каждое задание)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {holds} SET status = %s, captured_amount = %s, settled_at = %s, reason = %s "  # noqa: S608
                 f"WHERE id = %s AND status = %s "
-                f"RETURNING (SELECT a.user_id FROM {accounts} a WHERE a.id = {holds}.account_id)",
-                [str(status), captured, timezone.now(), reason[:200], hold.pk, Hold.Status.ACTIVE.value],
-            )
+                f"RETURNING (SELECT a.user_id FROM {accounts} a WHERE a.id = {holds}.account_id), "
+                # Счёт потребления — тем же оператором: отдельный SELECT был бы ещё одним кругом к БД
+                f"(SELECT s.id FROM {accounts} s WHERE s.kind = 'system' AND s.code = %s)",
+                [
+                    str(status), captured, timezone.now(), reason[:200], hold.pk, Hold.Status.ACTIVE.value,
+                    CONSUMPTION,
+                ],
+            )  # fmt: skip
             updated = cursor.fetchone()
         if updated is None:
             current = Hold.objects.get(pk=hold.pk)
@@ -348,12 +362,11 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlemen
             raise HoldAlreadySettled(
                 f"hold {hold.pk} is {current.status} ({current.captured_amount} captured)"
             )
-        owner_id = updated[0]
+        owner_id, consumption_id = updated
         movements = [Movement(hold.account_id, ON_HOLD, -hold.amount)]
         if captured:
-            movements.append(
-                Movement(system_account_id(CONSUMPTION), AVAILABLE, captured, user_account=False)
-            )
+            consumption = consumption_id or system_account_id(CONSUMPTION)
+            movements.append(Movement(consumption, AVAILABLE, captured, user_account=False))
         if released:
             movements.append(Movement(hold.account_id, AVAILABLE, released))
         ledger_post(
@@ -369,20 +382,21 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str) -> Settlemen
     return Settlement(hold.pk, status, captured, released, replayed=False)
 
 
-def capture(*, hold: Hold, amount: int) -> Settlement:
+def capture(*, hold: Hold, amount: int, savepoint: bool = True) -> Settlement:
     """Списать до amount из холда, остаток вернуть — в одной транзакции (одно урегулирование на холд).
 
     capture(0) — то же, что release. Повтор с той же суммой возвращает прежний итог.
+    savepoint — как у hold.
     Raises: HoldAlreadySettled — холд уже урегулирован иначе.
     """
     if amount == 0:
-        return release(hold=hold, reason="nothing delivered")
-    return _settle(hold=hold, status=Hold.Status.CAPTURED, captured=amount, reason="")
+        return release(hold=hold, reason="nothing delivered", savepoint=savepoint)
+    return _settle(hold=hold, status=Hold.Status.CAPTURED, captured=amount, reason="", savepoint=savepoint)
 
 
-def release(*, hold: Hold, reason: str) -> Settlement:
+def release(*, hold: Hold, reason: str, savepoint: bool = True) -> Settlement:
     """Вернуть весь холд. Повтор возвращает прежний итог; после списания — HoldAlreadySettled."""
-    return _settle(hold=hold, status=Hold.Status.RELEASED, captured=0, reason=reason)
+    return _settle(hold=hold, status=Hold.Status.RELEASED, captured=0, reason=reason, savepoint=savepoint)
 
 
 def adjust(*, user: TelegramUser, amount: int, actor: Any, reason: str, key: str) -> Posted:
