@@ -21,7 +21,6 @@ from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import BadRequest
 
-from botapp.billing import ledger
 from botapp.generation import jobs, media, progress
 from botapp.models import GenerationJob, JobOutput, JobStatus
 from botapp.providers.base import MediaKind
@@ -294,9 +293,10 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
 
     if not claimed and not jobs.job_delivery_claim(job_id=job_id):
         return Delivered("skipped")
-    job = jobs.job_load(job_id=job_id)
-    if job is None:
+    loaded = jobs.job_load_with_balance(job_id=job_id)
+    if loaded is None:
         return Delivered("skipped")
+    job, available = loaded
     if job.status in (JobStatus.FAILED, JobStatus.EXPIRED) and job.notified_at is None:
         # Провал после нашего перехода в GENERATED (персонал вернул холд): о нём сообщит задача,
         # которую опубликовал job_fail, — со своей арендой; иначе сообщение ушло бы дважды
@@ -311,7 +311,6 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
     if time.monotonic() - fetching > settings.DELIVERY_LEASE_S / 3:
         # Долгое чтение из хранилища (большое видео из Supabase) съело часть аренды
         jobs.job_delivery_hold(job_id=job.pk)
-    available = ledger.account_for(job.user).available
     charge = jobs.job_charge(job=job, delivered=len(outputs))
     with translation.override(job.user.effective_language):
         caption = _caption(job, charge, available + job.price - charge)
@@ -344,7 +343,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
         _save_outputs(outputs)
     delivered = sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
     jobs.job_settle_delivered(job=job, delivered=delivered)
-    progress.job_progress(job=job, stage="done")
+    progress.job_progress(job=job, stage="done", ids_fresh=job.status == JobStatus.DELIVERED)
     return Delivered("delivered")
 
 

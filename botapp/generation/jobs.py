@@ -29,6 +29,7 @@ from botapp.billing.pricing import (
     provider_cost_usd,
 )
 from botapp.models import (
+    Account,
     GenerationJob,
     GenerationModel,
     GenerationSettings,
@@ -190,7 +191,9 @@ def job_create(
                 # Публикация — сразу после коммита; не удастся — job_publish сбросит отметку
                 published_at=timezone.now(),
             )
-            job.hold = ledger.hold(user=user, amount=price, key=f"job:{job.pk}", reference=job)
+            job.hold = ledger.hold(
+                user=user, amount=price, key=f"job:{job.pk}", reference=job, savepoint=False
+            )
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"UPDATE {rows.table(GenerationJob)} SET hold_id = %s WHERE id = %s",  # noqa: S608
@@ -226,21 +229,29 @@ def job_claim(*, job_id: int) -> GenerationJob | str:
     Захват возможен из очереди или у воркера, чья аренда истекла (он умер).
     """
     now = timezone.now()
-    claim = _claim_postgres if connection.vendor == "postgresql" else _claim_portable
-    outcome = claim(job_id, now)
-    if outcome is not True:
-        return str(outcome)
+    if connection.vendor == "postgresql":
+        outcome = _claim_postgres(job_id, now)
+        # Захват возвращает строку задания с моделью и пользователем: job_load не нужен
+        return outcome if isinstance(outcome, str) else _job_from_row(outcome)
+    portable = _claim_portable(job_id, now)
+    if portable is not True:
+        return str(portable)
     job = job_load(job_id=job_id)
     assert job is not None  # захваченное задание не удаляется
     return job
 
 
 @functools.cache
-def _load_sql() -> str:
+def _load_sql(balance: bool) -> str:
     # Имена таблиц и столбцов — из моделей, значение — параметром
+    available = (
+        f", (SELECT a.available FROM {rows.table(Account)} a WHERE a.user_id = j.user_id)"  # noqa: S608
+        if balance
+        else ""
+    )
     return (
         f"SELECT {rows.columns(GenerationJob, 'j')}, {rows.columns(GenerationModel, 'm')}, "  # noqa: S608
-        f"{rows.columns(TelegramUser, 'u')} FROM {rows.table(GenerationJob)} j "
+        f"{rows.columns(TelegramUser, 'u')}{available} FROM {rows.table(GenerationJob)} j "
         f"JOIN {rows.table(GenerationModel)} m ON m.id = j.model_id "
         f"JOIN {rows.table(TelegramUser)} u ON u.id = j.user_id WHERE j.id = %s"
     )
@@ -252,10 +263,21 @@ def job_load(*, job_id: int) -> GenerationJob | None:
     Его читают захват, доставка и опрос Veo на каждое задание (rows.py: почему).
     """
     with connection.cursor() as cursor:
-        cursor.execute(_load_sql(), [job_id])
+        cursor.execute(_load_sql(False), [job_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _job_from_row(row)
+
+
+def job_load_with_balance(*, job_id: int) -> tuple[GenerationJob, int] | None:
+    """То же и доступные токены пользователя (подпись результата) — одним запросом, а не двумя."""
+    with connection.cursor() as cursor:
+        cursor.execute(_load_sql(True), [job_id])
+        row = cursor.fetchone()
+    return None if row is None else (_job_from_row(row[:-1]), int(row[-1] or 0))
+
+
+def _job_from_row(row: Any) -> GenerationJob:
+    """Строка «задание, модель, пользователь» (столбцы как в _load_sql) → задание со связями."""
     job_end = rows.width(GenerationJob)
     model_end = job_end + rows.width(GenerationModel)
     job = rows.from_row(GenerationJob, row[:job_end])
@@ -264,8 +286,11 @@ def job_load(*, job_id: int) -> GenerationJob | None:
     return job
 
 
-def _claim_postgres(job_id: int, now: Any) -> bool | str:
-    """Два оператора: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе."""
+def _claim_postgres(job_id: int, now: Any) -> Any:
+    """Два оператора: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе.
+
+    Захвачено — строка задания с моделью и пользователем (как у job_load), иначе Claim.*.
+    """
     limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
     jobs_table, users_table = GenerationJob._meta.db_table, TelegramUser._meta.db_table
     running_sql = (
@@ -289,13 +314,16 @@ def _claim_postgres(job_id: int, now: Any) -> bool | str:
             f"UPDATE {jobs_table} j SET status = 'running', lease_until = %s, "  # noqa: S608
             "attempts = j.attempts + 1, started_at = %s, "
             "provider_started = j.provider_started OR j.reference_file_ids = '[]'::jsonb "
-            "WHERE j.id = %s AND j.deadline > %s "
+            f"FROM {rows.table(GenerationModel)} m, {users_table} u "
+            "WHERE j.id = %s AND m.id = j.model_id AND u.id = j.user_id AND j.deadline > %s "
             "AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < %s)) "
-            f"AND ({running_sql}) < %s RETURNING j.id",
+            f"AND ({running_sql}) < %s RETURNING {rows.columns(GenerationJob, 'j')}, "
+            f"{rows.columns(GenerationModel, 'm')}, {rows.columns(TelegramUser, 'u')}",
             [now + timedelta(seconds=settings.GENERATION_LEASE_S), now, job_id, now, now, now, limit],
         )
-        if cursor.fetchone() is not None:
-            return True
+        claimed = cursor.fetchone()
+        if claimed is not None:
+            return claimed
         cursor.execute(f"SELECT ({running_sql}) FROM {jobs_table} j WHERE j.id = %s", [now, job_id])  # noqa: S608
         busy = cursor.fetchone()
     return Claim.BUSY if busy is not None and busy[0] >= limit else Claim.TAKEN
@@ -369,12 +397,7 @@ def job_output_store(*, job: GenerationJob, index: int, **fields: Any) -> None:
 
     Один INSERT … ON CONFLICT по (job, index): повтор после падения перезаписывает строку.
     """
-    JobOutput.objects.bulk_create(
-        [JobOutput(job=job, index=index, **fields)],
-        update_conflicts=True,
-        unique_fields=["job", "index"],
-        update_fields=list(fields),
-    )
+    rows.upsert(JobOutput(job=job, index=index, **fields), unique=["job", "index"], update=list(fields))
 
 
 def job_mark_generated(*, job: GenerationJob) -> bool:
@@ -445,7 +468,7 @@ def job_fail(*, job: GenerationJob, category: str, message: str = "", status: st
             return False
         hold = GenerationJob.objects.select_related("hold").get(pk=job.pk).hold
         if hold is not None:
-            ledger.release(hold=hold, reason=f"job {job.pk}: {category}")
+            ledger.release(hold=hold, reason=f"job {job.pk}: {category}", savepoint=False)
         if status != JobStatus.CANCELLED:
             transaction.on_commit(lambda: _publish_delivery(job.pk))
     return True
@@ -497,14 +520,20 @@ def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:
             row = cursor.fetchone()
         assert row is not None, f"job {job.pk} has no hold"
         amount = job_charge(job=job, delivered=delivered)
-        ledger.capture(hold=rows.from_row(Hold, row), amount=amount)
-        GenerationJob.objects.filter(pk=job.pk, status=JobStatus.GENERATED).update(
-            status=JobStatus.DELIVERED,
-            charged=amount,
-            delivered_at=timezone.now(),
-            finished_at=timezone.now(),
-            lease_until=None,
-        )
+        ledger.capture(hold=rows.from_row(Hold, row), amount=amount, savepoint=False)
+        now = timezone.now()
+        with connection.cursor() as cursor:
+            # Сообщение статуса — тем же оператором: его удаляют сразу после урегулирования
+            cursor.execute(
+                f"UPDATE {rows.table(GenerationJob)} SET status = %s, charged = %s, delivered_at = %s, "  # noqa: S608
+                "finished_at = %s, lease_until = NULL WHERE id = %s AND status = %s "
+                "RETURNING status_chat_id, status_message_id",
+                [JobStatus.DELIVERED.value, amount, now, now, job.pk, JobStatus.GENERATED.value],
+            )
+            status_ids = cursor.fetchone()
+    if status_ids is not None:
+        job.status_chat_id, job.status_message_id = status_ids
+        job.status = JobStatus.DELIVERED
     return amount
 
 

@@ -73,22 +73,24 @@ def stage_text(stage: str) -> str:
     return texts[stage]
 
 
-def job_progress(*, job: GenerationJob, stage: str) -> None:
+def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> None:
     """Править сообщение статуса; лишние правки (чаще раза в 3 с) пропускаются.
 
     В конце статус удаляется: результат или сообщение о неудаче говорят сами за себя, а удаление
-    не упирается в лимит сообщений чата, как правка.
+    не упирается в лимит сообщений чата, как правка. ids_fresh — id статуса в job только что
+    прочитаны из базы (урегулирование вернуло их тем же оператором).
     """
-    ids = GenerationJob.objects.filter(pk=job.pk).values_list("status_chat_id", "status_message_id")
-    if stage != "done":
-        # Отложенная правка могла опоздать: видео уже доставлено, статус удалён — править нечего
-        # (Telegram ответил бы 400 «message to edit not found»)
-        ids = ids.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
-    # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
-    fresh = ids.first()
-    if fresh is None:
-        return
-    job.status_chat_id, job.status_message_id = fresh
+    if not ids_fresh:
+        ids = GenerationJob.objects.filter(pk=job.pk).values_list("status_chat_id", "status_message_id")
+        if stage != "done":
+            # Отложенная правка могла опоздать: видео уже доставлено, статус удалён — править нечего
+            # (Telegram ответил бы 400 «message to edit not found»)
+            ids = ids.filter(status__in=(JobStatus.QUEUED, JobStatus.RUNNING))
+        # Статус мог появиться уже после того, как воркер прочитал задание: берём свежие id
+        fresh = ids.first()
+        if fresh is None:
+            return
+        job.status_chat_id, job.status_message_id = fresh
     if not (job.status_chat_id and job.status_message_id):
         return
     if stage != "done" and not cache.add(f"job-progress:{job.pk}", 1, timeout=EDIT_EVERY_S):

@@ -55,3 +55,25 @@ def from_row(model: type[M], row: Sequence[Any]) -> M:
         for convert in found:
             values[index] = convert(values[index], expression, connection)
     return model.from_db(connection.alias, names, values)
+
+
+def upsert(obj: models.Model, *, unique: Sequence[str], update: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (unique) DO UPDATE одним оператором.
+
+    bulk_create(update_conflicts=True) делает то же, но в автокоммите оборачивает вставку в
+    BEGIN/COMMIT: три обращения к базе вместо одного. Значения готовит само поле (pre_save,
+    get_db_prep_save), как при save(): auto_now_add, JSON, даты.
+    """
+    meta = obj._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
+    column = {field.name: str(field.column) for field in fields}
+    updates = ", ".join(f"{quote(column[name])} = EXCLUDED.{quote(column[name])}" for name in update)
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({', '.join(quote(column[name]) for name in unique)}) DO UPDATE SET {updates}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
