@@ -152,19 +152,37 @@ def draft_card(*, user: TelegramUser, draft: dict[str, Any], model: GenerationMo
 
 
 def draft_take_message(
-    *,
-    user: TelegramUser,
-    draft: dict[str, Any] | None,
-    text: str,
-    photo: str | None,
-    with_card: bool,
-) -> tuple[dict[str, Any], Card | None]:
+    *, user: TelegramUser, draft: dict[str, Any] | None, text: str, photo: str | None
+) -> tuple[dict[str, Any], Card]:
     """Текст или фото вне других шагов: дополнить или завести черновик, сохранить, собрать карточку.
 
     Один поход в БД из вебхука вместо четырёх (черновик, сохранение, модель, карточка).
-    with_card=False — карточка не нужна (сразу запуск без подтверждения). Фото альбомов —
-    draft_take_album_photo.
+    Сразу запуск без подтверждения — draft_take_and_start; фото альбомов — draft_take_album_photo.
     """
+    draft, model = _draft_from_message(user=user, draft=draft, text=text, photo=photo)
+    draft_save(user=user, draft=draft)
+    return draft, draft_card(user=user, draft=draft, model=model)
+
+
+def draft_take_and_start(
+    *, user: TelegramUser, draft: dict[str, Any] | None, text: str, photo: str | None, reset: bool
+) -> tuple[dict[str, Any], Started]:
+    """Без подтверждения: черновик из сообщения и сразу задание — один поход в БД из вебхука.
+
+    Черновик сохраняется, только если задание не создано: созданное всё равно сбрасывает шаг
+    диалога. reset=False — шаг и так пуст (вебхук прочитал его с апдейтом): сбрасывать нечего.
+    """
+    draft, model = _draft_from_message(user=user, draft=draft, text=text, photo=photo)
+    started = draft_start(user=user, draft=draft, model=model, reset=reset)
+    if started.job is None:
+        draft_save(user=user, draft=draft)
+    return draft, started
+
+
+def _draft_from_message(
+    *, user: TelegramUser, draft: dict[str, Any] | None, text: str, photo: str | None
+) -> tuple[dict[str, Any], GenerationModel | None]:
+    """Черновик после сообщения и модель, если её пришлось прочитать (новый черновик)."""
     model = None
     if draft is not None and draft.get("awaiting") == "negative" and text and not photo:
         # Ответ на «➖ Избегать…» у видео: это не промпт, а то, чего в ролике быть не должно
@@ -179,8 +197,7 @@ def draft_take_message(
         kind = draft["kind"] if draft and not draft["prompt"] else "image"
         model = model_get(user.default_image_model if kind == "image" else "", kind)
         draft = _draft_for(model, user=user, prompt=text, refs=[photo] if photo else [])
-    draft_save(user=user, draft=draft)
-    return draft, (draft_card(user=user, draft=draft, model=model) if with_card else None)
+    return draft, model
 
 
 # Owner — первое фото альбома: подождёт остальные и пошлёт карточку; edit — карточка уже есть,
@@ -346,11 +363,17 @@ class Started:
     available: int = 0
 
 
-def draft_start(*, user: TelegramUser, draft: dict[str, Any]) -> Started:
-    """Один поход в БД из вебхука: задание с холдом (очередь по коммиту), сброс черновика, место и ETA."""
+def draft_start(
+    *, user: TelegramUser, draft: dict[str, Any], model: GenerationModel | None = None, reset: bool = True
+) -> Started:
+    """Один поход в БД из вебхука: задание с холдом (очередь по коммиту), сброс черновика, место и ETA.
+
+    model — уже прочитанная тем же походом модель черновика; reset=False — шаг диалога и так пуст.
+    """
     from botapp.generation import progress
 
-    model = model_get(draft["model"], draft["kind"], exact=True)
+    if model is None or model.slug != draft["model"] or model.kind != draft["kind"]:
+        model = model_get(draft["model"], draft["kind"], exact=True)
     # Источник есть только у правки результата: без него — без лишнего запроса
     source_id = draft.get("source_job")
     source = GenerationJob.objects.filter(pk=source_id, user=user).first() if source_id else None
@@ -370,7 +393,8 @@ def draft_start(*, user: TelegramUser, draft: dict[str, Any]) -> Started:
     except InsufficientFunds:
         card = draft_card(user=user, draft=draft)
         return Started(price=card.price, available=card.available)
-    services.conversation_set(user=user, state="")
+    if reset:
+        services.conversation_set(user=user, state="")
     position = queue_position(job=job)
     return Started(job=job, position=position, eta_s=progress.job_eta(job=job, position=position))
 

@@ -137,16 +137,26 @@ def inbox_complete(*, update_id: int) -> None:
 
 
 def inbox_complete_many(*, update_ids: list[int], log_rows: list[dict[str, Any]] | None = None) -> None:
-    """Отметить done и записать исходящие этих апдейтов в журнал — одной транзакцией (один коммит)."""
+    """Отметить done и записать исходящие этих апдейтов в журнал — атомарно.
+
+    В PostgreSQL — одним оператором (INSERT журнала в CTE): один круг к базе вместо четырёх
+    (BEGIN, INSERT, UPDATE, COMMIT); встроенный SQLite таких CTE не знает — транзакцией.
+    """
     # Сырой SQL: сборка того же UPDATE через ORM стоила больше, чем сам запрос (~250 мкс CPU)
     placeholders = ", ".join(["%s"] * len(update_ids))
-    with transaction.atomic():
-        services.chat_log_record_many(rows=log_rows or [])
+    update = f"UPDATE {_TABLE} SET status = %s, processed_at = %s WHERE update_id IN ({placeholders})"  # noqa: S608
+    params: list[Any] = [InboxUpdate.Status.DONE.value, timezone.now(), *update_ids]
+    if not log_rows or connection.vendor == "postgresql":
+        if log_rows:
+            log_sql, log_params = services.chat_log_insert_sql(log_rows)
+            update, params = f"WITH log AS ({log_sql}) {update}", [*log_params, *params]
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_TABLE} SET status = %s, processed_at = %s WHERE update_id IN ({placeholders})",  # noqa: S608
-                [InboxUpdate.Status.DONE.value, timezone.now(), *update_ids],
-            )
+            cursor.execute(update, params)
+        return
+    with transaction.atomic():
+        services.chat_log_record_many(rows=log_rows)
+        with connection.cursor() as cursor:
+            cursor.execute(update, params)
 
 
 class _DoneBatch:

@@ -223,6 +223,13 @@ def chat_log_record_many(*, rows: Sequence[dict[str, Any]]) -> None:
     """
     if not rows:
         return
+    sql, params = chat_log_insert_sql(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def chat_log_insert_sql(rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """INSERT строк журнала и его параметры (вебхук ставит его в один оператор с отметкой done)."""
     table = ChatLogEntry._meta.db_table
     users = TelegramUser._meta.db_table
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
@@ -240,13 +247,12 @@ def chat_log_record_many(*, rows: Sequence[dict[str, Any]]) -> None:
         ]
     # Столбцы VALUES зовутся column1…column8 и в PostgreSQL, и в SQLite; тип message_id — приведением,
     # иначе столбец из одних NULL вышел бы текстовым
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (user_id, direction, text, media_type, file_id, message_id, is_support, "  # noqa: S608
-            "created_at) SELECT u.id, v.column2, v.column3, v.column4, v.column5, CAST(v.column6 AS bigint), "
-            f"v.column7, v.column8 FROM (VALUES {values}) AS v JOIN {users} u ON u.telegram_id = v.column1",
-            params,
-        )
+    sql = (
+        f"INSERT INTO {table} (user_id, direction, text, media_type, file_id, message_id, is_support, "  # noqa: S608
+        "created_at) SELECT u.id, v.column2, v.column3, v.column4, v.column5, CAST(v.column6 AS bigint), "
+        f"v.column7, v.column8 FROM (VALUES {values}) AS v JOIN {users} u ON u.telegram_id = v.column1"
+    )
+    return sql, params
 
 
 def anonymised_id(telegram_id: int) -> str:

@@ -212,13 +212,16 @@ async def prompt_message(update: Update, context: BotContext) -> None:
     # Без подтверждения запуск сразу, если промпт уже есть; иначе — карточка. Ответ на «➖ Избегать…»
     # меняет карточку и не запускает её
     negative = draft is not None and draft.get("awaiting") == "negative"
-    start_now = user.skip_confirmation and bool(text) and not negative
-    draft, card = await db(drafts.draft_take_message)(
-        user=user, draft=draft, text=text, photo=photo, with_card=not start_now
-    )
-    if user.skip_confirmation and draft["prompt"] and not negative:
-        await _start(context, user, draft)
+    if user.skip_confirmation and text and not negative:
+        # Шаг диалога пуст (прочитан вместе с апдейтом) — сбрасывать после запуска нечего
+        state = context.conversation
+        empty = context.conversation_known and (state is None or not state.state)
+        draft, started = await db(drafts.draft_take_and_start)(
+            user=user, draft=draft, text=text, photo=photo, reset=not empty
+        )
+        await _start(context, user, draft, started=started)
         return
+    draft, card = await db(drafts.draft_take_message)(user=user, draft=draft, text=text, photo=photo)
     await _show_card(context, user, draft, card=card)
 
 
@@ -312,10 +315,18 @@ async def card_button(update: Update, context: BotContext) -> None:
 
 
 async def _start(
-    context: BotContext, user: TelegramUser, draft: dict[str, Any], card: Message | None = None
+    context: BotContext,
+    user: TelegramUser,
+    draft: dict[str, Any],
+    card: Message | None = None,
+    started: drafts.Started | None = None,
 ) -> None:
-    """Создать задание (холд + очередь по коммиту) и показать статус с кнопкой отмены."""
-    started = await db(drafts.draft_start)(user=user, draft=draft)
+    """Создать задание (холд + очередь по коммиту) и показать статус с кнопкой отмены.
+
+    started — задание уже создано тем же походом в БД, что и черновик (без подтверждения).
+    """
+    if started is None:
+        started = await db(drafts.draft_start)(user=user, draft=draft)
     if started.refused is not None:
         await context.bot.send_message(
             user.telegram_id, refusal_text(started.refused, user.effective_language)
