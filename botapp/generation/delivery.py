@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto
 from telegram.error import BadRequest
 
 from botapp.generation import jobs, media, progress
-from botapp.models import GenerationJob, JobOutput, JobStatus
+from botapp.models import GenerationJob, JobOutput, JobStatus, rows
 from botapp.providers.base import MediaKind
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import escape, truncate_caption
@@ -247,12 +248,21 @@ def _save_caption_id(job: GenerationJob) -> None:
 
 
 def _save_outputs(outputs: list[JobOutput]) -> None:
+    """file_id и сообщения отправленного; сырой SQL — как save(update_fields), без сборки ORM."""
+    if not outputs:
+        return
     now = timezone.now()
     for output in outputs:
         if output.photo_file_id or output.video_file_id:
             output.delivered_at = output.delivered_at or now
-        output.save(
-            update_fields=["photo_file_id", "document_file_id", "video_file_id", "message_id", "delivered_at"]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {rows.table(JobOutput)} SET photo_file_id = %s, document_file_id = %s, "  # noqa: S608
+            "video_file_id = %s, message_id = %s, delivered_at = %s WHERE id = %s",
+            [
+                [o.photo_file_id, o.document_file_id, o.video_file_id, o.message_id, o.delivered_at, o.pk]
+                for o in outputs
+            ],
         )
 
 

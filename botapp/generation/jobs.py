@@ -22,6 +22,7 @@ from kombu.exceptions import OperationalError
 from botapp.billing import ledger
 from botapp.billing.errors import PricingError
 from botapp.billing.pricing import (
+    Factors,
     ImageRequest,
     VideoRequest,
     price_tokens,
@@ -36,6 +37,7 @@ from botapp.models import (
     Hold,
     JobOutput,
     JobStatus,
+    PricingSettings,
     TelegramUser,
     rows,
 )
@@ -85,12 +87,39 @@ def _today_start() -> Any:
     return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def spend_check(*, model: GenerationModel, cost_usd: Decimal) -> None:
+@functools.cache
+def _settings_sql() -> str:
+    return (
+        f"SELECT {rows.columns(PricingSettings, 'p')}, {rows.columns(GenerationSettings, 'g')} "  # noqa: S608
+        f"FROM (SELECT 1) AS one LEFT JOIN {rows.table(PricingSettings)} p ON p.id = 1 "
+        f"LEFT JOIN {rows.table(GenerationSettings)} g ON g.id = 1"
+    )
+
+
+def _settings() -> tuple[Factors, GenerationSettings]:
+    """Цены и защита расходов — одним запросом: их читает каждое новое задание."""
+    with connection.cursor() as cursor:
+        cursor.execute(_settings_sql())
+        row = cursor.fetchone()
+    split = rows.width(PricingSettings)
+    if row is None or row[0] is None or row[split] is None:
+        # Строк ещё нет (свежая база): создать как обычно
+        return pricing_factors(), GenerationSettings.objects.get_or_create(pk=1)[0]
+    prices = rows.from_row(PricingSettings, row[:split])
+    factors = Factors(tokens_per_usd=Decimal(prices.tokens_per_usd), markup=Decimal(prices.markup))
+    return factors, rows.from_row(GenerationSettings, row[split:])
+
+
+def spend_check(
+    *, model: GenerationModel, cost_usd: Decimal, guard: GenerationSettings | None = None
+) -> None:
     """Защита расходов: общий выключатель, выключатель модели, суточный потолок себестоимости.
 
-    Raises: JobRefused(paused | model_disabled | daily_cap) с текстом для пользователя.
+    guard — настройки, уже прочитанные вызывающим. Raises: JobRefused(paused | model_disabled |
+    daily_cap) с текстом для пользователя.
     """
-    guard, _ = GenerationSettings.objects.get_or_create(pk=1)
+    if guard is None:
+        guard, _ = GenerationSettings.objects.get_or_create(pk=1)
     if not guard.generation_enabled:
         raise JobRefused("paused", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
     if not model.is_enabled:
@@ -106,29 +135,30 @@ def spend_check(*, model: GenerationModel, cost_usd: Decimal) -> None:
             raise JobRefused("daily_cap", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
 
 
-def job_cost_usd(
-    *, model: GenerationModel, params: dict[str, Any], references: int, outputs: int | None = None
-) -> Decimal:
-    if outputs is not None:
-        params = {**params, "outputs": outputs}
-    return provider_cost_usd(model, job_request(model, params, references))
-
-
 def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any], references: int) -> int:
     """Проверить запрос по каталогу и защите расходов и вернуть цену. Raises JobRefused."""
+    return _validated(model=model, prompt=prompt, params=params, references=references)[0]
+
+
+def _validated(
+    *, model: GenerationModel, prompt: str, params: dict[str, Any], references: int
+) -> tuple[int, Decimal]:
+    """job_validate и себестоимость: создание задания пишет обе."""
     if model.kind == GenerationModel.Kind.IMAGE and not prompt.strip():
         raise JobRefused("prompt_empty")
     if len(prompt) > model.max_prompt_length:
         raise JobRefused("prompt_too_long", limit=model.max_prompt_length, length=len(prompt))
     if references > model.max_reference_images:
         raise JobRefused("too_many_references", limit=model.max_reference_images)
+    factors, guard = _settings()
     try:
-        cost = job_cost_usd(model=model, params=params, references=references)
-        price = job_price(model=model, params=params, references=references)
+        request = job_request(model, params, references)
+        cost = provider_cost_usd(model, request)
+        price = price_tokens(model, request, factors)
     except (PricingError, KeyError, ValueError) as exc:
         raise JobRefused("bad_parameters") from exc
-    spend_check(model=model, cost_usd=cost)
-    return price
+    spend_check(model=model, cost_usd=cost, guard=guard)
+    return price, cost
 
 
 def job_publish(job_id: int, *, countdown: float = 0, stamped: bool = False) -> None:
@@ -167,7 +197,7 @@ def job_create(
     existing = _job_by_key(idempotency_key)
     if existing is not None:
         return existing, False
-    price = job_validate(model=model, prompt=prompt, params=params, references=len(reference_file_ids))
+    price, cost = _validated(model=model, prompt=prompt, params=params, references=len(reference_file_ids))
     deadline_s = (
         settings.GENERATION_IMAGE_DEADLINE_S
         if model.kind == GenerationModel.Kind.IMAGE
@@ -185,7 +215,7 @@ def job_create(
                 reference_file_ids=reference_file_ids,
                 source_job=source_job,
                 price=price,
-                cost_usd=job_cost_usd(model=model, params=params, references=len(reference_file_ids)),
+                cost_usd=cost,
                 deadline=timezone.now() + timedelta(seconds=deadline_s),
                 status_chat_id=status_chat_id,
                 # Публикация — сразу после коммита; не удастся — job_publish сбросит отметку
@@ -286,45 +316,56 @@ def _job_from_row(row: Any) -> GenerationJob:
     return job
 
 
+@functools.cache
+def _claim_sql() -> tuple[str, str, str]:
+    """Блокировка пользователя, условный UPDATE захвата и счёт занятых: текст один на процесс."""
+    jobs_table, users_table = rows.table(GenerationJob), rows.table(TelegramUser)
+    running = (
+        f"SELECT count(*) FROM {jobs_table} r WHERE r.user_id = j.user_id "  # noqa: S608
+        "AND r.status = 'running' AND r.lease_until > %s AND r.id <> j.id"
+    )
+    lock = (
+        f"SELECT j.status FROM {jobs_table} j JOIN {users_table} u ON u.id = j.user_id "  # noqa: S608
+        "WHERE j.id = %s FOR UPDATE OF u"
+    )
+    # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой минуты
+    # уже не возвращает токены (отдельный UPDATE перед вызовом не нужен)
+    claim = (
+        f"UPDATE {jobs_table} j SET status = 'running', lease_until = %s, "  # noqa: S608
+        "attempts = j.attempts + 1, started_at = %s, "
+        "provider_started = j.provider_started OR j.reference_file_ids = '[]'::jsonb "
+        f"FROM {rows.table(GenerationModel)} m, {users_table} u "
+        "WHERE j.id = %s AND m.id = j.model_id AND u.id = j.user_id AND j.deadline > %s "
+        "AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < %s)) "
+        f"AND ({running}) < %s RETURNING {rows.columns(GenerationJob, 'j')}, "
+        f"{rows.columns(GenerationModel, 'm')}, {rows.columns(TelegramUser, 'u')}"
+    )
+    busy = f"SELECT ({running}) FROM {jobs_table} j WHERE j.id = %s"  # noqa: S608
+    return lock, claim, busy
+
+
 def _claim_postgres(job_id: int, now: Any) -> Any:
     """Два оператора: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе.
 
     Захвачено — строка задания с моделью и пользователем (как у job_load), иначе Claim.*.
     """
     limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
-    jobs_table, users_table = GenerationJob._meta.db_table, TelegramUser._meta.db_table
-    running_sql = (
-        f"SELECT count(*) FROM {jobs_table} r WHERE r.user_id = j.user_id "  # noqa: S608
-        "AND r.status = 'running' AND r.lease_until > %s AND r.id <> j.id"
-    )
+    lock_sql, claim_sql, busy_sql = _claim_sql()
     with transaction.atomic(), connection.cursor() as cursor:
         # Блокировка строки пользователя выстраивает захваты его заданий по одному: лимит не обгонят
-        cursor.execute(
-            f"SELECT j.status FROM {jobs_table} j JOIN {users_table} u ON u.id = j.user_id "  # noqa: S608
-            "WHERE j.id = %s FOR UPDATE OF u",
-            [job_id],
-        )
+        cursor.execute(lock_sql, [job_id])
         row = cursor.fetchone()
         if row is None or row[0] not in (JobStatus.QUEUED, JobStatus.RUNNING):
             return Claim.TAKEN
-        # Отдельный оператор — свой снимок уже после блокировки: видит захваченное до нас.
-        # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой минуты
-        # уже не возвращает токены (отдельный UPDATE перед вызовом не нужен)
+        # Отдельный оператор — свой снимок уже после блокировки: видит захваченное до нас
         cursor.execute(
-            f"UPDATE {jobs_table} j SET status = 'running', lease_until = %s, "  # noqa: S608
-            "attempts = j.attempts + 1, started_at = %s, "
-            "provider_started = j.provider_started OR j.reference_file_ids = '[]'::jsonb "
-            f"FROM {rows.table(GenerationModel)} m, {users_table} u "
-            "WHERE j.id = %s AND m.id = j.model_id AND u.id = j.user_id AND j.deadline > %s "
-            "AND (j.status = 'queued' OR (j.status = 'running' AND j.lease_until < %s)) "
-            f"AND ({running_sql}) < %s RETURNING {rows.columns(GenerationJob, 'j')}, "
-            f"{rows.columns(GenerationModel, 'm')}, {rows.columns(TelegramUser, 'u')}",
+            claim_sql,
             [now + timedelta(seconds=settings.GENERATION_LEASE_S), now, job_id, now, now, now, limit],
         )
         claimed = cursor.fetchone()
         if claimed is not None:
             return claimed
-        cursor.execute(f"SELECT ({running_sql}) FROM {jobs_table} j WHERE j.id = %s", [now, job_id])  # noqa: S608
+        cursor.execute(busy_sql, [now, job_id])
         busy = cursor.fetchone()
     return Claim.BUSY if busy is not None and busy[0] >= limit else Claim.TAKEN
 
