@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import mimetypes
 import os
 import re
 import tempfile
@@ -115,6 +116,12 @@ def _validate_content_type(kind: MediaKind, content_type: str) -> str:
 # --- Локальный диск ----------------------------------------------------------------------------
 
 
+def _type_by_extension(kind: str, key: str) -> str:
+    """Тип по расширению ключа, если он того же вида (image/…, video/…); иначе пусто."""
+    guessed = mimetypes.guess_type(key, strict=True)[0] or ""
+    return guessed if guessed.startswith(f"{kind}/") else ""
+
+
 def _kind_dir(kind: MediaKind) -> str:
     return f"{kind}s"
 
@@ -144,7 +151,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 class LocalMediaStorage:
-    """Файлы в `<root>/images|videos/<key>`, тип содержимого рядом в `<root>/.types/…`.
+    """Файлы в `<root>/images|videos/<key>`; тип, если он не следует из расширения, — в `<root>/.types/…`.
 
     Ссылки — `/media/s/<token>`: django.core.signing (SECRET_KEY) с видом, ключом и сроком.
     """
@@ -165,8 +172,13 @@ class LocalMediaStorage:
         path, meta = self._paths(kind, key)
         _validate_content_type(kind, content_type)
         try:
-            # Сначала тип: файл без типа отдали бы как octet-stream
-            _write_atomic(meta, content_type.encode())
+            if content_type == _type_by_extension(kind, key):
+                # Тип читается по расширению ключа (jobs/1/0.png): файл типа не нужен — это вдвое
+                # меньше записей с fsync на каждый выход. Прежний файл другого типа убираем
+                meta.unlink(missing_ok=True)
+            else:
+                # Сначала тип: файл без типа отдали бы по расширению, то есть неверно
+                _write_atomic(meta, content_type.encode())
             _write_atomic(path, data)
         except OSError as exc:
             raise StorageTransientError(f"запись {key!r}: {exc}") from exc
@@ -246,6 +258,8 @@ def open_signed_media(token: str, *, root: Path | None = None) -> SignedMedia:
         raise StorageNotFoundError(f"нет объекта {kind}:{key}") from exc
     try:
         content_type = meta.read_text().strip()
+    except FileNotFoundError:
+        content_type = _type_by_extension(kind, key)
     except OSError:
         content_type = ""
     if not _CONTENT_TYPE_RE.fullmatch(content_type):

@@ -49,6 +49,23 @@ def test_a_valid_link_serves_the_file_with_its_content_type(local: LocalMediaSto
     assert _body(response) == PNG
 
 
+def test_a_type_the_extension_does_not_say_is_stored_beside_the_file(
+    local: LocalMediaStorage, tmp_path: Path
+) -> None:
+    types = tmp_path / "media" / ".types" / "images" / "jobs" / "3" / "0.png"
+    local.put(kind="image", key="jobs/3/0.png", data=PNG, content_type="image/webp")
+    url = local.signed_url(kind="image", key="jobs/3/0.png", expires_s=60)
+
+    assert types.read_text() == "image/webp"
+    assert Client().get(_path(url))["Content-Type"] == "image/webp"
+
+    # Повтор с типом по расширению: файл типа больше не нужен и не должен его перебивать
+    local.put(kind="image", key="jobs/3/0.png", data=PNG, content_type="image/png")
+
+    assert not types.exists()
+    assert Client().get(_path(url))["Content-Type"] == "image/png"
+
+
 def test_a_video_is_served_as_video(local: LocalMediaStorage) -> None:
     local.put(kind="video", key="jobs/2/0.mp4", data=MP4, content_type="video/mp4")
 

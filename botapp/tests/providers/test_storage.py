@@ -295,7 +295,7 @@ def test_local_put_is_idempotent_and_leaves_no_temporary_files(
 
     assert local.get(kind="image", key="jobs/9/0.png") == PNG
     names = sorted(p.name for p in (tmp_path / "media").rglob("*") if p.is_file())
-    assert names == ["0.png", "0.png"]  # данные и тип, без .tmp-
+    assert names == ["0.png"]  # только данные: тип следует из расширения; без .tmp-
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
