@@ -313,7 +313,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
         return Delivered("skipped") if claimed else _notify_failure(job)
     if job.status != JobStatus.GENERATED:
         return Delivered("skipped")
-    outputs = list(JobOutput.objects.filter(job=job, status=JobOutput.Status.OK).order_by("index"))
+    outputs = jobs.job_outputs_ok(job_id=job.pk)
     storage = media_storage()
     kind: MediaKind = "video" if job.kind == "video" else "image"
     fetching = time.monotonic()

@@ -449,12 +449,31 @@ def job_mark_generated(*, job: GenerationJob) -> bool:
     сборщик, когда аренда истечёт, — задание остаётся в GENERATED.
     """
     now = timezone.now()
-    updated = GenerationJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-        status=JobStatus.GENERATED,
-        generated_at=now,
-        lease_until=now + timedelta(seconds=settings.DELIVERY_LEASE_S),
-    )
-    return bool(updated)
+    with connection.cursor() as cursor:
+        # Сырой SQL: переход идёт на каждое задание, сборка того же UPDATE через ORM дороже его самого
+        cursor.execute(
+            f"UPDATE {rows.table(GenerationJob)} SET status = %s, generated_at = %s, lease_until = %s "  # noqa: S608
+            "WHERE id = %s AND status = %s",
+            [
+                JobStatus.GENERATED.value,
+                now,
+                now + timedelta(seconds=settings.DELIVERY_LEASE_S),
+                job.pk,
+                JobStatus.RUNNING.value,
+            ],
+        )
+        return bool(cursor.rowcount == 1)
+
+
+def job_outputs_ok(*, job_id: int) -> list[JobOutput]:
+    """Готовые выходы задания по порядку (доставка читает их на каждое задание — сырым SQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {rows.columns(JobOutput, 'o')} FROM {rows.table(JobOutput)} o "  # noqa: S608
+            'WHERE o.job_id = %s AND o.status = %s ORDER BY o."index"',
+            [job_id, JobOutput.Status.OK.value],
+        )
+        return [rows.from_row(JobOutput, row) for row in cursor.fetchall()]
 
 
 def _deliverable() -> Q:
