@@ -205,21 +205,24 @@ def job_create(
     )
     try:
         with transaction.atomic():
-            job = GenerationJob.objects.create(
-                user=user,
-                model=model,
-                kind=model.kind,
-                idempotency_key=idempotency_key,
-                prompt=prompt,
-                params=params,
-                reference_file_ids=reference_file_ids,
-                source_job=source_job,
-                price=price,
-                cost_usd=cost,
-                deadline=timezone.now() + timedelta(seconds=deadline_s),
-                status_chat_id=status_chat_id,
-                # Публикация — сразу после коммита; не удастся — job_publish сбросит отметку
-                published_at=timezone.now(),
+            # Сырой INSERT: создание — на каждое задание из вебхука (rows.py: почему)
+            job = rows.insert(
+                GenerationJob(
+                    user=user,
+                    model=model,
+                    kind=model.kind,
+                    idempotency_key=idempotency_key,
+                    prompt=prompt,
+                    params=params,
+                    reference_file_ids=reference_file_ids,
+                    source_job=source_job,
+                    price=price,
+                    cost_usd=cost,
+                    deadline=timezone.now() + timedelta(seconds=deadline_s),
+                    status_chat_id=status_chat_id,
+                    # Публикация — сразу после коммита; не удастся — job_publish сбросит отметку
+                    published_at=timezone.now(),
+                )
             )
             job.hold = ledger.hold(
                 user=user, amount=price, key=f"job:{job.pk}", reference=job, savepoint=False

@@ -57,6 +57,31 @@ def from_row(model: type[M], row: Sequence[Any]) -> M:
     return model.from_db(connection.alias, names, values)
 
 
+def _insert_sql(obj: models.Model) -> tuple[str, list[Any], dict[str, str]]:
+    """INSERT всех столбцов obj, кроме первичного ключа; значения готовит само поле, как при save()."""
+    meta = obj._meta
+    quote = connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    return sql, values, {field.name: str(field.column) for field in fields}
+
+
+def insert(obj: M) -> M:
+    """obj.save() для новой строки одним INSERT … RETURNING id, без компилятора ORM (горячий путь)."""
+    sql, values, _columns = _insert_sql(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {connection.ops.quote_name(str(obj._meta.pk.column))}", values)
+        row = cursor.fetchone()
+    assert row is not None
+    obj.pk = row[0]
+    obj._state.adding, obj._state.db = False, connection.alias
+    return obj
+
+
 def upsert(obj: models.Model, *, unique: Sequence[str], update: Sequence[str]) -> None:
     """INSERT … ON CONFLICT (unique) DO UPDATE одним оператором.
 
@@ -64,16 +89,9 @@ def upsert(obj: models.Model, *, unique: Sequence[str], update: Sequence[str]) -
     BEGIN/COMMIT: три обращения к базе вместо одного. Значения готовит само поле (pre_save,
     get_db_prep_save), как при save(): auto_now_add, JSON, даты.
     """
-    meta = obj._meta
     quote = connection.ops.quote_name
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
-    column = {field.name: str(field.column) for field in fields}
+    sql, values, column = _insert_sql(obj)
     updates = ", ".join(f"{quote(column[name])} = EXCLUDED.{quote(column[name])}" for name in update)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({', '.join(quote(column[name]) for name in unique)}) DO UPDATE SET {updates}"
-    )
+    conflict = ", ".join(quote(column[name]) for name in unique)
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(f"{sql} ON CONFLICT ({conflict}) DO UPDATE SET {updates}", values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
@@ -28,8 +30,12 @@ def normalize_label(text: str) -> str:
     return text.replace(VS16, "").strip()
 
 
+@functools.cache
 def _all_labels() -> dict[str, str]:
-    """Подпись (любой язык, без VS16) → ключ пункта: кнопку могли нажать до смены языка."""
+    """Подпись (любой язык, без VS16) → ключ пункта: кнопку могли нажать до смены языка.
+
+    Раз на процесс: каталоги переводов после запуска не меняются, а спрашивают это на каждый текст.
+    """
     mapping: dict[str, str] = {}
     for language in ("ru", "en"):
         with translation.override(language):
