@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -115,6 +116,60 @@ def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> 
     except (TelegramError, SendDeferred, RecipientBlocked) as exc:
         # Статус — украшение: пропущенная правка (лимит чата, удалённое сообщение) не ломает задание
         logger.info("job %s status %s skipped: %s", job.pk, stage, exc)
+
+
+# Обновление места в очереди (maintenance.queue_status, расписание — в tasks/schedule.py)
+QUEUE_REFRESH_AFTER_S = 10  # статус моложе этого ещё показывает верное место
+QUEUE_REFRESH_BATCH = 20  # правок за проход: лимит Telegram нужнее доставке результатов
+
+
+def queue_refresh() -> int:
+    """Поправить место и ETA в статусах заданий, которые ждут в очереди; число правок.
+
+    Правятся самые давние ожидающие, только если место изменилось с прошлой правки, и не больше
+    QUEUE_REFRESH_BATCH за проход. Своя отметка, а не общая с правками стадий: иначе правка очереди
+    за миг до захвата подавила бы «генерирую» (та отложена на секунду после старта и придёт позже).
+    """
+    queued = list(
+        GenerationJob.objects.filter(status=JobStatus.QUEUED)
+        .order_by("pk")
+        .values_list("pk", "kind", "created_at", "status_message_id")
+    )
+    counters: dict[str, int] = {}
+    positions: dict[int, int] = {}
+    cutoff = timezone.now() - timedelta(seconds=QUEUE_REFRESH_AFTER_S)
+    for pk, kind, created_at, message_id in queued:
+        counters[kind] = counters.get(kind, 0) + 1
+        if message_id and created_at <= cutoff:
+            positions[pk] = counters[kind]
+    shown = cache.get_many([f"job-queue-shown:{pk}" for pk in positions])
+    due = [pk for pk, position in positions.items() if shown.get(f"job-queue-shown:{pk}") != position]
+    edited = 0
+    for job in GenerationJob.objects.filter(pk__in=due[:QUEUE_REFRESH_BATCH]).select_related("user"):
+        position = positions[job.pk]
+        with translation.override(job.user.effective_language):
+            text = queued_text(position=position, eta_s=job_eta(job=job, position=position))
+            markup = cancel_keyboard(job.pk)
+        try:
+            _edit_status(job, text, markup)
+        except (TelegramError, SendDeferred, RecipientBlocked) as exc:
+            # Как и у стадий: статус — украшение, пропуск не ломает задание
+            logger.info("job %s queue status skipped: %s", job.pk, exc)
+            continue
+        cache.set(f"job-queue-shown:{job.pk}", position, timeout=3600)
+        edited += 1
+    return edited
+
+
+def _edit_status(job: GenerationJob, text: str, markup: InlineKeyboardMarkup) -> None:
+    from botapp.telegram.outbound import bot_call
+
+    chat_id, message_id = job.status_chat_id, job.status_message_id
+
+    async def edit(bot: ExtBot[Any]) -> None:
+        await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+
+    bot_call(edit)
 
 
 class _Deferred(threading.Thread):

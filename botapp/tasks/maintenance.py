@@ -40,3 +40,11 @@ def media_retention() -> None:
 
     media_retention_sweep()
     erased_users_sweep()
+
+
+@shared_task(name="maintenance.queue_status", ignore_result=True)
+def queue_status() -> None:
+    """По расписанию: место и ETA в статусах заданий, ждущих в очереди."""
+    from botapp.generation.progress import queue_refresh
+
+    queue_refresh()

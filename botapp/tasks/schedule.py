@@ -20,6 +20,8 @@ def periodic_tasks() -> list[Periodic]:
         Periodic("beat tick", "maintenance.beat_tick", settings.BEAT_TICK_INTERVAL_S),
         Periodic("inbox prune", "maintenance.inbox_prune", 3600),
         Periodic("job sweep", "maintenance.sweep_jobs", settings.JOB_SWEEP_INTERVAL_S),
+        # Место в очереди в статусах ждущих заданий (progress.queue_refresh)
+        Periodic("queue status", "maintenance.queue_status", 15),
         Periodic("media retention", "maintenance.media_retention", 3600),
         Periodic(
             "ledger reconciliation", "maintenance.reconcile_ledger", settings.LEDGER_RECONCILE_INTERVAL_S
