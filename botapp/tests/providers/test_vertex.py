@@ -315,6 +315,50 @@ def test_vertex_base_url_is_ours_or_the_sdk_default(base_url: str, location: str
     assert vertex_base_url(base_url, location) == expected
 
 
+# --- экспресс-режим: ключ без проекта ------------------------------------------------------------
+
+EXPRESS = "publishers/google/models"
+
+
+@pytest.fixture
+def express(server: FakeGemini) -> GeminiProvider:
+    return GeminiProvider(api_key=server.api_key, base_url=server.base_url, use_vertex=True, project="")
+
+
+def test_express_mode_sends_the_key_to_the_global_publisher_path(
+    fake: FakeGemini, express: GeminiProvider
+) -> None:
+    result = generate(express, "маяк в тумане", aspect_ratio="1:1", image_size="1K")
+
+    [request] = vertex_calls(fake)
+    assert request.path == f"/{VERTEX_API_VERSION}/{EXPRESS}/{IMAGE_MODEL}:generateContent"
+    assert request.headers["x-goog-api-key"] == fake.api_key
+    assert "authorization" not in request.headers
+    assert fake.requests_to("/oauth2/token") == []  # без сервисного аккаунта
+    assert request.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "1K"}
+    assert (result.width, result.height) == (1024, 1024)
+
+
+def test_express_mode_video_submits_and_polls_with_the_key(fake: FakeGemini, express: GeminiProvider) -> None:
+    name = submit(express, "волны [polls:1]")
+    result = express.poll_video(operation_name=name, timeout_s=10)
+
+    assert name.startswith(f"{EXPRESS}/{VIDEO_MODEL}/operations/")
+    submitted, polled = vertex_calls(fake)
+    assert submitted.path == f"/{VERTEX_API_VERSION}/{EXPRESS}/{VIDEO_MODEL}:predictLongRunning"
+    assert polled.path == f"/{VERTEX_API_VERSION}/{EXPRESS}/{VIDEO_MODEL}:fetchPredictOperation"
+    assert all(r.headers["x-goog-api-key"] == fake.api_key for r in (submitted, polled))
+    assert (result.done, result.data) == (True, fake_mp4())
+
+
+def test_express_mode_with_a_wrong_key_is_permanent(fake: FakeGemini, server: FakeGemini) -> None:
+    wrong = GeminiProvider(api_key="not-our-key", base_url=server.base_url, use_vertex=True, project="")
+
+    with pytest.raises(ProviderPermanentError):
+        generate(wrong, "маяк")
+    assert [r.headers["x-goog-api-key"] for r in vertex_calls(fake)] == ["not-our-key"]
+
+
 def test_vertex_without_project_or_key_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="GOOGLE_CLOUD_PROJECT"):
         GeminiProvider(api_key="", base_url="", use_vertex=True, project="")

@@ -35,6 +35,8 @@ Vertex AI (SDK с vertexai=True, api_version v1beta1):
   (с parameters.storageUri — только gcsUri, как у Google).
   Авторизация — только «Authorization: Bearer <токен>», выданный POST /oauth2/token (JWT-assertion
   сервисного аккаунта, см. service_account_info); нет или чужой — 401 UNAUTHENTICATED.
+  Экспресс-режим (ключ без проекта): те же методы по /v1beta1/publishers/google/models/{m}:…,
+  авторизация — x-goog-api-key (нет — 401, чужой — 400 API_KEY_INVALID).
   client_email со словом revoked — token_uri отвечает invalid_grant (как на удалённый ключ).
 
 Проверки как у Google: нет ключа → 403 PERMISSION_DENIED; чужой ключ → 400 API_KEY_INVALID;
@@ -128,8 +130,9 @@ ROUTE = re.compile(
     r")$"
 )
 VERTEX_ROUTE = re.compile(
-    r"^/(?P<ver>v1|v1beta1)/(?P<resource>projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
-    r"/publishers/google/models/(?P<model>[^/:]+))"
+    # Без projects/…/locations/… — экспресс-режим Vertex (только ключ)
+    r"^/(?P<ver>v1|v1beta1)/(?P<resource>(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?"
+    r"publishers/google/models/(?P<model>[^/:]+))"
     r":(?P<method>generateContent|predictLongRunning|fetchPredictOperation)$"
 )
 TOKEN_PATH = "/oauth2/token"
@@ -444,10 +447,17 @@ class FakeGemini:
 
     def _vertex(self, route: re.Match[str], request: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
         auth = request.headers.get("authorization", "")
-        with self._lock:
-            known = auth.startswith("Bearer ") and auth[len("Bearer ") :] in self._tokens
-        if not known:
-            return self._error(401, "Request had invalid authentication credentials.")
+        if route["project"] is None:
+            # Экспресс-режим: ключ API вместо токена сервисного аккаунта
+            if not request.api_key:
+                return self._error(401, "Request had invalid authentication credentials.")
+            if request.api_key != self.api_key:
+                return self._error(400, "API key not valid. Please pass a valid API key.")
+        else:
+            with self._lock:
+                known = auth.startswith("Bearer ") and auth[len("Bearer ") :] in self._tokens
+            if not known:
+                return self._error(401, "Request had invalid authentication credentials.")
         model, resource = route["model"], route["resource"]
         if model not in IMAGE_MODELS | VIDEO_MODELS:
             return self._error(404, f"Publisher Model `{resource}` was not found.")
@@ -564,7 +574,7 @@ class FakeGemini:
             return self._error(400, f"Unsupported duration: {params.get('durationSeconds')}")
         polls = POLLS_KEYWORD.search(prompt)
         after = AFTER_KEYWORD.search(prompt)
-        vertex = resource.startswith("projects/")
+        vertex = resource.startswith(("projects/", "publishers/"))
         # У Vertex id операции — UUID, у Gemini API — короткий
         name = f"{resource}/operations/{uuid.uuid4() if vertex else uuid.uuid4().hex[:12]}"
         operation = _Operation(
