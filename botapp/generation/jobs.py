@@ -328,7 +328,7 @@ def _claim_sql() -> tuple[str, str, str]:
         "AND r.status = 'running' AND r.lease_until > %s AND r.id <> j.id"
     )
     lock = (
-        f"SELECT j.status FROM {jobs_table} j JOIN {users_table} u ON u.id = j.user_id "  # noqa: S608
+        f"SELECT u.id FROM {jobs_table} j JOIN {users_table} u ON u.id = j.user_id "  # noqa: S608
         "WHERE j.id = %s FOR UPDATE OF u"
     )
     # Без входных фото провайдер получает запрос сразу после захвата: отмена с этой минуты
@@ -343,34 +343,35 @@ def _claim_sql() -> tuple[str, str, str]:
         f"AND ({running}) < %s RETURNING {rows.columns(GenerationJob, 'j')}, "
         f"{rows.columns(GenerationModel, 'm')}, {rows.columns(TelegramUser, 'u')}"
     )
-    busy = f"SELECT ({running}) FROM {jobs_table} j WHERE j.id = %s"  # noqa: S608
+    busy = f"SELECT j.status, ({running}) FROM {jobs_table} j WHERE j.id = %s"  # noqa: S608
     return lock, claim, busy
 
 
 def _claim_postgres(job_id: int, now: Any) -> Any:
-    """Два оператора: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе.
+    """Один круг к базе: блокировка строки пользователя и UPDATE … RETURNING со счётом в подзапросе.
 
-    Захвачено — строка задания с моделью и пользователем (как у job_load), иначе Claim.*.
+    Оба оператора — в одном запросе простого протокола: PostgreSQL выполняет их одной неявной
+    транзакцией (блокировка держится до конца UPDATE), а снимок у каждого оператора свой — UPDATE
+    видит захваты, закоммиченные, пока мы ждали блокировку. Прежде это были BEGIN, SELECT, UPDATE,
+    COMMIT — четыре круга. Захвачено — строка задания с моделью и пользователем (как у job_load),
+    иначе Claim.*.
     """
     limit = settings.GENERATION_MAX_IN_FLIGHT_PER_USER
     lock_sql, claim_sql, busy_sql = _claim_sql()
-    with transaction.atomic(), connection.cursor() as cursor:
+    lease_until = now + timedelta(seconds=settings.GENERATION_LEASE_S)
+    with connection.cursor() as cursor:
         # Блокировка строки пользователя выстраивает захваты его заданий по одному: лимит не обгонят
-        cursor.execute(lock_sql, [job_id])
-        row = cursor.fetchone()
-        if row is None or row[0] not in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return Claim.TAKEN
-        # Отдельный оператор — свой снимок уже после блокировки: видит захваченное до нас
-        cursor.execute(
-            claim_sql,
-            [now + timedelta(seconds=settings.GENERATION_LEASE_S), now, job_id, now, now, now, limit],
-        )
+        cursor.execute(f"{lock_sql}; {claim_sql}", [job_id, lease_until, now, job_id, now, now, now, limit])
+        cursor.nextset()
         claimed = cursor.fetchone()
         if claimed is not None:
             return claimed
+        # Не захвачено: занято лимитом пользователя или задание уже не ждёт (другой воркер, завершено)
         cursor.execute(busy_sql, [now, job_id])
         busy = cursor.fetchone()
-    return Claim.BUSY if busy is not None and busy[0] >= limit else Claim.TAKEN
+    if busy is None or busy[0] not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return Claim.TAKEN
+    return Claim.BUSY if busy[1] >= limit else Claim.TAKEN
 
 
 def _claim_portable(job_id: int, now: Any) -> bool | str:
