@@ -70,6 +70,8 @@ def queued_text(*, position: int, eta_s: float) -> str:
 def stage_text(stage: str) -> str:
     texts = {
         "generating": _("🎨 Generating… The result will arrive in this chat."),
+        # Видео готово у провайдера, идёт загрузка и отправка (до 50 МБ — это секунды)
+        "sending": _("📤 The video is ready — sending it…"),
     }
     return texts[stage]
 
@@ -107,7 +109,7 @@ def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> 
             await bot.delete_message(chat_id, message_id)
             return
         await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
-        if stage == "generating":
+        if stage in ("generating", "sending"):
             action = "upload_video" if job.kind == "video" else "upload_photo"
             await bot.send_chat_action(chat_id, action)
 
@@ -145,7 +147,9 @@ def queue_refresh() -> int:
     shown = cache.get_many([f"job-queue-shown:{pk}" for pk in positions])
     due = [pk for pk, position in positions.items() if shown.get(f"job-queue-shown:{pk}") != position]
     edited = 0
-    for job in GenerationJob.objects.filter(pk__in=due[:QUEUE_REFRESH_BATCH]).select_related("user"):
+    # Заблокировавшим бота не пишем: Telegram ответит 403 (а доставку за них урегулирует сама доставка)
+    waiting = GenerationJob.objects.filter(pk__in=due[:QUEUE_REFRESH_BATCH], user__is_blocked=False)
+    for job in waiting.select_related("user"):
         position = positions[job.pk]
         with translation.override(job.user.effective_language):
             text = queued_text(position=position, eta_s=job_eta(job=job, position=position))

@@ -258,6 +258,10 @@ def job_poll(*, job_id: int) -> RunResult:
     if result is None or not result.done or result.data is None:
         GenerationJob.objects.filter(pk=job.pk).update(next_poll_at=now + timedelta(seconds=interval))
         return RunResult("polling", countdown=interval)
+    from botapp.generation import progress
+
+    # Вторая стадия видео: ролик готов, дальше хранилище и sendVideo (правка — по общему правилу 3 с)
+    progress.job_progress(job=job, stage="sending")
     key = output_key(job, 0, "mp4")
     media_storage().put(kind="video", key=key, data=result.data, content_type=result.mime_type)
     jobs.job_output_store(

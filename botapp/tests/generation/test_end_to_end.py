@@ -384,6 +384,24 @@ def test_text_to_video_and_photo_to_video(stack: Stack) -> None:
     assert _balance(chat) == (320 - 120 - 40, 0)  # Lite 4 с 720p: 0.05 × 4 × 200 = 40
 
 
+def test_a_slow_video_shows_generating_then_sending_stages_in_one_status(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    card = _video_card(chat, "veo-3-1-fast", "slow clouds [after:8]")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=90)
+    assert job.status == JobStatus.DELIVERED
+    edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
+    [generating] = [e for e in edits if "Generating" in e.params["text"]]
+    [sending] = [e for e in edits if "sending it" in e.params["text"]]
+    [video] = services.sandbox_calls(method="sendVideo", chat_id=chat.chat_id)
+    # Одно сообщение статуса правится на месте, не чаще раза в 3 с, и обе стадии — до ролика
+    assert generating.params["message_id"] == sending.params["message_id"]
+    assert (sending.created_at - generating.created_at).total_seconds() >= 2.9
+    assert sending.created_at < video.created_at
+    actions = services.sandbox_calls(method="sendChatAction", chat_id=chat.chat_id)
+    assert [a.params["action"] for a in actions] == ["upload_video", "upload_video"]
+
+
 def test_a_video_negative_prompt_from_the_card_reaches_veo(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     card = _video_card(chat, "veo-3-1-fast", "a busy street at night")

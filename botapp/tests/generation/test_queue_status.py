@@ -18,7 +18,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from botapp.generation import jobs, progress
-from botapp.models import GenerationJob
+from botapp.models import GenerationJob, TelegramUser
 from botapp.tasks.maintenance import queue_status
 from botapp.telegram import outbound
 from botapp.tests.billing.factories import user_fund, user_make
@@ -125,3 +125,13 @@ def test_one_pass_edits_at_most_a_batch_oldest_first(
     assert sorted(_edits(bot_api)) == [802, 803]
     for job in waiting:
         jobs.job_fail(job=job, category="test")
+
+
+def test_a_user_who_blocked_the_bot_gets_no_queue_edits(bot_api: FakeBotApi) -> None:
+    job = _waiting(901, age_s=30)
+    TelegramUser.objects.filter(pk=job.user_id).update(is_blocked=True)
+    cache.delete(f"job-queue-shown:{job.pk}")
+
+    assert progress.queue_refresh() == 0
+    assert _edits(bot_api) == {}
+    jobs.job_fail(job=job, category="test")
