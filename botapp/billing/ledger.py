@@ -189,13 +189,13 @@ def ledger_post(
         for account_id in sorted(per_account):
             if account_id in user_accounts:
                 balances[account_id] = _apply_user_deltas(account_id, per_account[account_id])
-        entries: list[Any] = []
+        entries: list[tuple[int, int, str, int, int | None]] = []
         for account_id, buckets in per_account.items():
             for bucket, amount in buckets.items():
                 after = None
                 if account_id in balances:
                     after = balances[account_id][0 if bucket == AVAILABLE else 1]
-                entries += [transaction_id, account_id, bucket, amount, after]
+                entries.append((transaction_id, account_id, bucket, amount, after))
         _insert_entries(entries)
     posted = LedgerTransaction(
         id=transaction_id,
@@ -212,20 +212,20 @@ def ledger_post(
     return Posted(transaction=posted, replayed=False, available=user_balance[0], on_hold=user_balance[1])
 
 
-def _insert_entries(values: list[Any]) -> None:
-    """Строки проводки (по 5 значений) одним INSERT.
+def _insert_entries(entries: list[tuple[int, int, str, int, int | None]]) -> None:
+    """Строки проводки (проводка, счёт, корзина, сумма, остаток после) одним INSERT.
 
     Сырой SQL: проводка идёт дважды на каждое задание (холд, списание), а bulk_create собирает
     запрос дороже, чем база его выполняет.
     """
-    if not values:
+    if not entries:
         return
-    rows_sql = ", ".join(["(%s, %s, %s, %s, %s)"] * (len(values) // 5))
+    rows_sql = ", ".join(["(%s, %s, %s, %s, %s)"] * len(entries))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {LedgerEntry._meta.db_table} "  # noqa: S608
             f"(transaction_id, account_id, bucket, amount, balance_after) VALUES {rows_sql}",
-            values,
+            [value for entry in entries for value in entry],
         )
 
 

@@ -36,7 +36,11 @@ class VideoRequest:
 
 
 def pricing_factors() -> Factors:
-    row, _ = PricingSettings.objects.get_or_create(pk=1)
+    return factors_of(PricingSettings.objects.get_or_create(pk=1)[0])
+
+
+def factors_of(row: PricingSettings) -> Factors:
+    """Множители цены из строки настроек (её читают и отдельно, и вместе с защитой расходов)."""
     return Factors(tokens_per_usd=Decimal(row.tokens_per_usd), markup=Decimal(row.markup))
 
 

@@ -25,6 +25,7 @@ from botapp.billing.pricing import (
     Factors,
     ImageRequest,
     VideoRequest,
+    factors_of,
     price_tokens,
     pricing_factors,
     provider_cost_usd,
@@ -106,20 +107,15 @@ def _settings() -> tuple[Factors, GenerationSettings]:
         # Строк ещё нет (свежая база): создать как обычно
         return pricing_factors(), GenerationSettings.objects.get_or_create(pk=1)[0]
     prices = rows.from_row(PricingSettings, row[:split])
-    factors = Factors(tokens_per_usd=Decimal(prices.tokens_per_usd), markup=Decimal(prices.markup))
-    return factors, rows.from_row(GenerationSettings, row[split:])
+    return factors_of(prices), rows.from_row(GenerationSettings, row[split:])
 
 
-def spend_check(
-    *, model: GenerationModel, cost_usd: Decimal, guard: GenerationSettings | None = None
-) -> None:
+def spend_check(*, model: GenerationModel, cost_usd: Decimal, guard: GenerationSettings) -> None:
     """Защита расходов: общий выключатель, выключатель модели, суточный потолок себестоимости.
 
-    guard — настройки, уже прочитанные вызывающим. Raises: JobRefused(paused | model_disabled |
-    daily_cap) с текстом для пользователя.
+    guard — настройки генерации (_settings). Raises: JobRefused(paused | model_disabled | daily_cap)
+    с текстом для пользователя.
     """
-    if guard is None:
-        guard, _ = GenerationSettings.objects.get_or_create(pk=1)
     if not guard.generation_enabled:
         raise JobRefused("paused", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
     if not model.is_enabled:

@@ -146,17 +146,17 @@ def inbox_complete_many(*, update_ids: list[int], log_rows: list[dict[str, Any]]
     placeholders = ", ".join(["%s"] * len(update_ids))
     update = f"UPDATE {_TABLE} SET status = %s, processed_at = %s WHERE update_id IN ({placeholders})"  # noqa: S608
     params: list[Any] = [InboxUpdate.Status.DONE.value, timezone.now(), *update_ids]
-    if not log_rows or connection.vendor == "postgresql":
-        if log_rows:
-            log_sql, log_params = services.chat_log_insert_sql(log_rows)
-            update, params = f"WITH log AS ({log_sql}) {update}", [*log_params, *params]
-        with connection.cursor() as cursor:
-            cursor.execute(update, params)
+    if log_rows and connection.vendor != "postgresql":
+        with transaction.atomic():
+            services.chat_log_record_many(rows=log_rows)
+            with connection.cursor() as cursor:
+                cursor.execute(update, params)
         return
-    with transaction.atomic():
-        services.chat_log_record_many(rows=log_rows)
-        with connection.cursor() as cursor:
-            cursor.execute(update, params)
+    if log_rows:
+        log_sql, log_params = services.chat_log_insert_sql(log_rows)
+        update, params = f"WITH log AS ({log_sql}) {update}", [*log_params, *params]
+    with connection.cursor() as cursor:
+        cursor.execute(update, params)
 
 
 class _DoneBatch:
