@@ -55,6 +55,13 @@ def _generate(chat: Chat, prompt: str) -> SandboxMessage:
     return card
 
 
+def _generated(chat: Chat, prompt: str, timeout: float = 60) -> GenerationJob:
+    """Промпт → карточка → ✅ → задание в конечном состоянии."""
+    card = _generate(chat, prompt)
+    chat.press(card, _button(card, "gen:ok:"))
+    return _wait_terminal(chat, timeout=timeout)
+
+
 def test_text_to_image_charges_the_price_shown_on_the_card(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
@@ -106,9 +113,7 @@ def test_text_to_image_charges_the_price_shown_on_the_card(stack: Stack) -> None
 def test_a_slow_generation_shows_the_generating_stage_once_the_status_may_be_edited(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
-    card = _generate(chat, "a slow glacier [slow:5]")
-    chat.press(card, _button(card, "gen:ok:"))
-    job = _wait_terminal(chat, timeout=60)
+    job = _generated(chat, "a slow glacier [slow:5]", timeout=60)
     assert job.status == JobStatus.DELIVERED
     edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
     [edit] = [e for e in edits if "Generating" in e.params["text"]]
@@ -123,9 +128,7 @@ def test_a_slow_generation_shows_the_generating_stage_once_the_status_may_be_edi
 def test_a_blocked_prompt_returns_the_tokens_and_explains_why(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
-    card = _generate(chat, "something [blocked]")
-    chat.press(card, _button(card, "gen:ok:"))
-    job = _wait_terminal(chat)
+    job = _generated(chat, "something [blocked]")
     assert job.status == JobStatus.FAILED
     assert job.error_category == "safety"
     assert _balance(chat) == (20, 0)
@@ -136,9 +139,7 @@ def test_a_blocked_prompt_returns_the_tokens_and_explains_why(stack: Stack) -> N
 def test_provider_429_twice_then_success_gives_one_result_and_one_capture(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
-    card = _generate(chat, "a lighthouse [429x2]")
-    chat.press(card, _button(card, "gen:ok:"))
-    job = _wait_terminal(chat, timeout=90)
+    job = _generated(chat, "a lighthouse [429x2]", timeout=90)
     assert job.status == JobStatus.DELIVERED
     assert len(stack.gemini.requests_to(":generateContent")) == 3
     assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == 1
@@ -304,9 +305,7 @@ def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> Non
     chat = Chat(stack.base, "en")
     chat.say("/start")
     _fund(chat, 50)
-    card = _generate(chat, "a blue house")
-    chat.press(card, _button(card, "gen:ok:"))
-    first = _wait_terminal(chat)
+    first = _generated(chat, "a blue house")
     photo = JobOutput.objects.get(job=first)
     stack.gemini.clear()
     get_files_before = len(services.sandbox_calls(method="getFile"))
@@ -441,9 +440,7 @@ def test_a_video_operation_that_ends_in_an_error_is_released_at_once_and_never_r
 def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
-    card = _generate(chat, "a tiny robot")
-    chat.press(card, _button(card, "gen:ok:"))
-    job = _wait_terminal(chat)
+    job = _generated(chat, "a tiny robot")
     output = JobOutput.objects.get(job=job)
     calls_before = len(stack.gemini.requests)
     chat.say("/gallery")
@@ -469,9 +466,7 @@ def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> No
 def test_delete_me_leaves_no_stored_file_of_that_user(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
-    card = _generate(chat, "a paper boat")
-    chat.press(card, _button(card, "gen:ok:"))
-    job = _wait_terminal(chat)
+    job = _generated(chat, "a paper boat")
     output = JobOutput.objects.get(job=job)
     stored = list((stack.data_dir / "media").rglob("*.png"))
     assert any(path.as_posix().endswith(output.storage_key) for path in stored)
@@ -500,9 +495,7 @@ def test_the_worker_keeps_its_database_connection_between_tasks(stack: Stack) ->
     chat.say("/start")
     _fund(chat, 100)
     # Первое задание прогревает соединения веба и воркера
-    warm = _generate(chat, "a warm-up teapot")
-    chat.press(warm, _button(warm, "gen:ok:"))
-    _wait_terminal(chat)
+    _generated(chat, "a warm-up teapot")
     before = _sessions_opened()
     for i in range(4):
         card = _generate(chat, f"a teapot number {i}")

@@ -50,6 +50,16 @@ def submit(
     )
 
 
+# Параметры Veo, которые должен отправить submit (ключ и Vertex отправляют одинаково)
+SUBMITTED_PARAMETERS = {
+    "sampleCount": 1,
+    "durationSeconds": 6,
+    "aspectRatio": "9:16",
+    "resolution": "1080p",
+    "negativePrompt": "размыто",
+}
+
+
 def poll_until_done(provider: GeminiProvider, name: str, limit: int = 10) -> list[VideoPoll]:
     polls = []
     for _ in range(limit):
@@ -69,13 +79,7 @@ def test_submit_posts_predict_long_running_and_returns_the_operation_name(
     assert (request.method, request.path) == ("POST", f"/v1beta/models/{MODEL}:predictLongRunning")
     assert request.headers["x-goog-api-key"] == KEY
     assert request.body["instances"] == [{"prompt": "кот на сёрфе"}]
-    assert request.body["parameters"] == {
-        "sampleCount": 1,
-        "durationSeconds": 6,
-        "aspectRatio": "9:16",
-        "resolution": "1080p",
-        "negativePrompt": "размыто",
-    }
+    assert request.body["parameters"] == SUBMITTED_PARAMETERS
 
 
 def test_the_first_frame_goes_as_standard_base64(fake: FakeGemini, provider: GeminiProvider) -> None:

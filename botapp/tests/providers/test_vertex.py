@@ -25,6 +25,7 @@ from botapp.providers.base import (
     VideoPoll,
 )
 from botapp.providers.gemini import VERTEX_API_VERSION, GeminiProvider, vertex_base_url
+from botapp.tests.providers.test_veo import SUBMITTED_PARAMETERS
 from botapp.tests.providers.test_veo import submit as veo_submit
 from botapp.tests.support.fake_gemini import FakeGemini, RecordedRequest, fake_mp4, service_account_info
 from botapp.tests.support.processes import free_port
@@ -185,13 +186,7 @@ def test_text_to_video_submits_polls_and_returns_inline_bytes(
     assert request.path == f"/{VERTEX_API_VERSION}/{RESOURCE}/{VIDEO_MODEL}:predictLongRunning"
     assert request.headers["authorization"] == f"Bearer {only_token(fake)}"
     assert request.body["instances"] == [{"prompt": "кот на сёрфе [polls:2]"}]
-    assert request.body["parameters"] == {
-        "sampleCount": 1,
-        "durationSeconds": 6,
-        "aspectRatio": "9:16",
-        "resolution": "1080p",
-        "negativePrompt": "размыто",
-    }
+    assert request.body["parameters"] == SUBMITTED_PARAMETERS
 
     first = provider.poll_video(operation_name=name, timeout_s=10)
     second = provider.poll_video(operation_name=name, timeout_s=10)
