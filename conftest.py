@@ -111,6 +111,30 @@ def _no_emulator_violations(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_blocked_marks_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Отметки «заблокировал бота» в Redis уходят вместе с БД теста: правда о блокировке — в is_blocked.
+
+    Иначе чат, получивший 403 в одном тесте, молчал бы в следующем с тем же id. Префикс любой:
+    у стендов тестов свои префиксы Redis.
+    """
+    yield
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    import redis
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match="*tg-blocked:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture(autouse=True)
 def _money_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     """После каждого теста с БД сверка денег обязана проходить (ARCHITECTURE §4)."""
     if not _same_db_fixture(request):

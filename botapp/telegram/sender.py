@@ -19,7 +19,7 @@ from telegram.ext import BaseRateLimiter
 
 from botapp.ops import metrics
 from botapp.telegram.dbcall import db
-from botapp.telegram.ratelimit import SendLimiter, broadcast_bucket
+from botapp.telegram.ratelimit import Mark, MarkedBlocked, SendLimiter, broadcast_bucket
 from botapp.users import services
 
 logger = logging.getLogger(__name__)
@@ -102,9 +102,11 @@ class OutgoingLog:
     обработчик), пишется сразу, как вне вебхука.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chat_id: int | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self.open = True
+        # Личный чат автора апдейта: он только что писал боту, отметка «заблокировал» устарела
+        self.chat_id = chat_id
 
     def close(self) -> list[dict[str, Any]]:
         self.open = False
@@ -121,6 +123,23 @@ async def _log_outgoing(chat_id: Any, result: Any) -> None:
         collected.rows.extend(rows)
         return
     await db(services.chat_log_record_many)(rows=rows)
+
+
+def _mark(chat_id: Any) -> Mark:
+    """Личный чат проверяется на отметку «заблокировал бота»; ответ автору апдейта её снимает."""
+    if chat_id is None or str(chat_id).startswith(("-", "@")):
+        return Mark.IGNORE
+    collected = outgoing_log.get()
+    if collected is not None and collected.chat_id is not None and str(collected.chat_id) == str(chat_id):
+        return Mark.CLEAR
+    return Mark.CHECK
+
+
+async def remember_blocked(bot: Any, chat_id: int, *, blocked: bool) -> None:
+    """my_chat_member: пользователь заблокировал бота или вернулся — отметка отправителя тоже."""
+    limiter = getattr(bot, "rate_limiter", None)
+    if isinstance(limiter, SharedRateLimiter):
+        await limiter.remember_blocked(chat_id, blocked=blocked)
 
 
 # rate_limit_args вызова PTB: BROADCAST — массовая отправка со своим, меньшим лимитом
@@ -143,6 +162,14 @@ class SharedRateLimiter(BaseRateLimiter[str]):
     async def initialize(self) -> None:
         return None
 
+    async def remember_blocked(self, chat_id: int, *, blocked: bool) -> None:
+        """Отметка для всех процессов; правда — is_blocked в БД, поэтому сбой Redis не ошибка."""
+        try:
+            await self.limiter.set_blocked(chat_id, blocked)
+        except Exception:
+            action = "set" if blocked else "clear"
+            logger.warning("could not %s the blocked mark of a chat", action, exc_info=True)
+
     async def shutdown(self) -> None:
         await self.limiter.aclose()
 
@@ -159,7 +186,10 @@ class SharedRateLimiter(BaseRateLimiter[str]):
         for attempt in range(3):
             if endpoint in LIMITED_METHODS:
                 extra = [broadcast_bucket()] if rate_limit_args == BROADCAST else None
-                wait = await self.limiter.wait_turn(chat_id, self.max_wait, extra)
+                try:
+                    wait = await self.limiter.wait_turn(chat_id, self.max_wait, extra, mark=_mark(chat_id))
+                except MarkedBlocked as exc:
+                    raise RecipientBlocked(f"chat {chat_id} is marked as having blocked the bot") from exc
                 if wait > 0:
                     raise SendDeferred(wait)
             try:
@@ -179,6 +209,7 @@ class SharedRateLimiter(BaseRateLimiter[str]):
             except Forbidden as exc:
                 if chat_id is not None and _blocked(exc) and int(chat_id) > 0:
                     await db(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
+                    await self.remember_blocked(int(chat_id), blocked=True)
                     raise RecipientBlocked(str(exc)) from exc
                 raise
             metrics.telegram_send_count(method=endpoint)

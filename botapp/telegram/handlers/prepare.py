@@ -13,6 +13,7 @@ from telegram.ext import ApplicationHandlerStop
 from botapp.models import ConversationState, TelegramUser
 from botapp.telegram.application import BotContext, prefetched
 from botapp.telegram.dbcall import db
+from botapp.telegram.sender import remember_blocked
 from botapp.users import services
 
 _MEDIA_FIELDS = ("photo", "document", "video", "animation", "voice", "audio", "sticker")
@@ -92,6 +93,7 @@ async def _chat_member_changed(update: Update) -> None:
         return
     blocked = change.new_chat_member.status in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT)
     await db(_chat_member_record)(fields=_user_fields(change.from_user), blocked=blocked)
+    await remember_blocked(update.get_bot(), change.chat.id, blocked=blocked)
 
 
 def _chat_member_record(*, fields: dict[str, Any], blocked: bool) -> None:

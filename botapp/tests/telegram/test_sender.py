@@ -18,7 +18,14 @@ from telegram.ext import ExtBot
 from botapp.models import TelegramUser
 from botapp.sandbox import services
 from botapp.telegram.httpclient import AiohttpRequest
-from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter
+from botapp.telegram.sender import (
+    OutgoingLog,
+    RecipientBlocked,
+    SendDeferred,
+    SharedRateLimiter,
+    outgoing_log,
+    remember_blocked,
+)
 from botapp.tests.sandbox.conftest import LiveSandbox, _live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -168,6 +175,49 @@ def test_403_marks_the_user_blocked(fast_sandbox: LiveSandbox, same_rates: None)
     [error] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
     assert isinstance(error, RecipientBlocked)
     assert TelegramUser.objects.get(telegram_id=chat).is_blocked
+
+
+def test_after_a_403_no_process_sends_to_that_chat_again(fast_sandbox: LiveSandbox, same_rates: None) -> None:
+    """Отметка «заблокировал» — в Redis: другой отправитель (как воркер в другом процессе) не шлёт вовсе."""
+    chat, other = 7_100_000_008, 7_100_000_009
+    TelegramUser.objects.create(telegram_id=chat, first_name="Ann")
+    services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=chat)
+    [first] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    assert isinstance(first, RecipientBlocked)
+
+    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat, chat, other]))
+
+    assert [type(e) for e in errors] == [RecipientBlocked, RecipientBlocked, type(None)]
+    assert [c.status for c in services.sandbox_calls(method="sendMessage", chat_id=chat)] == [403]
+    assert len(services.sandbox_calls(method="sendMessage", chat_id=other)) == 1
+
+
+def test_the_blocked_mark_goes_when_the_user_returns_or_writes(
+    fast_sandbox: LiveSandbox, same_rates: None
+) -> None:
+    """my_chat_member «member» снимает отметку; ответ автору апдейта — тоже: он только что писал боту."""
+    returned, wrote = 7_100_000_010, 7_100_000_011
+
+    async def scenario() -> list[BaseException | None]:
+        limiter = SharedRateLimiter(max_wait=2)
+        bot = _bot(fast_sandbox, limiter)
+        for chat in (returned, wrote):
+            await remember_blocked(bot, chat, blocked=True)
+        results: list[BaseException | None] = list(await _burst(bot, [returned, wrote]))
+        await remember_blocked(bot, returned, blocked=False)
+        token = outgoing_log.set(OutgoingLog(chat_id=wrote))
+        try:
+            results += await _burst(bot, [returned, wrote])
+        finally:
+            outgoing_log.reset(token)
+        # Вне апдейта автора: отметки нет ни у одного
+        return results + await _burst(bot, [returned, wrote])
+
+    results = asyncio.run(scenario())
+
+    assert [type(r) for r in results] == [RecipientBlocked, RecipientBlocked] + [type(None)] * 4
+    assert len(services.sandbox_calls(method="sendMessage", chat_id=returned)) == 2
+    assert len(services.sandbox_calls(method="sendMessage", chat_id=wrote)) == 2
 
 
 def test_a_migrated_group_gets_the_message_in_the_new_chat(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -20,6 +21,7 @@ import pytest
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ErrorGroup, InboxUpdate, TelegramUser
+from botapp.telegram.ratelimit import Mark, MarkedBlocked, SendLimiter
 from botapp.tests.support import processes
 from botapp.tests.support.fakes import ApiError, FakeBotApi, fake_bot_api
 
@@ -302,8 +304,45 @@ def test_my_chat_member_tracks_whether_the_user_blocked_the_bot(server: str, bot
 
     assert post(server, member_update("kicked")).status_code == 200
     assert TelegramUser.objects.get(telegram_id=919191).is_blocked
+    assert _marked_blocked(919191)  # и отметка для отправителей всех процессов
     assert post(server, member_update("member")).status_code == 200
     assert not TelegramUser.objects.get(telegram_id=919191).is_blocked
+    assert not _marked_blocked(919191)
+
+
+def _marked_blocked(chat_id: int) -> bool:
+    """Отметку видит отправитель любого процесса: тот же Redis, что у сервера."""
+
+    async def check() -> bool:
+        limiter = SendLimiter()
+        try:
+            await limiter.reserve(chat_id, 0.0, mark=Mark.CHECK)
+        except MarkedBlocked:
+            return True
+        finally:
+            await limiter.aclose()
+        return False
+
+    return asyncio.run(check())
+
+
+def test_a_user_marked_blocked_who_writes_gets_the_reply(server: str, bot_api: FakeBotApi) -> None:
+    """Отметка могла устареть (my_chat_member потерялся): ответ автору апдейта её снимает."""
+    asyncio.run(_mark(939393))
+    bot_api.calls.clear()
+
+    assert post(server, command_update("/help", user_id=939393)).status_code == 200
+
+    chats = [params["chat_id"] for method, params in bot_api.calls if method == "sendMessage"]
+    assert chats
+    assert set(chats) == {"939393"}
+    assert not _marked_blocked(939393)
+
+
+async def _mark(chat_id: int) -> None:
+    limiter = SendLimiter()
+    await limiter.set_blocked(chat_id, True)
+    await limiter.aclose()
 
 
 def test_a_block_as_the_first_update_still_records_the_user(server: str, bot_api: FakeBotApi) -> None:
