@@ -230,3 +230,11 @@ def test_a_migrated_group_gets_the_message_in_the_new_chat(
     errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [old]))
     assert errors == [None]
     assert [c.chat_id for c in services.sandbox_calls(method="sendMessage") if c.status == 200] == [new]
+
+
+def test_a_redis_outage_while_marking_a_chat_blocked_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Правда о блокировке — is_blocked в БД: отметка в Redis лишь бережёт вызовы, её сбой не ошибка."""
+    limiter = SharedRateLimiter(max_wait=1)
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        asyncio.run(limiter.remember_blocked(7_100_000_012, blocked=True))
+    assert "could not set the blocked mark" in caplog.text
