@@ -137,6 +137,17 @@ def chat_pay(request: HttpRequest, chat_id: int) -> HttpResponse:
     return JsonResponse({"statuses": statuses, "answer": query.answer})
 
 
+@require_POST
+@sandbox_only
+def chat_block(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """Заблокировать бота ({"blocked": true}) или разблокировать: my_chat_member на вебхук бота."""
+    blocked = _json_body(request).get("blocked")
+    if not isinstance(blocked, bool):
+        raise ValueError("blocked must be true or false")
+    services.sandbox_user_block_bot(chat_id=chat_id, blocked=blocked)
+    return JsonResponse({"statuses": _deliver(request), "blocked_bot": blocked})
+
+
 @require_GET
 @sandbox_only
 def chat_file(request: HttpRequest, file_id: str) -> HttpResponse:

@@ -32,6 +32,8 @@ class SandboxChat(models.Model):
     # sendChatAction: «печатает…» до указанного момента
     action = models.CharField(max_length=32, blank=True)
     action_until = models.DateTimeField(null=True, blank=True)
+    # Пользователь заблокировал бота: вызовы в этот чат — 403, как у Telegram
+    blocked_bot = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

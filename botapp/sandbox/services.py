@@ -34,6 +34,7 @@ from botapp.sandbox.models import (
 from botapp.sandbox.spec import Upload
 from botapp.sandbox.state import (
     BotIdentity,
+    chat_dict,
     chat_get_or_create,
     default_bot,
     message_create,
@@ -209,7 +210,14 @@ def sandbox_user_files(*, chat_id: int) -> list[SandboxFile]:
 
 def _chat(chat_id: int) -> SandboxChat:
     chat = SandboxChat.objects.filter(chat_id=chat_id).first()
-    return chat or sandbox_user_get_or_create(user_id=chat_id)
+    return _writable(chat or sandbox_user_get_or_create(user_id=chat_id))
+
+
+def _writable(chat: SandboxChat) -> SandboxChat:
+    """Заблокировавший бота писать ему не может — клиент Telegram сначала предлагает разблокировать."""
+    if chat.blocked_bot:
+        raise ValueError("the user has blocked the bot: unblock it first")
+    return chat
 
 
 def _queue(payload: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +301,38 @@ def _bot_message(chat_id: int, message_id: int) -> SandboxMessage:
     )
     if message is None:
         raise ValueError(f"no bot message {message_id} in chat {chat_id}")
+    _writable(message.chat)
     return message
+
+
+@transaction.atomic
+def sandbox_user_block_bot(*, chat_id: int, blocked: bool) -> dict[str, Any] | None:
+    """Пользователь блокирует бота (или разблокирует) → апдейт my_chat_member, как у Telegram.
+
+    Пока бот заблокирован, вызовы в этот чат получают 403 «bot was blocked by the user».
+    Повтор того же действия ничего не шлёт (None): статус не изменился.
+    """
+    private = SandboxChat.objects.select_for_update().filter(type=SandboxChat.Type.PRIVATE)
+    chat = private.filter(chat_id=chat_id).first()
+    if chat is None:
+        raise ValueError(f"no private chat {chat_id}")
+    if chat.blocked_bot == blocked:
+        return None
+    SandboxChat.objects.filter(pk=chat.pk).update(blocked_bot=blocked)
+    bot = default_bot()
+    member = {"status": "member", "user": bot.user()}
+    kicked = {"status": "kicked", "user": bot.user(), "until_date": 0}
+    return _queue(
+        {
+            "my_chat_member": {
+                "chat": chat_dict(chat),
+                "from": user_dict(chat),
+                "date": int(timezone.now().timestamp()),
+                "old_chat_member": member if blocked else kicked,
+                "new_chat_member": kicked if blocked else member,
+            }
+        }
+    )
 
 
 @transaction.atomic
@@ -456,6 +495,7 @@ def sandbox_chat_state(*, chat_id: int, limit: int = 200) -> dict[str, Any]:
         "reply_keyboard": chat.reply_keyboard,
         "action": acting,
         "commands": commands,
+        "blocked_bot": chat.blocked_bot,
         "pending_updates": SandboxUpdate.objects.filter(delivered=False).count(),
     }
 

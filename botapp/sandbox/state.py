@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from botapp.sandbox.errors import bad_request
+from botapp.sandbox.errors import ApiError, bad_request
 from botapp.sandbox.models import SandboxChat, SandboxMessage
 
 _TOKEN = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{1,128}$")
@@ -60,7 +60,7 @@ def chat_resolve(value: int | str, *, create: bool = True) -> SandboxChat:
         if value == 0:
             raise bad_request("chat not found")
         if create:
-            return chat_get_or_create(value)
+            return _reachable(chat_get_or_create(value))
         found = SandboxChat.objects.filter(chat_id=value).first()
     elif value.startswith("@") and len(value) > 1:
         found = SandboxChat.objects.filter(username__iexact=value[1:]).first()
@@ -68,7 +68,13 @@ def chat_resolve(value: int | str, *, create: bool = True) -> SandboxChat:
         found = None
     if found is None:
         raise bad_request("chat not found")
-    return found
+    return _reachable(found)
+
+
+def _reachable(chat: SandboxChat) -> SandboxChat:
+    if chat.blocked_bot:
+        raise ApiError(403, "Forbidden: bot was blocked by the user")
+    return chat
 
 
 def chat_dict(chat: SandboxChat) -> dict[str, Any]:

@@ -19,5 +19,6 @@ urlpatterns = [
     path("chat/<int:chat_id>/send", chat.chat_send, name="chat-send"),
     path("chat/<int:chat_id>/press", chat.chat_press, name="chat-press"),
     path("chat/<int:chat_id>/pay", chat.chat_pay, name="chat-pay"),
+    path("chat/<int:chat_id>/block", chat.chat_block, name="chat-block"),
     path("chat/file/<str:file_id>", chat.chat_file, name="chat-file"),
 ]

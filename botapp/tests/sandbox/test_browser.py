@@ -75,6 +75,14 @@ def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#replykb button[data-text='⚙️ Settings']")))
     assert "Настройки. Выберите язык" not in browser.find_element(By.ID, "log").text
 
+    # 🚫 в шапке: пользователь блокирует бота — писать нельзя, пока не разблокирует (🔓)
+    browser.find_element(By.ID, "blockBtn").click()
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "вы заблокировали бота"))
+    assert not browser.find_element(By.ID, "text").is_enabled()
+    wait.until(ec.element_to_be_clickable((By.ID, "blockBtn"))).click()
+    wait.until(ec.element_to_be_clickable((By.ID, "text")))
+    assert browser.find_element(By.ID, "blockBtn").get_attribute("aria-pressed") == "false"
+
 
 def test_buying_a_package_with_pay_stars_shows_the_new_balance(
     browser: Any, sandbox_mode_server: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -11,10 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
+from telegram import Bot
+from telegram.error import Forbidden
+from telegram.ext import ExtBot
 
+from botapp.models import TelegramUser
 from botapp.sandbox import services
+from botapp.sandbox.models import SandboxUpdate
+from botapp.telegram.sender import RecipientBlocked, SharedRateLimiter
 from botapp.tests.sandbox.conftest import LiveSandbox, SandboxApi, png
 
 USER = 880001
@@ -211,3 +219,80 @@ def test_pay_in_the_chat_runs_pre_checkout_then_successful_payment(
     assert [next(k for k in u if k != "update_id") for u in received] == ["pre_checkout_query", "message"]
     assert received[1]["message"]["successful_payment"]["invoice_payload"] == "order:7"
     assert state["messages"][-1]["successful_payment"]["total_amount"] == 30
+
+
+async def _send_as_a_worker(base: str, chat_id: int, *, limiter: bool = True) -> BaseException | None:
+    """Отправка из другого процесса (как воркер): общий лимитер с отметками в Redis или голый Bot."""
+    api = f"{base}/sandbox/api"
+    kwargs: dict[str, Any] = {"base_url": f"{api}/bot", "base_file_url": f"{api}/file/bot"}
+    if limiter:
+        bot: Bot = ExtBot(settings.TELEGRAM_BOT_TOKEN, rate_limiter=SharedRateLimiter(max_wait=2), **kwargs)
+    else:
+        bot = Bot(settings.TELEGRAM_BOT_TOKEN, **kwargs)
+    try:
+        async with bot:
+            await bot.send_message(chat_id, "новость")
+    except (RecipientBlocked, Forbidden) as exc:
+        return exc
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_blocking_the_bot_in_the_chat_reaches_the_bot_and_stops_every_sender(
+    sandbox_mode_server: str,
+) -> None:
+    with _csrf_client(sandbox_mode_server) as browser:
+        user_id = browser.post(
+            "/sandbox/chat/users", json={"first_name": "Оля", "language_code": "ru"}
+        ).json()["id"]
+        started = browser.post(f"/sandbox/chat/{user_id}/send", data={"text": "/start"}).json()
+
+        blocked = browser.post(f"/sandbox/chat/{user_id}/block", json={"blocked": True}).json()
+        refused = browser.post(f"/sandbox/chat/{user_id}/send", data={"text": "/help"})
+        state = browser.get(f"/sandbox/chat/{user_id}/state").json()
+        calls_before = len(services.sandbox_calls(method="sendMessage", chat_id=user_id))
+        # Бот узнал о блокировке из my_chat_member: флаг в БД и отметка для всех процессов
+        from_worker = asyncio.run(_send_as_a_worker(sandbox_mode_server, user_id))
+        calls_after_worker = len(services.sandbox_calls(method="sendMessage", chat_id=user_id))
+        # Эмулятор сам отвечает 403, как Telegram, тому, кто отметку не проверяет
+        bare = asyncio.run(_send_as_a_worker(sandbox_mode_server, user_id, limiter=False))
+
+        unblocked = browser.post(f"/sandbox/chat/{user_id}/block", json={"blocked": False}).json()
+        again = browser.post(f"/sandbox/chat/{user_id}/send", data={"text": "/help"}).json()
+        after_return = asyncio.run(_send_as_a_worker(sandbox_mode_server, user_id))
+
+    assert started == {"statuses": [200]}
+    assert blocked == {"statuses": [200], "blocked_bot": True}
+    assert refused.status_code == 400
+    assert state["blocked_bot"] is True
+    assert isinstance(from_worker, RecipientBlocked)
+    assert calls_after_worker == calls_before
+    assert isinstance(bare, Forbidden)
+    assert "bot was blocked by the user" in str(bare)
+    assert unblocked == {"statuses": [200], "blocked_bot": False}
+    assert again == {"statuses": [200]}
+    assert after_return is None
+    assert not TelegramUser.objects.get(telegram_id=user_id).is_blocked
+    kinds = [u.payload["my_chat_member"]["new_chat_member"]["status"] for u in _member_updates()]
+    assert kinds == ["kicked", "member"]
+
+
+def _member_updates() -> list[SandboxUpdate]:
+    return [u for u in SandboxUpdate.objects.order_by("id") if "my_chat_member" in u.payload]
+
+
+@pytest.mark.django_db
+def test_a_repeated_block_sends_nothing_and_a_blocked_user_cannot_write() -> None:
+    services.sandbox_user_get_or_create(user_id=USER)
+
+    first = services.sandbox_user_block_bot(chat_id=USER, blocked=True)
+    repeated = services.sandbox_user_block_bot(chat_id=USER, blocked=True)
+
+    assert first is not None
+    assert first["my_chat_member"]["new_chat_member"] == {
+        "status": "kicked", "user": first["my_chat_member"]["old_chat_member"]["user"], "until_date": 0
+    }  # fmt: skip
+    assert repeated is None
+    with pytest.raises(ValueError, match="unblock it first"):
+        services.sandbox_user_send_text(chat_id=USER, text="/start")
