@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,37 +104,18 @@ def _no_emulator_violations(request: pytest.FixtureRequest) -> Iterator[None]:
 
     since = SandboxCall.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     yield
-    # 403 «bot was blocked by the user» — поступок пользователя песочницы, а не ошибка бота
-    violations = [
-        (call.method, call.status, call.error)
-        for call in SandboxCall.objects.filter(pk__gt=since, status__gte=400, injected=False).order_by("pk")
-        if not (call.status == 403 and call.error.startswith("Forbidden: bot was blocked"))
+    violations: list[tuple[object, ...]] = []
+    blocked_chats: Counter[int | None] = Counter()
+    for call in SandboxCall.objects.filter(pk__gt=since, status__gte=400, injected=False).order_by("pk"):
+        # 403 «bot was blocked by the user» — поступок пользователя песочницы; ошибка бота — слать туда снова
+        if call.status == 403 and call.error.startswith("Forbidden: bot was blocked"):
+            blocked_chats[call.chat_id] += 1
+        else:
+            violations.append((call.method, call.status, call.error))
+    violations += [
+        ("sent again to a chat that blocked the bot", chat, n) for chat, n in blocked_chats.items() if n > 1
     ]
     assert violations == [], f"the emulator rejected the bot's calls: {violations}"
-
-
-@pytest.fixture(autouse=True)
-def _no_blocked_marks_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Отметки «заблокировал бота» в Redis уходят вместе с БД теста: правда о блокировке — в is_blocked.
-
-    Иначе чат, получивший 403 в одном тесте, молчал бы в следующем с тем же id. Префикс любой:
-    у стендов тестов свои префиксы Redis.
-    """
-    yield
-    if request.node.get_closest_marker("django_db") is None:
-        return
-    import redis
-    from django.conf import settings
-
-    if not settings.REDIS_URL:
-        return
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match="*tg-blocked:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from django.conf import settings
@@ -27,12 +26,10 @@ BURST = 2
 LATE_S = 0.02
 
 # KEYS[1] — отметка «заблокировал бота» этого чата, KEYS[2..] — корзины. ARGV[1] — max_wait (мс),
-# ARGV[2] — что делать с отметкой (Mark), дальше пары (интервал, допуск) корзин.
+# ARGV[2] — 1, если отметку проверять; дальше пары (интервал, допуск) корзин.
 # Ответ: {-1} — чат отмечен (слот не занят), {1, wait} — слот занят, {0, wait} — ждать дольше max_wait
 _GCRA_LUA = """
-local mark = tonumber(ARGV[2])
-if mark == 1 and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, '0'} end
-if mark == 2 then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return {-1, '0'} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local max_wait = tonumber(ARGV[1])
@@ -55,15 +52,10 @@ return {1, tostring(wait)}
 
 
 # Отметка «пользователь заблокировал бота» в Redis: её видят все процессы, а проверяет тот же вызов Lua,
-# что занимает слот, — без лишнего похода. Правда — is_blocked в БД; отметка лишь не даёт слать
-# в заблокированный чат, пока он не вернётся (my_chat_member), не напишет сам или не пройдут сутки
+# что занимает слот, — без лишнего похода. Это лишь кэш флага is_blocked в БД (см. sender): снимают её
+# my_chat_member «member» и отправитель, нашедший в БД, что пользователь вернулся; живёт сутки.
+# Без Redis отметок нет: у каждого процесса была бы своя, и снять её в чужом процессе нельзя
 BLOCKED_TTL_S = 24 * 3600
-
-
-class Mark(IntEnum):
-    IGNORE = 0  # группы, служебные вызовы
-    CHECK = 1  # отмечен — не слать
-    CLEAR = 2  # ответ на апдейт самого пользователя: он только что писал, отметка устарела
 
 
 class MarkedBlocked(Exception):
@@ -108,14 +100,9 @@ class _LocalGcra:
 
     def __init__(self) -> None:
         self.tats: dict[str, float] = {}
-        self.blocked: dict[str, float] = {}  # чат → до какого момента (monotonic) отмечен
 
-    def reserve(self, buckets: list[Bucket], max_wait_ms: float, chat: str, mark: Mark) -> tuple[bool, float]:
+    def reserve(self, buckets: list[Bucket], max_wait_ms: float) -> tuple[bool, float]:
         now = time.monotonic() * 1000
-        if mark is Mark.CHECK and self.blocked.get(chat, 0.0) > now:
-            raise MarkedBlocked(chat)
-        if mark is Mark.CLEAR:
-            self.blocked.pop(chat, None)
         wait = max([0.0] + [self.tats.get(b.key, now) - b.tolerance_ms - now for b in buckets])
         if wait > max_wait_ms:
             return False, wait
@@ -151,49 +138,43 @@ class SendLimiter:
         max_wait: float,
         extra: list[Bucket] | None = None,
         *,
-        mark: Mark = Mark.IGNORE,
+        check_blocked: bool = False,
     ) -> tuple[bool, float]:
         """Занять ближайший слот, если до него не дольше max_wait: (занят?, через сколько секунд).
 
         Слот — как место в очереди: отправитель спит до него и шлёт, не переспрашивая. Опрос
         «можно? нет — подожду и спрошу снова» терял темп: опоздавший на загруженной машине
         отправитель сдвигал расписание, и общий лимит недобирал несколько процентов.
-        mark=CHECK и чат отмечен заблокировавшим бота — MarkedBlocked, слот не занят.
+        check_blocked и чат отмечен заблокировавшим бота — MarkedBlocked, слот не занят.
         """
         buckets = buckets_for(chat_id) + (extra or [])
-        chat = "" if chat_id is None else str(chat_id)
         if not settings.REDIS_URL:
-            reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000, chat, mark)
+            reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000)
             return reserved, wait_ms / 1000
         self._client()
         prefix = f"{settings.REDIS_KEY_PREFIX}tg-rate:"
-        args: list[float] = [max_wait * 1000, int(mark)]
+        args: list[float] = [max_wait * 1000, int(check_blocked)]
         for bucket in buckets:
             args += [bucket.interval_ms, bucket.tolerance_ms]
-        keys = [self._blocked_key(chat)] + [prefix + b.key for b in buckets]
+        keys = [self._blocked_key(chat_id)] + [prefix + b.key for b in buckets]
         reserved, wait_ms = await self._script(keys=keys, args=args)
         if int(reserved) < 0:
-            raise MarkedBlocked(chat)
+            raise MarkedBlocked(str(chat_id))
         return bool(reserved), float(wait_ms) / 1000
 
     @staticmethod
-    def _blocked_key(chat: str) -> str:
-        return f"{settings.REDIS_KEY_PREFIX}tg-blocked:{chat}"
+    def _blocked_key(chat_id: int | str | None) -> str:
+        return f"{settings.REDIS_KEY_PREFIX}tg-blocked:{'' if chat_id is None else chat_id}"
 
     async def set_blocked(self, chat_id: int, blocked: bool) -> None:
         """Отметить чат заблокировавшим бота (или снять отметку) для всех процессов."""
-        chat = str(chat_id)
         if not settings.REDIS_URL:
-            if blocked:
-                self._local.blocked[chat] = time.monotonic() * 1000 + BLOCKED_TTL_S * 1000
-            else:
-                self._local.blocked.pop(chat, None)
             return
         client = self._client()
         if blocked:
-            await client.set(self._blocked_key(chat), 1, ex=BLOCKED_TTL_S)
+            await client.set(self._blocked_key(chat_id), 1, ex=BLOCKED_TTL_S)
         else:
-            await client.delete(self._blocked_key(chat))
+            await client.delete(self._blocked_key(chat_id))
 
     async def acquire(self, chat_id: int | str | None, extra: list[Bucket] | None = None) -> float:
         """Слать сейчас (0) или через сколько секунд спросить снова; ничего не занимает впрок."""
@@ -206,7 +187,7 @@ class SendLimiter:
         max_wait: float,
         extra: list[Bucket] | None = None,
         *,
-        mark: Mark = Mark.IGNORE,
+        check_blocked: bool = False,
     ) -> float:
         """Дождаться своего слота, если он не дальше max_wait; иначе вернуть, сколько ждать.
 
@@ -217,7 +198,7 @@ class SendLimiter:
         deadline = time.monotonic() + max_wait
         while True:
             reserved, wait = await self.reserve(
-                chat_id, max(0.0, deadline - time.monotonic()), extra, mark=mark
+                chat_id, max(0.0, deadline - time.monotonic()), extra, check_blocked=check_blocked
             )
             if not reserved:
                 return wait

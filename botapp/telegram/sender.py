@@ -19,7 +19,7 @@ from telegram.ext import BaseRateLimiter
 
 from botapp.ops import metrics
 from botapp.telegram.dbcall import db
-from botapp.telegram.ratelimit import Mark, MarkedBlocked, SendLimiter, broadcast_bucket
+from botapp.telegram.ratelimit import MarkedBlocked, SendLimiter, broadcast_bucket
 from botapp.users import services
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class SendDeferred(Exception):
 
 
 class RecipientBlocked(Exception):
-    """Пользователь заблокировал бота: слать бессмысленно, флаг уже выставлен."""
+    """Пользователь заблокировал бота: слать бессмысленно, is_blocked в БД выставлен."""
 
 
 def _blocked(exc: Forbidden) -> bool:
@@ -102,11 +102,9 @@ class OutgoingLog:
     обработчик), пишется сразу, как вне вебхука.
     """
 
-    def __init__(self, chat_id: int | None = None) -> None:
+    def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.open = True
-        # Личный чат автора апдейта: он только что писал боту, отметка «заблокировал» устарела
-        self.chat_id = chat_id
 
     def close(self) -> list[dict[str, Any]]:
         self.open = False
@@ -125,14 +123,14 @@ async def _log_outgoing(chat_id: Any, result: Any) -> None:
     await db(services.chat_log_record_many)(rows=rows)
 
 
-def _mark(chat_id: Any) -> Mark:
-    """Личный чат проверяется на отметку «заблокировал бота»; ответ автору апдейта её снимает."""
+def _private_chat(chat_id: Any) -> int | None:
+    """id личного чата (он же id пользователя); у групп и @username отметки «заблокировал» нет."""
     if chat_id is None or str(chat_id).startswith(("-", "@")):
-        return Mark.IGNORE
-    collected = outgoing_log.get()
-    if collected is not None and collected.chat_id is not None and str(collected.chat_id) == str(chat_id):
-        return Mark.CLEAR
-    return Mark.CHECK
+        return None
+    try:
+        return int(chat_id)
+    except ValueError:
+        return None
 
 
 async def remember_blocked(bot: Any, chat_id: int, *, blocked: bool) -> None:
@@ -183,13 +181,22 @@ class SharedRateLimiter(BaseRateLimiter[str]):
         rate_limit_args: str | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
+        private = _private_chat(chat_id)
+        check_blocked = private is not None
         for attempt in range(3):
             if endpoint in LIMITED_METHODS:
                 extra = [broadcast_bucket()] if rate_limit_args == BROADCAST else None
                 try:
-                    wait = await self.limiter.wait_turn(chat_id, self.max_wait, extra, mark=_mark(chat_id))
+                    wait = await self.limiter.wait_turn(
+                        chat_id, self.max_wait, extra, check_blocked=check_blocked
+                    )
                 except MarkedBlocked as exc:
-                    raise RecipientBlocked(f"chat {chat_id} is marked as having blocked the bot") from exc
+                    # Отметка — кэш флага в БД; пользователь мог вернуться, а «member» потеряться
+                    if private is None or await db(services.user_is_blocked)(telegram_id=private):
+                        raise RecipientBlocked(f"chat {chat_id} has blocked the bot") from exc
+                    await self.remember_blocked(private, blocked=False)
+                    check_blocked = False
+                    wait = await self.limiter.wait_turn(chat_id, self.max_wait, extra)
                 if wait > 0:
                     raise SendDeferred(wait)
             try:

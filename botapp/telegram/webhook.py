@@ -19,7 +19,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from telegram import Update
-from telegram.constants import ChatType
 
 from botapp.http.asgi import Receive, Scope, Send
 from botapp.ops import metrics
@@ -79,9 +78,7 @@ async def handle_update(data: dict[str, Any]) -> None:
     )
     if not claim.claimed:
         return
-    chat = update.effective_chat if update is not None else None
-    # Автор личного апдейта только что писал боту: ответ ему снимает отметку «заблокировал»
-    outgoing = OutgoingLog(chat.id if chat is not None and chat.type == ChatType.PRIVATE else None)
+    outgoing = OutgoingLog()
     token = outgoing_log.set(outgoing)
     try:
         if update is not None:

@@ -115,6 +115,10 @@ def user_upsert_from_telegram(
     return user_from_row(row)
 
 
+def user_is_blocked(*, telegram_id: int) -> bool:
+    return TelegramUser.objects.filter(telegram_id=telegram_id, is_blocked=True).exists()
+
+
 def user_set_blocked(*, telegram_id: int, blocked: bool) -> None:
     """my_chat_member или 403 при отправке: пользователь заблокировал/разблокировал бота."""
     TelegramUser.objects.filter(telegram_id=telegram_id).update(is_blocked=blocked)

@@ -18,14 +18,8 @@ from telegram.ext import ExtBot
 from botapp.models import TelegramUser
 from botapp.sandbox import services
 from botapp.telegram.httpclient import AiohttpRequest
-from botapp.telegram.sender import (
-    OutgoingLog,
-    RecipientBlocked,
-    SendDeferred,
-    SharedRateLimiter,
-    outgoing_log,
-    remember_blocked,
-)
+from botapp.telegram.ratelimit import MarkedBlocked, SendLimiter
+from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter, remember_blocked
 from botapp.tests.sandbox.conftest import LiveSandbox, _live
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -192,32 +186,48 @@ def test_after_a_403_no_process_sends_to_that_chat_again(fast_sandbox: LiveSandb
     assert len(services.sandbox_calls(method="sendMessage", chat_id=other)) == 1
 
 
-def test_the_blocked_mark_goes_when_the_user_returns_or_writes(
+def test_a_stale_blocked_mark_is_dropped_and_a_returned_user_gets_messages(
     fast_sandbox: LiveSandbox, same_rates: None
 ) -> None:
-    """my_chat_member «member» снимает отметку; ответ автору апдейта — тоже: он только что писал боту."""
-    returned, wrote = 7_100_000_010, 7_100_000_011
+    """Отметка — кэш is_blocked: в БД не заблокирован — отметка снимается и сообщение уходит."""
+    stale, still, returned = 7_100_000_010, 7_100_000_011, 7_100_000_013
+    TelegramUser.objects.create(telegram_id=stale, first_name="Bo")  # вернулся, «member» потерялся
+    TelegramUser.objects.create(telegram_id=still, first_name="Cy", is_blocked=True)
+    TelegramUser.objects.create(telegram_id=returned, first_name="Di", is_blocked=True)
 
-    async def scenario() -> list[BaseException | None]:
-        limiter = SharedRateLimiter(max_wait=2)
-        bot = _bot(fast_sandbox, limiter)
-        for chat in (returned, wrote):
+    async def marked_then_sent() -> tuple[list[BaseException | None], bool]:
+        bot = _bot(fast_sandbox, SharedRateLimiter(max_wait=2))
+        for chat in (stale, still, returned):
             await remember_blocked(bot, chat, blocked=True)
-        results: list[BaseException | None] = list(await _burst(bot, [returned, wrote]))
+        results = await _burst(bot, [stale, still])
+        return results, await _marked(stale)
+
+    async def member_again() -> list[BaseException | None]:
+        bot = _bot(fast_sandbox, SharedRateLimiter(max_wait=2))
         await remember_blocked(bot, returned, blocked=False)
-        token = outgoing_log.set(OutgoingLog(chat_id=wrote))
-        try:
-            results += await _burst(bot, [returned, wrote])
-        finally:
-            outgoing_log.reset(token)
-        # Вне апдейта автора: отметки нет ни у одного
-        return results + await _burst(bot, [returned, wrote])
+        return await _burst(bot, [returned])
 
-    results = asyncio.run(scenario())
+    results, stale_still_marked = asyncio.run(marked_then_sent())
+    # my_chat_member «member»: флаг в БД и отметка снимаются вместе
+    TelegramUser.objects.filter(telegram_id=returned).update(is_blocked=False)
+    results += asyncio.run(member_again())
 
-    assert [type(r) for r in results] == [RecipientBlocked, RecipientBlocked] + [type(None)] * 4
-    assert len(services.sandbox_calls(method="sendMessage", chat_id=returned)) == 2
-    assert len(services.sandbox_calls(method="sendMessage", chat_id=wrote)) == 2
+    assert [type(r) for r in results] == [type(None), RecipientBlocked, type(None)]
+    assert not stale_still_marked
+    chats = (stale, still, returned)
+    sent = {chat: len(services.sandbox_calls(method="sendMessage", chat_id=chat)) for chat in chats}
+    assert sent == {stale: 1, still: 0, returned: 1}
+
+
+async def _marked(chat_id: int) -> bool:
+    limiter = SendLimiter()
+    try:
+        await limiter.reserve(chat_id, 0.0, check_blocked=True)
+    except MarkedBlocked:
+        return True
+    finally:
+        await limiter.aclose()
+    return False
 
 
 def test_a_migrated_group_gets_the_message_in_the_new_chat(

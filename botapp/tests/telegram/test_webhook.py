@@ -21,7 +21,7 @@ import pytest
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ErrorGroup, InboxUpdate, TelegramUser
-from botapp.telegram.ratelimit import Mark, MarkedBlocked, SendLimiter
+from botapp.telegram.ratelimit import MarkedBlocked, SendLimiter
 from botapp.tests.support import processes
 from botapp.tests.support.fakes import ApiError, FakeBotApi, fake_bot_api
 
@@ -316,7 +316,7 @@ def _marked_blocked(chat_id: int) -> bool:
     async def check() -> bool:
         limiter = SendLimiter()
         try:
-            await limiter.reserve(chat_id, 0.0, mark=Mark.CHECK)
+            await limiter.reserve(chat_id, 0.0, check_blocked=True)
         except MarkedBlocked:
             return True
         finally:
@@ -327,7 +327,7 @@ def _marked_blocked(chat_id: int) -> bool:
 
 
 def test_a_user_marked_blocked_who_writes_gets_the_reply(server: str, bot_api: FakeBotApi) -> None:
-    """Отметка могла устареть (my_chat_member потерялся): ответ автору апдейта её снимает."""
+    """Отметка могла устареть (my_chat_member потерялся): в БД он не заблокирован — отметка снимается."""
     asyncio.run(_mark(939393))
     bot_api.calls.clear()
 
