@@ -18,9 +18,9 @@ from telegram.ext import ExtBot
 from botapp.models import TelegramUser
 from botapp.sandbox import services
 from botapp.telegram.httpclient import AiohttpRequest
-from botapp.telegram.ratelimit import MarkedBlocked, SendLimiter
 from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter, remember_blocked
 from botapp.tests.sandbox.conftest import LiveSandbox, _live
+from botapp.tests.support.marks import marked_blocked
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -200,7 +200,7 @@ def test_a_stale_blocked_mark_is_dropped_and_a_returned_user_gets_messages(
         for chat in (stale, still, returned):
             await remember_blocked(bot, chat, blocked=True)
         results = await _burst(bot, [stale, still])
-        return results, await _marked(stale)
+        return results, await marked_blocked(stale)
 
     async def member_again() -> list[BaseException | None]:
         bot = _bot(fast_sandbox, SharedRateLimiter(max_wait=2))
@@ -217,17 +217,6 @@ def test_a_stale_blocked_mark_is_dropped_and_a_returned_user_gets_messages(
     chats = (stale, still, returned)
     sent = {chat: len(services.sandbox_calls(method="sendMessage", chat_id=chat)) for chat in chats}
     assert sent == {stale: 1, still: 0, returned: 1}
-
-
-async def _marked(chat_id: int) -> bool:
-    limiter = SendLimiter()
-    try:
-        await limiter.reserve(chat_id, 0.0, check_blocked=True)
-    except MarkedBlocked:
-        return True
-    finally:
-        await limiter.aclose()
-    return False
 
 
 def test_a_migrated_group_gets_the_message_in_the_new_chat(

@@ -21,9 +21,9 @@ import pytest
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ErrorGroup, InboxUpdate, TelegramUser
-from botapp.telegram.ratelimit import MarkedBlocked, SendLimiter
 from botapp.tests.support import processes
 from botapp.tests.support.fakes import ApiError, FakeBotApi, fake_bot_api
+from botapp.tests.support.marks import mark_blocked, marked_blocked
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -304,31 +304,15 @@ def test_my_chat_member_tracks_whether_the_user_blocked_the_bot(server: str, bot
 
     assert post(server, member_update("kicked")).status_code == 200
     assert TelegramUser.objects.get(telegram_id=919191).is_blocked
-    assert _marked_blocked(919191)  # и отметка для отправителей всех процессов
+    assert asyncio.run(marked_blocked(919191))  # и отметка для отправителей всех процессов
     assert post(server, member_update("member")).status_code == 200
     assert not TelegramUser.objects.get(telegram_id=919191).is_blocked
-    assert not _marked_blocked(919191)
-
-
-def _marked_blocked(chat_id: int) -> bool:
-    """Отметку видит отправитель любого процесса: тот же Redis, что у сервера."""
-
-    async def check() -> bool:
-        limiter = SendLimiter()
-        try:
-            await limiter.reserve(chat_id, 0.0, check_blocked=True)
-        except MarkedBlocked:
-            return True
-        finally:
-            await limiter.aclose()
-        return False
-
-    return asyncio.run(check())
+    assert not asyncio.run(marked_blocked(919191))
 
 
 def test_a_user_marked_blocked_who_writes_gets_the_reply(server: str, bot_api: FakeBotApi) -> None:
     """Отметка могла устареть (my_chat_member потерялся): в БД он не заблокирован — отметка снимается."""
-    asyncio.run(_mark(939393))
+    asyncio.run(mark_blocked(939393))
     bot_api.calls.clear()
 
     assert post(server, command_update("/help", user_id=939393)).status_code == 200
@@ -336,13 +320,7 @@ def test_a_user_marked_blocked_who_writes_gets_the_reply(server: str, bot_api: F
     chats = [params["chat_id"] for method, params in bot_api.calls if method == "sendMessage"]
     assert chats
     assert set(chats) == {"939393"}
-    assert not _marked_blocked(939393)
-
-
-async def _mark(chat_id: int) -> None:
-    limiter = SendLimiter()
-    await limiter.set_blocked(chat_id, True)
-    await limiter.aclose()
+    assert not asyncio.run(marked_blocked(939393))
 
 
 def test_a_block_as_the_first_update_still_records_the_user(server: str, bot_api: FakeBotApi) -> None:
