@@ -36,6 +36,7 @@ from botapp.telegram.handlers import (
     topup,
 )
 from botapp.telegram.handlers.prepare import conversation_on_arrival, prepare_update
+from botapp.users import services
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,36 @@ logger = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
+# Шаги «жду одно сообщение». Команда или пункт меню из них выводит: пользователь ушёл, и его следующий
+# запрос на картинку не должен уйти в поддержку, в промокод или в поле e-mail
+ONE_MESSAGE_STEPS = (support.SUPPORT_STATE, balance.PROMO_STATE, lava.EMAIL_STATE)
+
+
+async def leave_one_message_step(context: BotContext) -> None:
+    assert context.db_user is not None
+    state = await conversation_on_arrival(context)
+    if state.state in ONE_MESSAGE_STEPS:
+        await db(services.conversation_set)(user=context.db_user, state="")
+        context.conversation, context.conversation_known = None, True  # пустой шаг
+
+
+def _command(callback: Any) -> Any:
+    """Команда сначала выводит из шага «жду одно сообщение» (сама команда может снова в него войти)."""
+
+    async def run(update: Update, context: BotContext) -> None:
+        await leave_one_message_step(context)
+        await callback(update, context)
+
+    return run
+
+
 async def route_text(update: Update, context: BotContext) -> None:
     """Текст или фото в личке: пункт меню, шаг диалога или запрос на генерацию."""
     message = update.effective_message
     assert message is not None and context.db_user is not None
     key = keyboards.menu_key(message.text or "")
+    if key:
+        await leave_one_message_step(context)
     if key == "settings":
         await preferences.show_settings(update, context)
         return
@@ -119,7 +145,7 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
         "gallery": gallery.show_gallery,
     }
     for name, callback in commands.items():
-        application.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+        application.add_handler(CommandHandler(name, _command(callback), filters=PRIVATE))
     application.add_handler(PreCheckoutQueryHandler(topup.pre_checkout))
     application.add_handler(MessageHandler(PRIVATE & filters.SUCCESSFUL_PAYMENT, topup.successful_payment))
     application.add_handler(

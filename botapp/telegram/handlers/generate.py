@@ -16,8 +16,6 @@ from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import escape, truncate_html
 from botapp.users import services
 
-EDIT_HINT_STATE = "edit_hint"
-
 
 def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
     custom = exc.details.get(f"text_{language}")

@@ -253,6 +253,25 @@ def test_support_commands_take_the_next_message_into_the_support_thread(
     assert (thread.topic, thread.unread_count) == (topic, 1)
 
 
+@pytest.mark.parametrize("leave", ["/help", "/balance", "balance", "settings"])
+@pytest.mark.parametrize("step", ["/support", "/promo"])
+def test_a_command_or_a_menu_item_leaves_the_one_message_step(
+    sandbox_mode_server: str, step: str, leave: str
+) -> None:
+    """🆘 → 💰 → запрос на картинку: запрос — это запрос, а не письмо в поддержку и не промокод."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say(step)
+    with translation.override("en"):
+        chat.say(leave if leave.startswith("/") else menu_labels()[leave])
+    [card] = chat.say("a small house")
+    assert "Nano Banana 2" in card.text
+    assert not ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, text="a small house").is_support
+    # Войти в шаг снова можно: следующее сообщение после 🆘 уходит в поддержку
+    chat.say(step)
+    [reply] = chat.say("SPRING")
+    assert "Nano Banana" not in reply.text
+
+
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
     from botapp.tests.sandbox.conftest import png
 
