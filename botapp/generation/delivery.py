@@ -26,7 +26,7 @@ from botapp.generation import jobs, media, progress
 from botapp.models import GenerationJob, JobOutput, JobStatus, rows
 from botapp.providers.base import MediaKind
 from botapp.telegram.dbcall import db
-from botapp.telegram.formatting import escape, truncate_caption
+from botapp.telegram.formatting import escape, tokens, truncate_caption
 from botapp.telegram.sender import RecipientBlocked
 
 logger = logging.getLogger(__name__)
@@ -100,8 +100,8 @@ def _caption(job: GenerationJob, charged: int, available: int) -> str:
     else:
         details = f"{params.get('duration')} s · {params.get('resolution')} · {params.get('aspect_ratio')}"
     name = job.model.display_name(job.user.effective_language)
-    text = _("{model} · {details}\nCharged: {charged} tokens · balance: {available}").format(
-        model=escape(name), details=escape(details), charged=charged, available=available
+    text = _("{model} · {details}\nCharged: {charged} · balance: {available}").format(
+        model=escape(name), details=escape(details), charged=tokens(charged), available=tokens(available)
     )
     return truncate_caption(text)
 

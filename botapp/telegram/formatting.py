@@ -1,4 +1,4 @@
-"""Единственный помощник HTML-разметки Telegram: экранирование и безопасная обрезка.
+"""Единственный помощник текстов Telegram: экранирование, безопасная обрезка, числа со словами.
 
 Telegram считает длину текста после разбора разметки (в UTF-16), поэтому обрезаем
 по видимым символам и никогда не режем тег или сущность (&amp;) пополам.
@@ -9,9 +9,29 @@ from __future__ import annotations
 import html
 from html.parser import HTMLParser
 
+from django.utils.translation import ngettext
+
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 ELLIPSIS = "…"
+
+
+def tokens(count: int) -> str:
+    """«1 токен», «3 токена», «20 токенов» — форма слова по правилам языка (ngettext), не «токенов: 1»."""
+    return ngettext("{count} token", "{count} tokens", count).format(count=count)
+
+
+def from_tokens(count: int) -> str:
+    """«от 21 токена», «от 14 токенов»: после «от» — родительный падеж, свои формы."""
+    return ngettext("from {count} token", "from {count} tokens", count).format(count=count)
+
+
+def images(count: int) -> str:
+    return ngettext("{count} image", "{count} images", count).format(count=count)
+
+
+def videos(count: int) -> str:
+    return ngettext("{count} video", "{count} videos", count).format(count=count)
 
 
 def escape(text: str) -> str:

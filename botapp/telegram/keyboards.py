@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
 
 from botapp.models import TelegramUser, TokenPackage
+from botapp.telegram.formatting import tokens
 
 VS16 = "\ufe0f"  # селектор варианта эмодзи: клиенты то ставят его, то нет
 
@@ -141,8 +142,8 @@ def packages_keyboard(
     rows = []
     for package in packages:
         title = package.title_ru if language == "ru" else package.title_en
-        label = _("{title} · {tokens} tokens · {stars} ⭐").format(
-            title=title, tokens=package.total_tokens, stars=package.stars
+        label = _("{title} · {tokens} · {stars} ⭐").format(
+            title=title, tokens=tokens(package.total_tokens), stars=package.stars
         )
         if package.bonus_percent:
             label += f" (+{package.bonus_percent}%)"

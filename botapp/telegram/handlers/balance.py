@@ -14,7 +14,7 @@ from botapp.models import TransactionKind
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.formatting import escape
+from botapp.telegram.formatting import escape, images, tokens, videos
 from botapp.users import services
 
 PROMO_STATE = "promo"
@@ -35,17 +35,17 @@ KIND_LABELS: dict[str, Any] = {
 
 
 def balance_text(summary: selectors.BalanceSummary) -> str:
-    lines = [_("💰 Available: {available} tokens").format(available=summary.available)]
+    lines = [_("💰 Available: {available}").format(available=tokens(summary.available))]
     if summary.on_hold:
         lines.append(_("⏳ Reserved for running jobs: {on_hold}").format(on_hold=summary.on_hold))
     if summary.image_price and summary.video_price:
         lines.append(
-            _("That is ≈ {images} images or {videos} videos.").format(
-                images=summary.images, videos=summary.videos
+            _("That is ≈ {images} or {videos}.").format(
+                images=images(summary.images), videos=videos(summary.videos)
             )
         )
     elif summary.image_price:
-        lines.append(_("That is ≈ {images} images.").format(images=summary.images))
+        lines.append(_("That is ≈ {images}.").format(images=images(summary.images)))
     return "\n".join(lines)
 
 

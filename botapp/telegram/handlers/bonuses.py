@@ -11,13 +11,14 @@ from botapp.models import TelegramUser
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import tokens
 from botapp.telegram.handlers.balance import PROMO_STATE
 from botapp.users import services
 
 
 def promo_result_text(result: PromoResult) -> str:
     texts = {
-        "ok": _("🎟 Promo code accepted: +{amount} tokens. Balance: {available} tokens."),
+        "ok": _("🎟 Promo code accepted: +{amount}. Balance: {available}."),
         "invalid": _("A promo code contains only Latin letters, digits, _ and -."),
         "not_found": _("There is no such promo code."),
         "inactive": _("This promo code is not active."),
@@ -25,7 +26,7 @@ def promo_result_text(result: PromoResult) -> str:
         "exhausted": _("This promo code has run out."),
         "already_used": _("You have already used this promo code."),
     }
-    return texts[result.status].format(amount=result.amount, available=result.available)
+    return texts[result.status].format(amount=tokens(result.amount), available=tokens(result.available))
 
 
 async def promo_command(update: Update, context: BotContext) -> None:
@@ -60,9 +61,9 @@ async def invite(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(
         _(
             "Invite friends with your link:\n{link}\n\n"
-            "When a friend makes the first top-up, you get {inviter} tokens and the friend gets {invitee}.\n"
+            "When a friend makes the first top-up, you get {inviter} and the friend gets {invitee}.\n"
             "Friends joined: {joined}, paid: {paid}."
-        ).format(link=link, inviter=rewards[0], invitee=rewards[1], joined=joined, paid=paid)
+        ).format(link=link, inviter=tokens(rewards[0]), invitee=tokens(rewards[1]), joined=joined, paid=paid)
     )
 
 
@@ -71,7 +72,7 @@ def start_bonuses(*, user: TelegramUser, payload: str) -> list[str]:
     notes = []
     welcome = bonuses.welcome_bonus_grant(user=user)
     if welcome:
-        notes.append(_("🎁 Welcome bonus: {amount} tokens to try the bot.").format(amount=welcome))
+        notes.append(_("🎁 Welcome bonus: {amount} to try the bot.").format(amount=tokens(welcome)))
     if payload.lower().startswith("ref_"):
         if referrals.referral_attach(invitee=user, code=payload[4:]) == "attached":
             notes.append(

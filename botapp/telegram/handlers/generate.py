@@ -13,7 +13,7 @@ from botapp.models import GenerationJob, JobOutput, TelegramUser
 from botapp.providers.base import MediaKind
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.formatting import escape, truncate_html
+from botapp.telegram.formatting import escape, from_tokens, tokens, truncate_html
 from botapp.users import services
 
 
@@ -68,8 +68,8 @@ def _card_text(card: drafts.Card, language: str) -> str:
             lines.append(_("Avoid: {negative}").format(negative=escape(draft["negative_prompt"][:300])))
     if card.price is not None:
         lines.append(
-            _("Price: {price} tokens · balance: {available}").format(
-                price=card.price, available=card.available
+            _("Price: {price} · balance: {available}").format(
+                price=tokens(card.price), available=tokens(card.available)
             )
         )
     return truncate_html("\n".join(lines))
@@ -135,7 +135,7 @@ async def choose_model(update: Update, context: BotContext, kind: str) -> None:
         price = await db(drafts.model_min_price)(model)
         label = model.display_name(context.db_user.effective_language)
         if price is not None:
-            label = _("{model} · from {price} tokens").format(model=label, price=price)
+            label = f"{label} · {from_tokens(price)}"
         rows.append([InlineKeyboardButton(label, callback_data=f"gen:m:{kind}:{model.slug}")])
     prompt = _("Choose the image model:") if kind == "image" else _("Choose the video model:")
     await update.effective_message.reply_text(prompt, reply_markup=InlineKeyboardMarkup(rows))

@@ -16,6 +16,7 @@ from botapp.providers.base import ProviderError
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext, get_application
 from botapp.telegram.dbcall import db
+from botapp.telegram.handlers.topup import receipt_text
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
 
@@ -115,9 +116,7 @@ async def lava_email_message(update: Update, context: BotContext) -> None:
 async def lava_receipt_send(*, user: TelegramUser, tokens: int, available: int) -> None:
     """После зачисления по вебхуку: чек в чат. Не дошёл — не беда: токены уже на балансе."""
     with translation.override(user.effective_language):
-        text = _("✅ Payment received: +{tokens} tokens.\nBalance: {available} tokens.").format(
-            tokens=tokens, available=available
-        )
+        text = receipt_text(tokens, available)
         try:
             application = await get_application()
             await application.bot.send_message(user.telegram_id, text, reply_markup=keyboards.main_menu())

@@ -12,6 +12,7 @@ from botapp.models import PaymentMethod, TokenPackage
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import tokens
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +62,10 @@ async def buy_stars(update: Update, context: BotContext) -> None:
     await context.bot.send_invoice(
         chat_id=context.db_user.telegram_id,
         title=title[:32],
-        description=_("{tokens} tokens for image and video generation.").format(tokens=invoice.tokens),
+        description=_("{tokens} for image and video generation.").format(tokens=tokens(invoice.tokens)),
         payload=payments.invoice_payload(invoice),
         currency=payments.STARS_CURRENCY,
-        prices=[LabeledPrice(_("{tokens} tokens").format(tokens=invoice.tokens), package.stars)],
+        prices=[LabeledPrice(tokens(invoice.tokens), package.stars)],
     )
 
 
@@ -101,12 +102,17 @@ async def successful_payment(update: Update, context: BotContext) -> None:
     if not result.created:
         return
     if result.payment.tokens:
-        text = _("✅ Payment received: +{tokens} tokens.\nBalance: {available} tokens.").format(
-            tokens=result.payment.tokens, available=result.available
-        )
+        text = receipt_text(result.payment.tokens, result.available)
     else:
         text = _("Payment received, but we could not match it to an invoice. Support will sort it out.")
     await message.reply_text(text, reply_markup=keyboards.main_menu())
+
+
+def receipt_text(amount: int, available: int) -> str:
+    """Чек зачисления — один текст для звёзд и для карты (lava.top)."""
+    return _("✅ Payment received: +{tokens}.\nBalance: {available}.").format(
+        tokens=tokens(amount), available=tokens(available)
+    )
 
 
 async def refunded_payment(update: Update, context: BotContext) -> None:

@@ -248,9 +248,9 @@ def test_the_chat_asks_for_the_email_once_sends_a_payment_link_and_a_receipt(
     assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
     assert balance(user) == (20 + package.total_tokens, 0)
     with translation.override("en"):
-        receipt = _("✅ Payment received: +{tokens} tokens.\nBalance: {available} tokens.")
+        receipt = _("✅ Payment received: +{tokens}.\nBalance: {available}.")
     assert chat.bot_messages()[-1].text == receipt.format(
-        tokens=package.total_tokens, available=20 + package.total_tokens
+        tokens=f"{package.total_tokens} tokens", available=f"{20 + package.total_tokens} tokens"
     )
 
 

@@ -14,6 +14,7 @@ from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, T
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
 from botapp.telegram import outbound
+from botapp.telegram.formatting import images, tokens, videos
 from botapp.tests.billing.factories import balance
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
@@ -54,10 +55,15 @@ def _buy(chat: Chat, package: TokenPackage, *, deliver_payment: bool = True) -> 
 def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: str, language: str) -> None:
     chat = Chat(sandbox_mode_server, language)
     [welcome] = chat.say("/start")
-    assert chat.expected("🎁 Welcome bonus: {amount}").format(amount=20) in welcome.text
+    assert chat.expected("🎁 Welcome bonus: {amount}").format(amount=chat.count(tokens, 20)) in welcome.text
     [reply] = chat.say("/balance")
-    assert chat.expected("💰 Available: {available} tokens").format(available=20) in reply.text
-    assert chat.expected("That is ≈ {images} images or").format(images=1, videos=0) in reply.text
+    assert chat.expected("💰 Available: {available}").format(available=chat.count(tokens, 20)) in reply.text
+    assert (
+        chat.expected("That is ≈ {images} or {videos}.").format(
+            images=chat.count(images, 1), videos=chat.count(videos, 0)
+        )
+        in reply.text
+    )
     assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
 
 
@@ -68,7 +74,9 @@ def test_the_balance_menu_button_shows_the_balance_and_its_buttons(
     chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     [reply] = chat.say(label)
-    assert reply.text.startswith(chat.expected("💰 Available: {available} tokens").format(available=20))
+    assert reply.text.startswith(
+        chat.expected("💰 Available: {available}").format(available=chat.count(tokens, 20))
+    )
     _assert_language(reply.text, language)
     buttons = {b["callback_data"]: b["text"] for b in _inline(reply)}
     assert buttons == {
@@ -91,8 +99,8 @@ def test_the_top_up_menu_button_lists_the_packages_for_stars(
     expected = []
     for package in packages:
         title = package.title_ru if language == "ru" else package.title_en
-        text = chat.expected("{title} · {tokens} tokens · {stars} ⭐").format(
-            title=title, tokens=package.total_tokens, stars=package.stars
+        text = chat.expected("{title} · {tokens} · {stars} ⭐").format(
+            title=title, tokens=chat.count(tokens, package.total_tokens), stars=package.stars
         )
         if package.bonus_percent:
             text += f" (+{package.bonus_percent}%)"
@@ -108,7 +116,11 @@ def test_invite_shows_the_personal_link_and_the_rewards(sandbox_mode_server: str
     code = _user(chat).referral_code
     assert code
     assert reply.text == chat.expected("Invite friends with your link:").format(
-        link=f"https://t.me/{BOT_USERNAME}?start=ref_{code}", inviter=30, invitee=20, joined=0, paid=0
+        link=f"https://t.me/{BOT_USERNAME}?start=ref_{code}",
+        inviter=chat.count(tokens, 30),
+        invitee=chat.count(tokens, 20),
+        joined=0,
+        paid=0,
     )
     _assert_language(reply.text, language)
 
@@ -125,8 +137,8 @@ def test_an_invoice_sent_to_the_user_is_in_the_chat_log(sandbox_mode_server: str
     entry = ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, message_id=invoice.message_id)
     assert (entry.direction, entry.media_type, entry.file_id) == ("out", "invoice", "")
     title = package.title_ru if language == "ru" else package.title_en
-    description = chat.expected("{tokens} tokens for image and video generation.").format(
-        tokens=package.total_tokens
+    description = chat.expected("{tokens} for image and video generation.").format(
+        tokens=chat.count(tokens, package.total_tokens)
     )
     assert entry.text == f"{title}\n{description}\n150 XTR"
 
@@ -146,7 +158,9 @@ def test_buying_a_package_with_stars_credits_once_and_sends_a_receipt(sandbox_mo
     assert payment.tokens == package.total_tokens == 165
     assert balance(_user(chat)) == (20 + 165, 0)
     receipt = chat.bot_messages()[-1]
-    assert receipt.text == chat.expected("✅ Payment received").format(tokens=165, available=185)
+    assert receipt.text == chat.expected("✅ Payment received").format(
+        tokens=chat.count(tokens, 165), available=chat.count(tokens, 185)
+    )
     # Повтор того же апдейта (тот же update_id) — дедупликация; копия с новым update_id — ключ платежа
     message_update = SandboxUpdate.objects.filter(payload__has_key="message").order_by("-id").first()
     assert message_update is not None
@@ -299,7 +313,9 @@ def test_promo_codes_from_the_command_the_button_and_the_deep_link(sandbox_mode_
     [reply] = chat.say("/balance")
     chat.press(reply, "bal:promo")
     [accepted] = chat.say("SUMMER")
-    assert accepted.text == chat.expected("🎟 Promo code accepted").format(amount=5, available=55)
+    assert accepted.text == chat.expected("🎟 Promo code accepted").format(
+        amount=chat.count(tokens, 5), available=chat.count(tokens, 55)
+    )
     [unknown] = chat.say("/promo nope")
     assert unknown.text == chat.expected("There is no such promo code.")
 

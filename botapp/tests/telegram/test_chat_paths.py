@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -57,6 +58,11 @@ class Chat:
     def _bot_ids(self) -> set[int]:
         return {m.message_id for m in self.bot_messages()}
 
+    def count(self, phrase: Callable[[int], str], count: int) -> str:
+        """Число со словом (formatting.tokens, images…) на языке этого пользователя."""
+        with translation.override(self.language):
+            return phrase(count)
+
     def expected(self, msgid_start: str) -> str:
         """Перевод строки каталога, начинающейся с msgid_start (длинные тексты не дублируем в тесте)."""
         exact = [m for m in MSGIDS if m == msgid_start]
@@ -106,7 +112,7 @@ def test_start_greets_and_shows_the_main_menu(sandbox_mode_server: str, language
         ("/gallery", "No works yet."),
         ("/promo", "Send the promo code in one message."),
         ("/topup", "Choose a package."),
-        ("/balance", "💰 Available: {available} tokens"),
+        ("/balance", "💰 Available: {available}"),
     ],
 )
 def test_each_command_answers_in_the_users_language(
