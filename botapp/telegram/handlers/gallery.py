@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
@@ -9,6 +10,7 @@ from botapp.generation.delivery import result_keyboard
 from botapp.models import JobOutput
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import escape, truncate_caption
 
 PAGE = 5
 
@@ -21,6 +23,17 @@ def _page(user_id: int, page: int) -> tuple[list[JobOutput], bool]:
         .order_by("-delivered_at", "-pk")[page * PAGE : (page + 1) * PAGE + 1]
     )
     return rows[:PAGE], len(rows) > PAGE
+
+
+def gallery_caption(output: JobOutput, language: str) -> str:
+    """Модель, дата и запрос: без них копия из галереи — просто картинка, и не вспомнить, что просили."""
+    job = output.job
+    assert output.delivered_at is not None
+    when = formats.date_format(timezone.localtime(output.delivered_at), "SHORT_DATE_FORMAT")
+    text = f"<b>{escape(job.model.display_name(language))}</b> · {when}"
+    if job.prompt:
+        text += f"\n{escape(job.prompt)}"
+    return truncate_caption(text)
 
 
 async def show_gallery(update: Update, context: BotContext) -> None:
@@ -38,10 +51,23 @@ async def show_gallery(update: Update, context: BotContext) -> None:
         return
     for output in outputs:
         markup = result_keyboard(output.job, output.index)
+        caption = gallery_caption(output, user.effective_language)
         if output.photo_file_id:
-            await context.bot.send_photo(user.telegram_id, output.photo_file_id, reply_markup=markup)
+            await context.bot.send_photo(
+                user.telegram_id,
+                output.photo_file_id,
+                caption=caption,
+                parse_mode="HTML",
+                reply_markup=markup,
+            )
         elif output.video_file_id and not output.video_file_id.startswith("link:"):
-            await context.bot.send_video(user.telegram_id, output.video_file_id, reply_markup=markup)
+            await context.bot.send_video(
+                user.telegram_id,
+                output.video_file_id,
+                caption=caption,
+                parse_mode="HTML",
+                reply_markup=markup,
+            )
     if has_more:
         await context.bot.send_message(
             user.telegram_id,

@@ -446,6 +446,9 @@ def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> No
     chat.say("/gallery")
     resent = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)[-1]
     assert resent.params["photo"] == output.photo_file_id
+    # Подпись копии: модель, дата, запрос — что это была за работа
+    assert chat.bot_messages()[-1].caption.startswith("Nano Banana 2 · ")
+    assert chat.bot_messages()[-1].caption.endswith("\na tiny robot")
     assert len(stack.gemini.requests) == calls_before
     assert _balance(chat) == (6, 0)
     # Ответ на копию из галереи правит результат; наша копия уже удалена сроком хранения —
