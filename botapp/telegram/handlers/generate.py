@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
 from botapp.generation import drafts, jobs, progress
@@ -25,9 +26,7 @@ def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
     texts = {
         "model_disabled": _("This model is switched off right now. Choose another one."),
         "prompt_empty": _("Describe what to draw: send the prompt as text or as a photo caption."),
-        "prompt_too_long": _(
-            "The prompt is too long: {length} characters, at most {limit}. Please shorten it."
-        ),
+        "prompt_too_long": _too_long_text(int(exc.details.get("length", 0))),
         "too_many_references": _("Too many photos: this model takes at most {limit}."),
         "bad_parameters": _("These parameters are not available for this model."),
         "paused": _("Generation is paused for now. Please try again later."),
@@ -37,11 +36,24 @@ def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
     return texts.get(exc.code, texts["bad_parameters"]).format(**details)
 
 
+def _too_long_text(length: int) -> str:
+    return ngettext(
+        "The prompt is too long: {length} character, at most {limit}. Please shorten it.",
+        "The prompt is too long: {length} characters, at most {limit}. Please shorten it.",
+        length,
+    )
+
+
 def _card_text(card: drafts.Card, language: str) -> str:
     draft = card.draft
     lines = [f"<b>{escape(card.model.display_name(language))}</b>"]
     if draft["prompt"]:
         lines.append(_("Prompt: {prompt}").format(prompt=escape(draft["prompt"][:700])))
+        limit = card.model.max_prompt_length
+        if len(draft["prompt"]) > limit:
+            # Сказать сразу, а не после «Сгенерировать»: карточка с ценой обещала бы то, что не примут
+            length = len(draft["prompt"])
+            lines.append("⚠️ " + _too_long_text(length).format(length=length, limit=limit))
     else:
         lines.append(_("Send the prompt as a message."))
     if draft["refs"]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from botapp.models import GenerationJob
+from botapp.models import GenerationJob, TelegramUser
 from botapp.sandbox import services
+from botapp.tests.billing.factories import balance
 from botapp.tests.telegram.test_chat_paths import Chat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,3 +37,26 @@ def test_an_image_file_over_20_mb_is_refused_with_a_clear_message(
     assert reply.text.startswith(expected)
     assert not GenerationJob.objects.exists()
     assert services.sandbox_calls(method="getFile") == []
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "The prompt is too long: 2100 characters, at most 2000. Please shorten it."),
+        ("ru", "Запрос слишком длинный: 2100 символов, можно не больше 2000. Сократите его, пожалуйста."),
+    ],
+)
+def test_a_too_long_prompt_is_flagged_on_the_card_and_refused_without_charging(
+    sandbox_mode_server: str, language: str, expected: str
+) -> None:
+    """Предупреждение сразу на карточке; «Сгенерировать» — понятный отказ, без холда и задания."""
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    [card] = chat.say("x" * 2100)
+    assert f"⚠️ {expected}" in card.text
+    buttons = [b for row in (card.reply_markup or {})["inline_keyboard"] for b in row]
+    [generate] = [b for b in buttons if b["callback_data"].startswith("gen:ok")]
+    chat.press(card, generate["callback_data"])
+    assert chat.bot_messages()[-1].text == expected
+    assert not GenerationJob.objects.exists()
+    assert balance(TelegramUser.objects.get(telegram_id=chat.chat_id)) == (20, 0)
