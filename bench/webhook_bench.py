@@ -145,13 +145,18 @@ class CpuMeter:
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         shot["loader"] = (usage.ru_utime + usage.ru_stime) * 1000
         shot["machine"] = _machine_ms()
+        # Вытеснения нагрузчика: чем чаще просыпаются чужие потоки на тех же ядрах, тем дороже
+        # обходится ему каждый апдейт (кэши остывают) — отсюда разница CPU нагрузчика у эталона и у нас
+        shot["loader_preemptions"] = usage.ru_nivcsw
         return shot
 
     @staticmethod
     def per_update(before, after, updates):
         result = {name: round((after[name] - before[name]) / updates, 3) for name in after}
+        preemptions = result.pop("loader_preemptions")
         known = sum(value for name, value in result.items() if name != "machine")
         result["other"] = round(result["machine"] - known, 3)
+        result["loader_preemptions"] = preemptions
         return result
 
 
@@ -191,7 +196,9 @@ def load(kind, url, args, meter):
     after = meter.snapshot()
     result = json.loads(out.stdout.strip().splitlines()[-1])
     updates = result["n"] if kind == "closed" else result["sent"]
-    result["cpu_ms_per_update"] = CpuMeter.per_update(before, after, updates)
+    cpu = CpuMeter.per_update(before, after, updates)
+    result["loader_preemptions_per_update"] = cpu.pop("loader_preemptions")
+    result["cpu_ms_per_update"] = cpu
     return result
 
 
