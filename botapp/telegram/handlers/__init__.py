@@ -18,6 +18,8 @@ from telegram.ext import (
     filters,
 )
 
+from botapp.generation import drafts
+from botapp.models import ConversationState
 from botapp.ops.errors import error_record
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
@@ -45,7 +47,7 @@ PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
 
 # Шаги «жду одно сообщение». Команда или пункт меню из них выводит: пользователь ушёл, и его следующий
-# запрос на картинку не должен уйти в поддержку, в промокод или в поле e-mail
+# запрос на картинку не должен уйти в поддержку, в промокод, в поле e-mail или в «➖ Избегать…» видео
 ONE_MESSAGE_STEPS = (support.SUPPORT_STATE, balance.PROMO_STATE, lava.EMAIL_STATE)
 
 
@@ -55,6 +57,12 @@ async def leave_one_message_step(context: BotContext) -> None:
     if state.state in ONE_MESSAGE_STEPS:
         await db(services.conversation_set)(user=context.db_user, state="")
         context.conversation, context.conversation_known = None, True  # пустой шаг
+    elif state.state == drafts.DRAFT_STATE and state.data.get("awaiting"):
+        # Черновик остаётся, перестаёт лишь ждать негативный промпт
+        data = {key: value for key, value in state.data.items() if key != "awaiting"}
+        await db(drafts.draft_save)(user=context.db_user, draft=data)
+        context.conversation = ConversationState(user=context.db_user, state=drafts.DRAFT_STATE, data=data)
+        context.conversation_known = True
 
 
 def _command(callback: Any) -> Any:

@@ -37,7 +37,7 @@ KIND_LABELS: dict[str, Any] = {
 def balance_text(summary: selectors.BalanceSummary) -> str:
     lines = [_("💰 Available: {available}").format(available=tokens(summary.available))]
     if summary.on_hold:
-        lines.append(_("⏳ Reserved for running jobs: {on_hold}").format(on_hold=summary.on_hold))
+        lines.append(_("⏳ Reserved for running jobs: {on_hold}").format(on_hold=tokens(summary.on_hold)))
     if summary.image_price and summary.video_price:
         lines.append(
             _("That is ≈ {images} or {videos}.").format(

@@ -16,6 +16,7 @@ from botapp.providers.base import ProviderError
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext, get_application
 from botapp.telegram.dbcall import db
+from botapp.telegram.formatting import tokens as token_count
 from botapp.telegram.handlers.topup import receipt_text
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
@@ -57,9 +58,9 @@ async def _send_payment_link(context: BotContext, user: TelegramUser, package_id
     await context.bot.send_message(
         user.telegram_id,
         _(
-            "{tokens} tokens for {amount} {currency}. Pay on the lava.top page; "
+            "{tokens} for {amount} {currency}. Pay on the lava.top page; "
             "the tokens arrive here right after the payment."
-        ).format(tokens=invoice.tokens, amount=invoice.amount, currency=invoice.currency),
+        ).format(tokens=token_count(invoice.tokens), amount=invoice.amount, currency=invoice.currency),
         reply_markup=InlineKeyboardMarkup([[button]]),
     )
 

@@ -95,7 +95,7 @@ def test_text_to_image_charges_the_price_shown_on_the_card(stack: Stack) -> None
         ("photo", output.photo_file_id),
     ]
     caption = chat.bot_messages()[-2].caption or ""
-    assert "Charged: 14 tokens · balance: 6" in caption
+    assert "Charged: 14 tokens · balance: 6 tokens" in caption
     # Правка «генерирую» и chat action — не раньше 3 с после статуса и 1 с после старта.
     # Результат, пришедший раньше этого срока, обходится без них; на медленной машине (холодный
     # воркер) срок может истечь раньше результата — тогда правка законна, но не раньше срока.

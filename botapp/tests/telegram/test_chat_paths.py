@@ -278,6 +278,26 @@ def test_a_command_or_a_menu_item_leaves_the_one_message_step(
     assert "Nano Banana" not in reply.text
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_command_stops_the_video_card_waiting_for_what_to_avoid(
+    sandbox_mode_server: str, language: str
+) -> None:
+    """➖ Избегать… → /help → текст: это новый запрос, а не негативный промпт прежнего видео."""
+    chat = Chat(sandbox_mode_server, language)
+    with translation.override(language):
+        [menu] = chat.say(menu_labels()["video"])
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [card] = chat.say("a busy street at night")
+    chat.press(
+        card, next(b["callback_data"] for b in _inline(card) if b["callback_data"].startswith("gen:neg:"))
+    )
+    chat.say("/help")
+    [reply] = chat.say("a cat surfing")
+    assert chat.expected("Avoid: {negative}").split("{")[0] not in reply.text
+    assert "Nano Banana 2" in reply.text
+    assert "a cat surfing" in reply.text
+
+
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
     from botapp.tests.sandbox.conftest import png
 
