@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -49,25 +51,21 @@ async def show_gallery(update: Update, context: BotContext) -> None:
         text = _("No works yet. Send a prompt to create the first one.") if page == 0 else _("That is all.")
         await context.bot.send_message(user.telegram_id, text)
         return
+    send: Callable[..., Awaitable[object]]
     for output in outputs:
-        markup = result_keyboard(output.job, output.index)
-        caption = gallery_caption(output, user.effective_language)
         if output.photo_file_id:
-            await context.bot.send_photo(
-                user.telegram_id,
-                output.photo_file_id,
-                caption=caption,
-                parse_mode="HTML",
-                reply_markup=markup,
-            )
+            send, file_id = context.bot.send_photo, output.photo_file_id
         elif output.video_file_id and not output.video_file_id.startswith("link:"):
-            await context.bot.send_video(
-                user.telegram_id,
-                output.video_file_id,
-                caption=caption,
-                parse_mode="HTML",
-                reply_markup=markup,
-            )
+            send, file_id = context.bot.send_video, output.video_file_id
+        else:
+            continue  # видео больше 50 МБ ушло ссылкой: копии в Telegram нет
+        await send(
+            user.telegram_id,
+            file_id,
+            caption=gallery_caption(output, user.effective_language),
+            parse_mode="HTML",
+            reply_markup=result_keyboard(output.job, output.index),
+        )
     if has_more:
         await context.bot.send_message(
             user.telegram_id,
