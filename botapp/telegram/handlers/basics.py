@@ -8,6 +8,7 @@ from telegram import Update
 from botapp.models import TelegramUser
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
+from botapp.telegram.commands import command_descriptions
 from botapp.telegram.dbcall import db
 from botapp.users import services
 
@@ -39,18 +40,27 @@ def _start_records(*, user: TelegramUser, payload: str) -> list[str]:
     return start_bonuses(user=user, payload=payload)
 
 
+# /start и /help в справке не нужны: пользователь уже здесь
+_SELF = ("start", "help")
+
+
 async def help_command(update: Update, context: BotContext) -> None:
     """/help: что умеет бот и как им пользоваться."""
     assert update.effective_message is not None
+    # Команды — из того же списка, что публикует setMyCommands: справка не отстанет от меню команд
+    commands = [f"/{c.command} — {c.description}" for c in command_descriptions() if c.command not in _SELF]
     await update.effective_message.reply_text(
         _(
             "How it works:\n"
             "• 🎨 Image — describe a picture, or send photos with a caption to edit them.\n"
             "• 🎬 Video — describe a scene or send a photo to animate.\n"
             "• Every generation costs tokens; you see the price before you confirm.\n"
-            "• If a result does not arrive, the tokens come back automatically.\n\n"
-            "Commands: /balance /topup /gallery /settings /support /terms /privacy /delete_me"
-        ),
+            "• If a result does not arrive, the tokens come back automatically."
+        )
+        + "\n\n"
+        + _("Commands:")
+        + "\n"
+        + "\n".join(commands),
         reply_markup=keyboards.main_menu(),
     )
 

@@ -298,6 +298,22 @@ def test_a_command_stops_the_video_card_waiting_for_what_to_avoid(
     assert "a cat surfing" in reply.text
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_help_lists_every_published_command_with_its_description(
+    sandbox_mode_server: str, language: str
+) -> None:
+    """Справка и меню команд Telegram — из одного списка: /promo, /invite, /cancel не пропадут из /help."""
+    from botapp.telegram.commands import COMMANDS, command_descriptions
+
+    chat = Chat(sandbox_mode_server, language)
+    [reply] = chat.say("/help")
+    with translation.override(language):
+        published = {c.command: c.description for c in command_descriptions()}
+    listed = dict(line[1:].split(" — ", 1) for line in reply.text.splitlines() if line.startswith("/"))
+    assert listed == {name: published[name] for name in COMMANDS if name not in ("start", "help")}
+    _assert_language(reply.text, language)
+
+
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
     from botapp.tests.sandbox.conftest import png
 
