@@ -214,13 +214,13 @@ class SharedRateLimiter(BaseRateLimiter[str]):
                 data["chat_id"] = chat_id = exc.new_chat_id
                 continue
             except Forbidden as exc:
-                if chat_id is not None and _blocked(exc) and int(chat_id) > 0:
-                    await db(services.user_set_blocked)(telegram_id=int(chat_id), blocked=True)
-                    await self.remember_blocked(int(chat_id), blocked=True)
+                if private is not None and _blocked(exc):
+                    await db(services.user_set_blocked)(telegram_id=private, blocked=True)
+                    await self.remember_blocked(private, blocked=True)
                     raise RecipientBlocked(str(exc)) from exc
                 raise
             metrics.telegram_send_count(method=endpoint)
-            if endpoint in LOGGED_METHODS and chat_id is not None and int(chat_id) > 0:
+            if endpoint in LOGGED_METHODS and private is not None:
                 await _log_outgoing(chat_id, result)
             return result
         raise SendDeferred(1.0)
