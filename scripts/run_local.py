@@ -24,7 +24,10 @@ COMMANDS = {
         str(BIN / "uvicorn"), "config.asgi:application",
         "--host", "127.0.0.1", "--port", str(env.PORT), "--no-access-log",
     ],
-    "worker": [str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO"],
+    "worker": [
+        str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO",
+        "--without-mingle", "--without-gossip",
+    ],
     "beat": [
         str(BIN / "celery"), "-A", "config", "beat", "--loglevel=INFO",
         "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",

@@ -84,3 +84,17 @@ def test_make_run_serves_health_ok_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
         raise
+
+
+def test_make_run_starts_the_worker_and_beat_with_the_production_commands() -> None:
+    """`make run` и тесты запускают воркер и beat ровно так, как CMD их Dockerfile."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import run_local
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from botapp.tests.support.processes import BEAT_COMMAND, WORKER_COMMAND
+
+    assert run_local.COMMANDS["worker"] == WORKER_COMMAND
+    assert run_local.COMMANDS["beat"] == BEAT_COMMAND
+    assert "--without-mingle" in WORKER_COMMAND

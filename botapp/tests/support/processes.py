@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,11 +19,16 @@ import httpx
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
-WORKER_COMMAND = [str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO"]
-BEAT_COMMAND = [
-    str(BIN / "celery"), "-A", "config", "beat", "--loglevel=INFO",
-    "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-]  # fmt: skip
+
+def service_command(dockerfile: str) -> list[str]:
+    """Боевая команда сервиса — CMD его Dockerfile; программа — из venv тестов."""
+    lines = (ROOT / dockerfile).read_text().splitlines()
+    command: list[str] = json.loads(next(line[4:] for line in reversed(lines) if line.startswith("CMD [")))
+    return [str(BIN / command[0]), *command[1:]]
+
+
+WORKER_COMMAND = service_command("Dockerfile.worker")
+BEAT_COMMAND = service_command("Dockerfile.beat")
 
 
 def free_port() -> int:
