@@ -91,11 +91,17 @@ def stop_group(proc: subprocess.Popen[bytes], sig: int, timeout: float) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Есть ли в группе живой процесс. Зомби не в счёт: осиротевших детей убитого воркера init
+    контейнера забирает не сразу (здесь ~1 с), а kill(pgid, 0) считает их живыми."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # Имя процесса в скобках может содержать пробелы: поля — после последней «)»
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def children(pid: int) -> list[int]:
