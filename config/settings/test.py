@@ -22,3 +22,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Как в production: панель и админка требуют TOTP (тесты входят с кодом или с подтверждённой сессией)
 STAFF_2FA_REQUIRED = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # Тот же драйвер; flush после транзакционных тестов — DELETE, а не медленный TRUNCATE
+    DATABASES["default"]["ENGINE"] = "botapp.tests.support.pgtest"  # noqa: F405
