@@ -131,6 +131,11 @@ def spend_check(*, model: GenerationModel, cost_usd: Decimal, guard: GenerationS
             raise JobRefused("daily_cap", text_ru=guard.paused_text_ru, text_en=guard.paused_text_en)
 
 
+def prompt_too_long(model: GenerationModel, prompt: str) -> bool:
+    """Правило длины запроса — одно для отказа при запуске и предупреждения на карточке."""
+    return len(prompt) > model.max_prompt_length
+
+
 def job_validate(*, model: GenerationModel, prompt: str, params: dict[str, Any], references: int) -> int:
     """Проверить запрос по каталогу и защите расходов и вернуть цену. Raises JobRefused."""
     return _validated(model=model, prompt=prompt, params=params, references=references)[0]
@@ -142,7 +147,7 @@ def _validated(
     """job_validate и себестоимость: создание задания пишет обе."""
     if model.kind == GenerationModel.Kind.IMAGE and not prompt.strip():
         raise JobRefused("prompt_empty")
-    if len(prompt) > model.max_prompt_length:
+    if prompt_too_long(model, prompt):
         raise JobRefused("prompt_too_long", limit=model.max_prompt_length, length=len(prompt))
     if references > model.max_reference_images:
         raise JobRefused("too_many_references", limit=model.max_reference_images)

@@ -49,10 +49,9 @@ def _card_text(card: drafts.Card, language: str) -> str:
     lines = [f"<b>{escape(card.model.display_name(language))}</b>"]
     if draft["prompt"]:
         lines.append(_("Prompt: {prompt}").format(prompt=escape(draft["prompt"][:700])))
-        limit = card.model.max_prompt_length
-        if len(draft["prompt"]) > limit:
+        if jobs.prompt_too_long(card.model, draft["prompt"]):
             # Сказать сразу, а не после «Сгенерировать»: карточка с ценой обещала бы то, что не примут
-            length = len(draft["prompt"])
+            length, limit = len(draft["prompt"]), card.model.max_prompt_length
             lines.append("⚠️ " + _too_long_text(length).format(length=length, limit=limit))
     else:
         lines.append(_("Send the prompt as a message."))
