@@ -7,7 +7,7 @@ import pytest
 from botapp.models import GenerationJob, TelegramUser
 from botapp.sandbox import services
 from botapp.tests.billing.factories import balance
-from botapp.tests.telegram.test_chat_paths import Chat
+from botapp.tests.telegram.test_chat_paths import Chat, _inline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -54,8 +54,7 @@ def test_a_too_long_prompt_is_flagged_on_the_card_and_refused_without_charging(
     chat.say("/start")
     [card] = chat.say("x" * 2100)
     assert f"⚠️ {expected}" in card.text
-    buttons = [b for row in (card.reply_markup or {})["inline_keyboard"] for b in row]
-    [generate] = [b for b in buttons if b["callback_data"].startswith("gen:ok")]
+    [generate] = [b for b in _inline(card) if b["callback_data"].startswith("gen:ok")]
     chat.press(card, generate["callback_data"])
     assert chat.bot_messages()[-1].text == expected
     assert not GenerationJob.objects.exists()
