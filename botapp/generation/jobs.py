@@ -519,10 +519,26 @@ def _publish_delivery(job_id: int, countdown: float = 0) -> None:
     tasks.deliver_job.apply_async((job_id,), countdown=countdown)
 
 
-def job_fail(*, job: GenerationJob, category: str, message: str = "", status: str = JobStatus.FAILED) -> bool:
-    """Задание не удалось (или просрочено, или отменено): возврат холда целиком, ровно один раз."""
+# До результата: сборщик, персонал и срок опроса решают по прочитанному статусу, а задание могло
+# стать GENERATED уже после чтения — тогда его доставляет держатель аренды, возвращать холд нельзя
+NOT_GENERATED = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def job_fail(
+    *,
+    job: GenerationJob,
+    category: str,
+    message: str = "",
+    status: str = JobStatus.FAILED,
+    from_statuses: tuple[str, ...] = ACTIVE_STATUSES,
+) -> bool:
+    """Задание не удалось (или просрочено, или отменено): возврат холда целиком, ровно один раз.
+
+    from_statuses — из каких статусов переход допустим; условие проверяет сама база (UPDATE … WHERE),
+    а не прочитанная раньше строка. False — задание уже не в них (завершено или ушло дальше).
+    """
     with transaction.atomic():
-        updated = GenerationJob.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+        updated = GenerationJob.objects.filter(pk=job.pk, status__in=from_statuses).update(
             status=status,
             error_category=category[:32],
             error_message=message[:500],

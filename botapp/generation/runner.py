@@ -243,8 +243,11 @@ def job_poll(*, job_id: int) -> RunResult:
         # Дубликат из сборщика раньше срока: следующий опрос уже запланирован
         return RunResult("taken")
     if _remaining_s(job) <= 0:
-        jobs.job_fail(job=job, category="deadline", status="expired")
-        return RunResult("failed")
+        # Дубликат опроса мог уже сохранить ролик (GENERATED): его доставят, не просрочиваем
+        expired = jobs.job_fail(
+            job=job, category="deadline", status="expired", from_statuses=jobs.NOT_GENERATED
+        )
+        return RunResult("failed" if expired else "taken")
     interval = settings.VIDEO_POLL_INTERVAL_S
     try:
         result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)

@@ -38,8 +38,17 @@ def job_release_stuck(*, job: GenerationJob, actor: Any) -> None:
     # Результат сейчас доставляется (или ждёт повтора после 429): возврат холда прислал бы
     # «не вышло, токены возвращены» рядом с самим результатом
     _refuse_while_delivering(job)
-    if jobs.job_fail(job=job, category="staff_release", message=f"released by {actor}"):
-        audit_record(actor=actor, action="job.release", target=job, details={"price": job.price})
+    if job.status == JobStatus.GENERATED:
+        raise StaffActionRefused(f"job {job.pk} has a result: redeliver it instead")
+    # Только из очереди или выполнения — условием в базе: ставшее GENERATED после чтения доставляется
+    if not jobs.job_fail(
+        job=job,
+        category="staff_release",
+        message=f"released by {actor}",
+        from_statuses=jobs.NOT_GENERATED,
+    ):
+        raise StaffActionRefused(f"job {job.pk} has moved on meanwhile; reload it")
+    audit_record(actor=actor, action="job.release", target=job, details={"price": job.price})
 
 
 def job_redeliver(*, job: GenerationJob, actor: Any) -> str:

@@ -46,8 +46,9 @@ def jobs_sweep() -> SweepReport:
     report = SweepReport()
     for job in GenerationJob.objects.filter(status__in=ACTIVE_STATUSES, deadline__lte=now)[:BATCH]:
         # Сгенерированное, но не доставленное, доставляем даже после срока: оно уже оплачено провайдеру
+        # Статус проверяет UPDATE: ставшее GENERATED после этого SELECT не просрочится
         if job.status != JobStatus.GENERATED and jobs.job_fail(
-            job=job, category="deadline", status=JobStatus.EXPIRED
+            job=job, category="deadline", status=JobStatus.EXPIRED, from_statuses=jobs.NOT_GENERATED
         ):
             report.expired += 1
     stale = now - timedelta(seconds=settings.GENERATION_QUEUE_REPUBLISH_S)

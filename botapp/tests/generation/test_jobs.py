@@ -289,3 +289,79 @@ def test_the_eta_counts_waves_of_worker_slots_not_single_jobs() -> None:
     finally:
         progress._eta_cache.pop(job.model_id, None)
     jobs.job_fail(job=job, category="test")
+
+
+def _finishing_meanwhile(monkeypatch: pytest.MonkeyPatch, claimed: GenerationJob) -> None:
+    """Воркер переводит задание в GENERATED ровно между чтением задания и job_fail (окно гонки)."""
+    fail = jobs.job_fail
+
+    def generated_then_fail(**kwargs: Any) -> bool:
+        assert jobs.job_mark_generated(job=claimed)
+        monkeypatch.setattr(jobs, "job_fail", fail)
+        return fail(**kwargs)
+
+    monkeypatch.setattr(jobs, "job_fail", generated_then_fail)
+
+
+def _claimed_past_deadline() -> GenerationJob:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    GenerationJob.objects.filter(pk=job.pk).update(deadline=timezone.now() - timedelta(seconds=1))
+    return claimed
+
+
+def test_the_sweeper_does_not_expire_a_job_that_got_its_result_after_the_sweep_read_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    claimed = _claimed_past_deadline()
+    _finishing_meanwhile(monkeypatch, claimed)
+    assert sweeper.jobs_sweep().expired == 0
+    job = GenerationJob.objects.get(pk=claimed.pk)
+    # Результат доставит держатель аренды: холд цел, пользователю не скажут «не вышло»
+    assert job.status == JobStatus.GENERATED
+    assert balance(job.user) == (86, 14)
+    jobs.job_fail(job=job, category="test")
+
+
+def test_a_video_poll_past_its_deadline_does_not_expire_a_result_saved_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botapp.generation import runner
+
+    claimed = _claimed_past_deadline()
+    GenerationJob.objects.filter(pk=claimed.pk).update(operation_name="models/veo/operations/1")
+    load = jobs.job_load
+
+    def load_then_finish(*, job_id: int) -> GenerationJob | None:
+        # Дубликат опроса прочитал RUNNING; тем временем другой опрос сохранил ролик
+        loaded = load(job_id=job_id)
+        assert jobs.job_mark_generated(job=claimed)
+        return loaded
+
+    monkeypatch.setattr(jobs, "job_load", load_then_finish)
+    assert runner.job_poll(job_id=claimed.pk).outcome == "taken"
+    job = GenerationJob.objects.get(pk=claimed.pk)
+    assert job.status == JobStatus.GENERATED
+    assert balance(job.user) == (86, 14)
+    jobs.job_fail(job=job, category="test")
+
+
+def test_staff_release_of_a_stale_running_job_leaves_a_result_saved_meanwhile() -> None:
+    from django.contrib.auth.models import User
+
+    from botapp.generation import staff
+
+    claimed = _claimed_past_deadline()
+    GenerationJob.objects.filter(pk=claimed.pk).update(lease_until=timezone.now() - timedelta(minutes=5))
+    # Персонал открыл задание, когда оно «висело» с истёкшей арендой; потом воркер его доделал
+    stale = GenerationJob.objects.get(pk=claimed.pk)
+    assert jobs.job_mark_generated(job=claimed)
+    with pytest.raises(staff.StaffActionRefused):
+        staff.job_release_stuck(job=stale, actor=User.objects.create_user("support"))
+    job = GenerationJob.objects.get(pk=claimed.pk)
+    assert job.status == JobStatus.GENERATED
+    assert balance(job.user) == (86, 14)
+    jobs.job_fail(job=job, category="test")
