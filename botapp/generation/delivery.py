@@ -273,6 +273,11 @@ def _mark_notified(job: GenerationJob) -> None:
     )
 
 
+def _delivered_count(outputs: list[JobOutput]) -> int:
+    """Выходы, которые Telegram подтвердил (есть file_id фото или видео, ссылка тоже в счёт)."""
+    return sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
+
+
 def _notify_failure(job: GenerationJob) -> Delivered:
     from botapp.telegram.outbound import bot_call
 
@@ -336,14 +341,21 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
             bot_call(send, max_wait=SEND_MAX_WAIT_S)
         except RecipientBlocked:
             _save_outputs(outputs)
-            jobs.job_fail(job=job, category="blocked")
+            delivered = _delivered_count(outputs)
+            if not delivered:
+                jobs.job_fail(job=job, category="blocked")
+                return Delivered("blocked")
+            # Заблокировал после части (альбом без подписи, фото без оригинала файлом, повтор после
+            # частичной отправки): доставленное у него — списать его, как при отказе 400; писать незачем
+            jobs.job_settle_delivered(job=job, delivered=delivered)
+            _mark_notified(job)
             return Delivered("blocked")
         except BadRequest as exc:
             # Telegram отверг отправку окончательно (400): повтор его не изменит. Доставленное —
             # списать, если не доставлено ничего — вернуть токены и сказать почему
             _save_outputs(outputs)
             logger.warning("job %s: Telegram rejected the delivery: %s", job.pk, exc)
-            if not any(o.photo_file_id or o.video_file_id for o in outputs):
+            if not _delivered_count(outputs):
                 jobs.job_fail(job=job, category="delivery_rejected", message=str(exc))
                 return Delivered("rejected")
         except BaseException:
@@ -351,8 +363,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
             _save_outputs(outputs)
             raise
         _save_outputs(outputs)
-    delivered = sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
-    jobs.job_settle_delivered(job=job, delivered=delivered)
+    jobs.job_settle_delivered(job=job, delivered=_delivered_count(outputs))
     progress.job_progress(job=job, stage="done", ids_fresh=job.status == JobStatus.DELIVERED)
     return Delivered("delivered")
 

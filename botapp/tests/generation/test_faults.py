@@ -605,3 +605,22 @@ def test_a_delivery_retry_lost_with_the_worker_is_republished_by_the_sweeper(rig
     assert len(_sent(chat, "sendPhoto")) == 1
     assert _settlements(job) == ["capture"]
     _assert_every_job_finished()
+
+
+def test_a_user_who_blocks_the_bot_after_the_photo_arrived_pays_for_the_photo(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    # Фото дошло, а оригинал файлом — уже 403: результат у пользователя, возврата быть не должно
+    services.sandbox_inject_failure(method="sendDocument", failure="blocked", chat_id=chat.chat_id)
+    _order(rig, "a silver spoon", chat=chat)
+    job = _wait_status(chat, JobStatus.DELIVERED, JobStatus.FAILED)
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 14
+    assert _settlements(job) == ["capture"]
+    assert _balance(chat) == (6, 0)
+    assert len(_sent(chat, "sendPhoto")) == 1
+    assert not _sent(chat, "sendDocument")
+    assert _user(chat).is_blocked
+    assert not any("tokens were returned" in (m.text or "") for m in chat.bot_messages())
+    _assert_every_job_finished()
