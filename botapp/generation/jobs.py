@@ -75,12 +75,8 @@ def job_request(
     )
 
 
-def job_price(
-    *, model: GenerationModel, params: dict[str, Any], references: int, outputs: int | None = None
-) -> int:
-    """Цена в токенах; outputs — для частичного списания (доставлено меньше заказанного)."""
-    if outputs is not None:
-        params = {**params, "outputs": outputs}
+def job_price(*, model: GenerationModel, params: dict[str, Any], references: int) -> int:
+    """Цена в токенах по действующему каталогу (карточка, создание задания)."""
     return price_tokens(model, job_request(model, params, references), pricing_factors())
 
 
@@ -573,14 +569,15 @@ def job_cancel(*, job_id: int, user: TelegramUser) -> str:
 
 
 def job_charge(*, job: GenerationJob, delivered: int) -> int:
-    """Сколько списать за delivered выходов: показанная цена целиком или цена доставленного (не больше)."""
-    ordered = int(job.params.get("outputs", 1)) if job.kind == GenerationModel.Kind.IMAGE else 1
+    """Сколько списать за delivered выходов: вся показанная цена или её доля ⌈цена × delivered / заказано⌉.
+
+    Только из цены задания (она же сумма холда), без каталога: персонал мог с тех пор убрать размер или
+    снизить max_outputs — пересчёт по живому каталогу бросал PricingError, и доставка не завершалась никогда.
+    """
+    ordered = max(1, int(job.params.get("outputs", 1))) if job.kind == GenerationModel.Kind.IMAGE else 1
     if delivered >= ordered:
         return job.price
-    partial = job_price(
-        model=job.model, params=job.params, references=len(job.reference_file_ids), outputs=delivered
-    )
-    return min(partial, job.price)
+    return min(-(-job.price * max(0, delivered) // ordered), job.price)
 
 
 def job_settle_delivered(*, job: GenerationJob, delivered: int) -> int:

@@ -365,3 +365,24 @@ def test_staff_release_of_a_stale_running_job_leaves_a_result_saved_meanwhile() 
     assert job.status == JobStatus.GENERATED
     assert balance(job.user) == (86, 14)
     jobs.job_fail(job=job, category="test")
+
+
+def test_a_partial_result_is_charged_from_the_held_price_after_staff_changed_the_catalog() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user, outputs=2)
+    assert job.price == 27  # 2 × 0.067 $ × 200 = 26.8 → 27
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    assert jobs.job_mark_generated(job=claimed)
+    # Пока задание шло, персонал оставил модели один выход и убрал размер 1K
+    model = GenerationModel.objects.get(slug="nano-banana-2")
+    model.max_outputs = 1
+    model.image_sizes = [size for size in model.image_sizes if size != "1K"]
+    model.save()
+    claimed.model = model
+    # Доставлен один выход из двух: доля показанной цены, ⌈27 / 2⌉, без пересчёта по каталогу
+    assert jobs.job_settle_delivered(job=claimed, delivered=1) == 14
+    job.refresh_from_db()
+    assert (job.status, job.charged) == (JobStatus.DELIVERED, 14)
+    assert balance(user) == (86, 0)
