@@ -27,6 +27,9 @@ from botapp.providers.base import (
 
 logger = logging.getLogger(__name__)
 
+# Категория отказа хранилища при сохранении результата (текст пользователю — failure_text)
+STORAGE_FAILED = "storage_error"
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -160,6 +163,16 @@ def _generate_outputs(
             storage.put(kind="image", key=key, data=image.data, content_type=image.mime_type)
         except ProviderTransientError as exc:
             return _transient(job, exc)
+        except ProviderPermanentError as exc:
+            # Хранилище отказало окончательно (права, бакет): падение задачи оставило бы задание
+            # running до конца аренды, потом — перегенерация за новые деньги провайдеру и «слишком
+            # долго». Этот выход — неудачный, дальше не генерируем; сохранённое раньше доставим
+            logger.error("job %s: storage refused output %s: %s", job.pk, index, exc)
+            jobs.job_output_store(
+                job=job, index=index, status=JobOutput.Status.FAILED, error_category=STORAGE_FAILED
+            )
+            existing[index] = JobOutput.Status.FAILED
+            break
         jobs.job_output_store(
             job=job,
             index=index,
@@ -176,6 +189,7 @@ def _generate_outputs(
 
 def _finish(job: GenerationJob, statuses: dict[int, str]) -> RunResult:
     if JobOutput.Status.OK in statuses.values():
+        # Выходы, до которых не дошли (хранилище отказало раньше), не доставляются и не оплачиваются
         # «generated» — вызывающая задача доставляет сама; не наш переход — доставит тот, чей он
         return RunResult("generated" if jobs.job_mark_generated(job=job) else "taken")
     outputs = list(JobOutput.objects.filter(job=job))
@@ -266,7 +280,17 @@ def job_poll(*, job_id: int) -> RunResult:
     # Вторая стадия видео: ролик готов, дальше хранилище и sendVideo (правка — по общему правилу 3 с)
     progress.job_progress(job=job, stage="sending")
     key = output_key(job, 0, "mp4")
-    media_storage().put(kind="video", key=key, data=result.data, content_type=result.mime_type)
+    try:
+        media_storage().put(kind="video", key=key, data=result.data, content_type=result.mime_type)
+    except ProviderTransientError as exc:
+        # Готовая операция Veo отдаёт ролик снова: сохранить попробуем следующим опросом
+        logger.warning("job %s: storage unavailable, polling again later: %s", job.pk, exc)
+        GenerationJob.objects.filter(pk=job.pk).update(next_poll_at=now + timedelta(seconds=interval))
+        return RunResult("polling", countdown=interval)
+    except ProviderPermanentError as exc:
+        logger.error("job %s: storage refused the video: %s", job.pk, exc)
+        jobs.job_fail(job=job, category=STORAGE_FAILED, message=str(exc))
+        return RunResult("failed")
     jobs.job_output_store(
         job=job,
         index=0,
