@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from telegram.error import BadRequest
 from botapp.generation import jobs, media, progress
 from botapp.models import GenerationJob, JobOutput, JobStatus, rows
 from botapp.providers.base import MediaKind
+from botapp.providers.storage import StorageError
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import escape, tokens, truncate_caption
 from botapp.telegram.sender import RecipientBlocked
@@ -34,6 +36,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TELEGRAM_UPLOAD_MAX = 50 * 1024 * 1024
+# Сколько секунд после готовности результата доставка ещё пытается (settings.DELIVERY_GIVE_UP_S
+# переопределяет): сбои сети и 413 «файл велик» (в PTB это NetworkError) повторяются, а сборщик
+# публикует доставку снова — без предела токены висели бы в холде вечно. Потом доставленное
+# списывается, а если нет ничего — failed с возвратом и извинением
+DELIVERY_GIVE_UP_S = 3600
 # Очередь общего лимита (~35 мс) ждём на месте; лимит чата (~1 с) — нет: задача переназначается
 # на его срок, а слот воркера тем временем доставляет другим
 SEND_MAX_WAIT_S = 0.25
@@ -76,6 +83,7 @@ def failure_text(category: str) -> str:
         "wrong_aspect_ratio": _("the image came back in a wrong shape"),
         "spend_limit": _("generation is paused for now"),
         "delivery_rejected": _("Telegram did not accept the result"),
+        "delivery_failed": _("Telegram did not accept the result"),
         "provider_error": _("the provider rejected the request"),
         "rate_limited": _("the provider is overloaded or unavailable"),
         "connection": _("the provider is overloaded or unavailable"),
@@ -278,6 +286,33 @@ def _delivered_count(outputs: list[JobOutput]) -> int:
     return sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
 
 
+def _give_up_s() -> float:
+    return float(getattr(settings, "DELIVERY_GIVE_UP_S", DELIVERY_GIVE_UP_S))
+
+
+def _delivery_overdue(job: GenerationJob) -> bool:
+    """Результат ждёт доставки дольше предела: больше не пытаемся."""
+    return job.generated_at is not None and timezone.now() - job.generated_at > timedelta(
+        seconds=_give_up_s()
+    )
+
+
+def _settle_or_fail(
+    job: GenerationJob, outputs: list[JobOutput], *, category: str, message: str
+) -> Delivered:
+    """Доставка кончилась, не отправив всего: доставленное — списать, если ничего — вернуть и объяснить.
+
+    Вызывает держатель аренды доставки; возврат — только из GENERATED (условием в базе).
+    """
+    delivered = _delivered_count(outputs)
+    if not delivered:
+        jobs.job_fail(job=job, category=category, message=message, from_statuses=(JobStatus.GENERATED,))
+        return Delivered("rejected")
+    jobs.job_settle_delivered(job=job, delivered=delivered)
+    progress.job_progress(job=job, stage="done", ids_fresh=job.status == JobStatus.DELIVERED)
+    return Delivered("delivered")
+
+
 def _notify_failure(job: GenerationJob) -> Delivered:
     from botapp.telegram.outbound import bot_call
 
@@ -319,10 +354,20 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
     if job.status != JobStatus.GENERATED:
         return Delivered("skipped")
     outputs = jobs.job_outputs_ok(job_id=job.pk)
+    if _delivery_overdue(job):
+        logger.error("job %s: delivery gave up %s s after the result was ready", job.pk, _give_up_s())
+        return _settle_or_fail(
+            job, outputs, category="delivery_failed", message=f"delivery gave up after {_give_up_s():.0f} s"
+        )
     storage = media_storage()
     kind: MediaKind = "video" if job.kind == "video" else "image"
     fetching = time.monotonic()
-    blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
+    try:
+        blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
+    except StorageError as exc:
+        # Объекта нет или доступа нет — повтор не поможет (временный сбой уходит задаче на повтор)
+        logger.error("job %s: the stored result cannot be read: %s", job.pk, exc)
+        return _settle_or_fail(job, outputs, category="storage_error", message=str(exc))
     if time.monotonic() - fetching > settings.DELIVERY_LEASE_S / 3:
         # Долгое чтение из хранилища (большое видео из Supabase) съело часть аренды
         jobs.job_delivery_hold(job_id=job.pk)
@@ -355,9 +400,7 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
             # списать, если не доставлено ничего — вернуть токены и сказать почему
             _save_outputs(outputs)
             logger.warning("job %s: Telegram rejected the delivery: %s", job.pk, exc)
-            if not _delivered_count(outputs):
-                jobs.job_fail(job=job, category="delivery_rejected", message=str(exc))
-                return Delivered("rejected")
+            return _settle_or_fail(job, outputs, category="delivery_rejected", message=str(exc))
         except BaseException:
             # Отправленное до сбоя запоминаем: повтор не пришлёт его второй раз
             _save_outputs(outputs)

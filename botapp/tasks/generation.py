@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from telegram.error import BadRequest, NetworkError
 
+from botapp.providers.base import ProviderTransientError
 from botapp.telegram.sender import SendDeferred
 
 NETWORK_RETRY_S = 5
@@ -80,6 +81,11 @@ def _deliver(job_id: int, *, generated_by: float | None = None) -> None:
         logger.exception("job %s: delivery rejected by Telegram", job_id)
     except NetworkError:
         # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
+        # (повторы не бесконечны: после DELIVERY_GIVE_UP_S доставка сдаётся сама)
+        _later(job_id, NETWORK_RETRY_S)
+    except ProviderTransientError:
+        # Хранилище не ответило при чтении результата: тот же повтор, что при сбое сети
+        logger.warning("job %s: storage unavailable during delivery, retrying", job_id, exc_info=True)
         _later(job_id, NETWORK_RETRY_S)
 
 

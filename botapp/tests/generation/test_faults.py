@@ -624,3 +624,30 @@ def test_a_user_who_blocks_the_bot_after_the_photo_arrived_pays_for_the_photo(
     assert _user(chat).is_blocked
     assert not any("tokens were returned" in (m.text or "") for m in chat.bot_messages())
     _assert_every_job_finished()
+
+
+def test_a_delivery_telegram_keeps_failing_gives_up_and_returns_the_tokens(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat = Chat(rig.base, "en")
+    # 502 на каждую отправку фото: NetworkError, доставка повторяется раз в 5 с
+    services.sandbox_inject_failure(
+        method="sendPhoto", failure="server_error", chat_id=chat.chat_id, times=1000
+    )
+    _order(rig, "an iron gate", chat=chat)
+    wait_for(lambda: services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id), timeout=30)
+    job = _job(chat)
+    assert job.status == JobStatus.GENERATED
+    # Результат ждёт дольше предела доставки (час): следующая попытка сдаётся
+    GenerationJob.objects.filter(pk=job.pk).update(generated_at=timezone.now() - timedelta(hours=2))
+    job = _wait_status(chat, JobStatus.FAILED, JobStatus.DELIVERED, timeout=30)
+    assert (job.status, job.error_category) == (JobStatus.FAILED, "delivery_failed")
+    assert _settlements(job) == ["release"]
+    assert _balance(chat) == (20, 0)
+    assert "The tokens were returned to your balance." in chat.bot_messages()[-1].text
+    attempts = len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id))
+    # Повторов больше нет, и сборщику публиковать нечего
+    assert rig.sweep()["deliveries"] == 0
+    assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == attempts
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    _assert_every_job_finished()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -386,3 +387,59 @@ def test_a_partial_result_is_charged_from_the_held_price_after_staff_changed_the
     job.refresh_from_db()
     assert (job.status, job.charged) == (JobStatus.DELIVERED, 14)
     assert balance(user) == (86, 0)
+
+
+def _generated_long_ago(**params: Any) -> GenerationJob:
+    """Сгенерировано 2 ч назад, аренда доставки истекла: доставка всё это время не удавалась."""
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user, **params)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    assert jobs.job_mark_generated(job=claimed)
+    GenerationJob.objects.filter(pk=job.pk).update(
+        generated_at=timezone.now() - timedelta(hours=2), lease_until=timezone.now() - timedelta(minutes=1)
+    )
+    for index in range(int(params.get("outputs", 1))):
+        jobs.job_output_store(
+            job=claimed,
+            index=index,
+            status="ok",
+            storage_key=f"jobs/never-{uuid.uuid4().hex}/{index}.png",
+            mime_type="image/png",
+        )
+    return job
+
+
+@override_settings(DELIVERY_GIVE_UP_S=3600)
+def test_a_delivery_that_never_succeeded_gives_up_and_returns_the_tokens() -> None:
+    job = _generated_long_ago()
+    # Объектов в хранилище нет и Telegram не вызывается: срок вышел раньше любой попытки отправки
+    assert delivery.job_deliver(job_id=job.pk).outcome == "rejected"
+    job.refresh_from_db()
+    assert (job.status, job.error_category) == (JobStatus.FAILED, "delivery_failed")
+    assert balance(job.user) == (100, 0)
+    # Извинение пошлёт задача, которую опубликовал job_fail (notified_at пока пуст)
+    assert job.notified_at is None
+
+
+@override_settings(DELIVERY_GIVE_UP_S=3600)
+def test_a_delivery_that_gives_up_after_part_of_an_album_charges_what_arrived() -> None:
+    from botapp.models import JobOutput
+
+    job = _generated_long_ago(outputs=2)
+    JobOutput.objects.filter(job=job, index=0).update(photo_file_id="AgAD-first", message_id=7)
+    assert delivery.job_deliver(job_id=job.pk).outcome == "delivered"
+    job.refresh_from_db()
+    assert (job.status, job.charged) == (JobStatus.DELIVERED, 14)  # ⌈27 / 2⌉
+    assert balance(job.user) == (86, 0)
+
+
+def test_a_result_missing_from_storage_is_not_retried_forever() -> None:
+    job = _generated_long_ago()
+    GenerationJob.objects.filter(pk=job.pk).update(generated_at=timezone.now())
+    # Объекта в хранилище нет (стёрт, бакет сменили): повтор доставки не поможет
+    assert delivery.job_deliver(job_id=job.pk).outcome == "rejected"
+    job.refresh_from_db()
+    assert (job.status, job.error_category) == (JobStatus.FAILED, "storage_error")
+    assert balance(job.user) == (100, 0)
