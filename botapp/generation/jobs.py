@@ -161,12 +161,17 @@ def _validated(
 def job_publish(job_id: int, *, countdown: float = 0, stamped: bool = False) -> None:
     """Отправить задание в брокер и запомнить момент (сборщик переопубликует потерянное).
 
+    Отметка — ожидаемый старт (сейчас + countdown), а не момент отправки: иначе пауза длиннее
+    GENERATION_QUEUE_REPUBLISH_S (Retry-After провайдера) выглядела бы потерей, сборщик публиковал бы
+    копию раньше срока, и та тратила бы попытку на новый 429.
     stamped — момент уже записан (новое задание получает его при вставке): без лишнего UPDATE.
     """
     from botapp.tasks import generation as tasks
 
     if not stamped:
-        GenerationJob.objects.filter(pk=job_id).update(published_at=timezone.now())
+        GenerationJob.objects.filter(pk=job_id).update(
+            published_at=timezone.now() + timedelta(seconds=countdown)
+        )
     try:
         tasks.run_job.apply_async((job_id,), countdown=countdown)
     except OperationalError:

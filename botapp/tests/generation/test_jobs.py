@@ -443,3 +443,30 @@ def test_a_result_missing_from_storage_is_not_retried_forever() -> None:
     job.refresh_from_db()
     assert (job.status, job.error_category) == (JobStatus.FAILED, "storage_error")
     assert balance(job.user) == (100, 0)
+
+
+def test_a_long_retry_after_from_the_provider_is_not_republished_early_by_the_sweeper(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from botapp.generation import runner
+    from botapp.providers.base import ProviderTransientError
+
+    user = user_make()
+    user_fund(user, 100)
+    job = _create(user)
+    claimed = jobs.job_claim(job_id=job.pk)
+    assert isinstance(claimed, GenerationJob)
+    broker_purge("generation")
+    # 503 с Retry-After 300 с — дольше, чем сборщик ждёт потерянное сообщение (120 с)
+    busy = ProviderTransientError("503 UNAVAILABLE", category="provider_unavailable", retry_after=300)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runner._transient(claimed, busy).outcome == "requeued"
+    assert broker_purge("generation") == 1
+    job.refresh_from_db()
+    assert job.published_at is not None
+    assert job.published_at >= timezone.now() + timedelta(seconds=290)
+    # Через 130 с по часам сборщика (срок повтора ещё не наступил) копии нет
+    with override_settings(GENERATION_QUEUE_REPUBLISH_S=settings.GENERATION_QUEUE_REPUBLISH_S - 130):
+        assert sweeper.jobs_sweep().republished == 0
+    assert broker_purge("generation") == 0
+    jobs.job_fail(job=job, category="test")
