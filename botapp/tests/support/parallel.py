@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -42,16 +43,21 @@ print(json.dumps(target(**kwargs)))
 """
 
 
-def run_in_processes(target: str, kwargs_list: list[dict[str, Any]], timeout: float = 120) -> list[Any]:
-    """target — "модуль:функция"; по процессу на элемент kwargs_list; возвращает их результаты."""
+def run_in_processes(
+    target: str, kwargs_list: list[dict[str, Any]], timeout: float = 120, env: Mapping[str, str] | None = None
+) -> list[Any]:
+    """target — "модуль:функция"; по процессу на элемент kwargs_list; возвращает их результаты.
+
+    env — переменные окружения процессов поверх окружения теста (например, лимиты Telegram).
+    """
     barrier = f"{settings.REDIS_KEY_PREFIX}barrier:{uuid.uuid4().hex}"
     client = redis.Redis.from_url(settings.REDIS_URL)
-    env = django_env()
+    child_env = django_env(**(env or {}))
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, target, json.dumps(kwargs), barrier],
             cwd=ROOT,
-            env=env,
+            env=child_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -13,14 +13,14 @@ from django.conf import settings
 from django.test import override_settings
 from telegram import Bot
 from telegram.error import RetryAfter
-from telegram.ext import ExtBot
 
 from botapp.models import TelegramUser
 from botapp.sandbox import services
-from botapp.telegram.httpclient import AiohttpRequest
 from botapp.telegram.sender import RecipientBlocked, SendDeferred, SharedRateLimiter, remember_blocked
 from botapp.tests.sandbox.conftest import LiveSandbox, _live
 from botapp.tests.support.marks import marked_blocked
+from botapp.tests.support.parallel import run_in_processes
+from botapp.tests.telegram.bursts import bot_for, burst
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -52,25 +52,7 @@ def same_rates() -> Iterator[None]:
 
 
 def _bot(sandbox: LiveSandbox, limiter: SharedRateLimiter | None) -> Bot:
-    base = f"{sandbox.base}/sandbox/api"
-    kwargs: dict[str, Any] = {
-        "base_url": f"{base}/bot",
-        "base_file_url": f"{base}/file/bot",
-        # Клиент тот же, что у веба и воркеров. Сотни одновременных отправок, а эмулятор в одном процессе
-        # отвечает не сразу: большой пул и долгие таймауты
-        "request": AiohttpRequest(pool_size=256, pool_timeout=60, read_timeout=60, write_timeout=60),
-    }
-    if limiter is None:
-        return Bot(settings.TELEGRAM_BOT_TOKEN, **kwargs)
-    return ExtBot(settings.TELEGRAM_BOT_TOKEN, rate_limiter=limiter, **kwargs)
-
-
-async def _burst(bot: Bot, chats: list[int]) -> list[BaseException | None]:
-    async with bot:
-        results = await asyncio.gather(
-            *(bot.send_message(chat, f"hello {i}") for i, chat in enumerate(chats)), return_exceptions=True
-        )
-    return [r if isinstance(r, BaseException) else None for r in results]
+    return bot_for(sandbox.base, limiter)
 
 
 def _throttled() -> int:
@@ -79,49 +61,55 @@ def _throttled() -> int:
 
 def test_the_limiter_never_draws_a_429_in_one_chat(fast_sandbox: LiveSandbox, same_rates: None) -> None:
     chats = [7_100_000_001] * 100
-    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=60)), chats))
+    errors = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=60)), chats))
     assert errors == [None] * len(chats)
     assert _throttled() == 0
     assert len(services.sandbox_calls(method="sendMessage")) == len(chats)
 
 
-# Много чатов: при 300/с секундный допуск эмулятора разрешает всплеск в 300 сообщений, а залп без
-# лимитера приходит через 256 соединений, остальное — по мере ответов эмулятора (≈100/с в одном процессе):
-# 429 он не получает, и проверка теряла бы смысл. 60/с — вдвое выше умолчания Telegram.
-MANY_RATES = {"TELEGRAM_RATE_OVERALL": 60.0, "TELEGRAM_RATE_PER_CHAT": 10.0, "TELEGRAM_RATE_PER_GROUP": 200.0}
+# Много чатов — из четырёх ОС-процессов с общим лимитером в Redis, как веб и воркеры (почему процессы —
+# в bursts.py)
+PROCESSES = 4
 
 
-@pytest.fixture(scope="module")
-def many_sandbox(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[LiveSandbox]:
-    yield from _emulator(django_db_blocker, logs_dir, "sandbox-sender-many", MANY_RATES)
+def _burst_from_processes(sandbox: LiveSandbox, chats: list[int], *, limited: bool) -> dict[str, Any]:
+    share = len(chats) // PROCESSES
+    common = {"base": sandbox.base, "limited": limited, "processes": PROCESSES}
+    common["ready_key"] = f"{settings.REDIS_KEY_PREFIX}burst:{time.monotonic_ns()}"
+    outcomes = run_in_processes(
+        "botapp.tests.telegram.bursts:send_burst",
+        [{**common, "chats": chats[i * share : (i + 1) * share]} for i in range(PROCESSES)],
+        env={name: str(value) for name, value in RATES.items()},
+    )
+    return {
+        "sent": sum(o["sent"] for o in outcomes),
+        "retry_after": sum(o["retry_after"] for o in outcomes),
+        "other": [error for o in outcomes for error in o["other"]],
+    }
 
 
-@pytest.fixture
-def many_rates() -> Iterator[None]:
-    yield from _limiter_rates(MANY_RATES)
-
-
-def test_the_limiter_never_draws_a_429_across_many_chats(many_sandbox: LiveSandbox, many_rates: None) -> None:
+def test_the_limiter_never_draws_a_429_across_many_chats(fast_sandbox: LiveSandbox, same_rates: None) -> None:
     chats = list(range(7_200_000_000, 7_200_000_500))
-    errors = asyncio.run(_burst(_bot(many_sandbox, SharedRateLimiter(max_wait=60)), chats))
-    assert errors == [None] * len(chats)
+    outcome = _burst_from_processes(fast_sandbox, chats, limited=True)
+    assert outcome == {"sent": len(chats), "retry_after": 0, "other": []}
     assert _throttled() == 0
     assert len(services.sandbox_calls(method="sendMessage")) == len(chats)
 
 
 @pytest.mark.emulator_violations_expected  # контрольный залп без лимитера обязан получить 429
 def test_the_same_burst_to_many_chats_without_the_limiter_is_throttled(
-    many_sandbox: LiveSandbox, many_rates: None
+    fast_sandbox: LiveSandbox, same_rates: None
 ) -> None:
     chats = list(range(7_300_000_000, 7_300_000_500))
-    errors = asyncio.run(_burst(_bot(many_sandbox, None), chats))
-    assert any(isinstance(error, RetryAfter) for error in errors)
-    assert _throttled() > 0
+    outcome = _burst_from_processes(fast_sandbox, chats, limited=False)
+    assert outcome["retry_after"] > 0
+    assert outcome["other"] == []
+    assert _throttled() == outcome["retry_after"]
 
 
 @pytest.mark.emulator_violations_expected  # контрольный залп без лимитера обязан получить 429
 def test_the_same_burst_without_the_limiter_is_throttled(fast_sandbox: LiveSandbox, same_rates: None) -> None:
-    errors = asyncio.run(_burst(_bot(fast_sandbox, None), [7_100_000_002] * 100))
+    errors = asyncio.run(burst(_bot(fast_sandbox, None), [7_100_000_002] * 100))
     assert any(isinstance(error, RetryAfter) for error in errors)
     assert _throttled() > 0
 
@@ -130,7 +118,7 @@ def test_an_injected_429_is_retried_after_retry_after(fast_sandbox: LiveSandbox,
     chat = 7_100_000_003
     services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=1)
     started = time.monotonic()
-    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=5)), [chat]))
+    errors = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=5)), [chat]))
     assert errors == [None]
     assert time.monotonic() - started >= 1.0
     assert [(c.status, c.injected) for c in services.sandbox_calls(method="sendMessage")] == [
@@ -147,7 +135,7 @@ def test_a_worker_defers_even_a_short_retry_after_instead_of_sleeping(
     services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=1)
     limiter = SharedRateLimiter(max_wait=1.2, sleep_on_retry=False)
     started = time.monotonic()
-    [error] = asyncio.run(_burst(_bot(fast_sandbox, limiter), [chat]))
+    [error] = asyncio.run(burst(_bot(fast_sandbox, limiter), [chat]))
     assert isinstance(error, SendDeferred)
     assert error.retry_after == 1
     assert time.monotonic() - started < 1.0
@@ -157,7 +145,7 @@ def test_a_worker_defers_even_a_short_retry_after_instead_of_sleeping(
 def test_a_long_retry_after_defers_instead_of_sleeping(fast_sandbox: LiveSandbox, same_rates: None) -> None:
     chat = 7_100_000_004
     services.sandbox_inject_failure(method="sendMessage", failure="flood", chat_id=chat, retry_after=30)
-    [error] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    [error] = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
     assert isinstance(error, SendDeferred)
     assert error.retry_after == 30
 
@@ -166,7 +154,7 @@ def test_403_marks_the_user_blocked(fast_sandbox: LiveSandbox, same_rates: None)
     chat = 7_100_000_005
     TelegramUser.objects.create(telegram_id=chat, first_name="Ann")
     services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=chat)
-    [error] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    [error] = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
     assert isinstance(error, RecipientBlocked)
     assert TelegramUser.objects.get(telegram_id=chat).is_blocked
 
@@ -176,10 +164,10 @@ def test_after_a_403_no_process_sends_to_that_chat_again(fast_sandbox: LiveSandb
     chat, other = 7_100_000_008, 7_100_000_009
     TelegramUser.objects.create(telegram_id=chat, first_name="Ann")
     services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=chat)
-    [first] = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
+    [first] = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat]))
     assert isinstance(first, RecipientBlocked)
 
-    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat, chat, other]))
+    errors = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [chat, chat, other]))
 
     assert [type(e) for e in errors] == [RecipientBlocked, RecipientBlocked, type(None)]
     assert [c.status for c in services.sandbox_calls(method="sendMessage", chat_id=chat)] == [403]
@@ -199,13 +187,13 @@ def test_a_stale_blocked_mark_is_dropped_and_a_returned_user_gets_messages(
         bot = _bot(fast_sandbox, SharedRateLimiter(max_wait=2))
         for chat in (stale, still, returned):
             await remember_blocked(bot, chat, blocked=True)
-        results = await _burst(bot, [stale, still])
+        results = await burst(bot, [stale, still])
         return results, await marked_blocked(stale)
 
     async def member_again() -> list[BaseException | None]:
         bot = _bot(fast_sandbox, SharedRateLimiter(max_wait=2))
         await remember_blocked(bot, returned, blocked=False)
-        return await _burst(bot, [returned])
+        return await burst(bot, [returned])
 
     results, stale_still_marked = asyncio.run(marked_then_sent())
     # my_chat_member «member»: флаг в БД и отметка снимаются вместе
@@ -226,7 +214,7 @@ def test_a_migrated_group_gets_the_message_in_the_new_chat(
     services.sandbox_inject_failure(
         method="sendMessage", failure="migrated", chat_id=old, migrate_to_chat_id=new
     )
-    errors = asyncio.run(_burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [old]))
+    errors = asyncio.run(burst(_bot(fast_sandbox, SharedRateLimiter(max_wait=2)), [old]))
     assert errors == [None]
     assert [c.chat_id for c in services.sandbox_calls(method="sendMessage") if c.status == 200] == [new]
 
