@@ -36,11 +36,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TELEGRAM_UPLOAD_MAX = 50 * 1024 * 1024
-# Сколько секунд после готовности результата доставка ещё пытается (settings.DELIVERY_GIVE_UP_S
-# переопределяет): сбои сети и 413 «файл велик» (в PTB это NetworkError) повторяются, а сборщик
-# публикует доставку снова — без предела токены висели бы в холде вечно. Потом доставленное
-# списывается, а если нет ничего — failed с возвратом и извинением
-DELIVERY_GIVE_UP_S = 3600
 # Очередь общего лимита (~35 мс) ждём на месте; лимит чата (~1 с) — нет: задача переназначается
 # на его срок, а слот воркера тем временем доставляет другим
 SEND_MAX_WAIT_S = 0.25
@@ -286,15 +281,11 @@ def _delivered_count(outputs: list[JobOutput]) -> int:
     return sum(1 for o in outputs if o.photo_file_id or o.video_file_id)
 
 
-def _give_up_s() -> float:
-    return float(getattr(settings, "DELIVERY_GIVE_UP_S", DELIVERY_GIVE_UP_S))
-
-
 def _delivery_overdue(job: GenerationJob) -> bool:
-    """Результат ждёт доставки дольше предела: больше не пытаемся."""
-    return job.generated_at is not None and timezone.now() - job.generated_at > timedelta(
-        seconds=_give_up_s()
-    )
+    """Результат ждёт доставки дольше settings.DELIVERY_GIVE_UP_S: без предела сбои сети и 413 «файл
+    велик» (в PTB это NetworkError) повторялись бы, а токены висели бы в холде вечно."""
+    limit = timedelta(seconds=settings.DELIVERY_GIVE_UP_S)
+    return job.generated_at is not None and timezone.now() - job.generated_at > limit
 
 
 def _settle_or_fail(
@@ -355,9 +346,10 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
         return Delivered("skipped")
     outputs = jobs.job_outputs_ok(job_id=job.pk)
     if _delivery_overdue(job):
-        logger.error("job %s: delivery gave up %s s after the result was ready", job.pk, _give_up_s())
+        give_up = settings.DELIVERY_GIVE_UP_S
+        logger.error("job %s: delivery gave up %s s after the result was ready", job.pk, give_up)
         return _settle_or_fail(
-            job, outputs, category="delivery_failed", message=f"delivery gave up after {_give_up_s():.0f} s"
+            job, outputs, category="delivery_failed", message=f"delivery gave up after {give_up:.0f} s"
         )
     storage = media_storage()
     kind: MediaKind = "video" if job.kind == "video" else "image"
