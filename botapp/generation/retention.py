@@ -21,6 +21,10 @@ from botapp.providers.base import MediaKind
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# Ключ params с негативным промптом видео (drafts.draft_params)
+NEGATIVE_PROMPT = "negative_prompt"
+# Задание ещё хранит что-то из текста или фото пользователя; иначе стирать в нём нечего
+_personal_left = ~Q(prompt="") | ~Q(reference_file_ids=[]) | Q(params__has_key=NEGATIVE_PROMPT)
 
 
 def _delete_objects(outputs: list[JobOutput]) -> None:
@@ -77,7 +81,7 @@ def erased_users_sweep() -> int:
         outputs,
         GenerationJob.objects.filter(
             user__data_erased_at__isnull=False, created_at__lte=F("user__data_erased_at")
-        ).exclude(prompt="", reference_file_ids=[]),
+        ).filter(_personal_left),
         limit=BATCH,
     )
     if erased:
@@ -86,12 +90,18 @@ def erased_users_sweep() -> int:
 
 
 def _erase(outputs: QuerySet[JobOutput], job_rows: QuerySet[GenerationJob], *, limit: int | None) -> int:
-    """Стереть файлы и ссылки выходов и промпты заданий; задания в работе не трогаем."""
+    """Стереть файлы и ссылки выходов, промпты и негативные промпты заданий; задания в работе не трогаем."""
     finished = list(outputs.select_related("job").exclude(job__status__in=ACTIVE_STATUSES)[:limit])
     _delete_objects(finished)
     with transaction.atomic():
         JobOutput.objects.filter(pk__in=[o.pk for o in finished]).update(
             storage_key="", photo_file_id="", document_file_id="", video_file_id="", message_id=None
         )
-        job_rows.exclude(status__in=ACTIVE_STATUSES).update(prompt="", reference_file_ids=[])
+        finished_jobs = job_rows.exclude(status__in=ACTIVE_STATUSES)
+        # Негативный промпт видео — тоже текст пользователя, но лежит в params среди настроек;
+        # убираем только этот ключ (в Python: одинаково для PostgreSQL и SQLite)
+        for pk, params in finished_jobs.filter(params__has_key=NEGATIVE_PROMPT).values_list("pk", "params"):
+            params.pop(NEGATIVE_PROMPT, None)
+            GenerationJob.objects.filter(pk=pk).update(params=params)
+        finished_jobs.update(prompt="", reference_file_ids=[])
     return len(finished)

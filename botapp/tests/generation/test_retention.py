@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from botapp.generation import jobs, retention
-from botapp.models import GenerationJob, JobOutput, JobStatus
+from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
 from botapp.providers.storage import media_storage
 from botapp.tests.billing.factories import balance, user_fund, user_make
 from botapp.tests.generation.factories import image_job_make
@@ -75,3 +75,45 @@ def test_delete_me_cancels_queued_jobs_and_erases_running_ones_once_they_finish(
         jobs.job_fail(job=fresh, category="test")
         assert retention.erased_users_sweep() == 0
         assert GenerationJob.objects.get(pk=fresh.pk).prompt == "a secret garden"
+
+
+def _video_job(user: TelegramUser, *, key: str, prompt: str, negative: str) -> GenerationJob:
+    """Видео с негативным промптом, как из карточки (кнопка «➖ Избегать…»)."""
+    model = GenerationModel.objects.get(slug="veo-3-1-fast")
+    duration, resolution, aspect = model.video_options[0]
+    job, _created = jobs.job_create(
+        user=user,
+        model=model,
+        prompt=prompt,
+        params={
+            "duration": duration,
+            "resolution": resolution,
+            "aspect_ratio": aspect,
+            "negative_prompt": negative,
+        },
+        reference_file_ids=[],
+        idempotency_key=key,
+    )
+    return job
+
+
+def test_delete_me_erases_the_video_negative_prompt_of_finished_and_running_jobs() -> None:
+    """Негативный промпт — текст пользователя в params: /delete_me и досрочная чистка стирают и его."""
+    user = user_make()
+    user_fund(user, 1000)
+    finished = _video_job(user, key="done", prompt="a secret garden", negative="my neighbour's face")
+    jobs.job_fail(job=finished, category="test")
+    # Видео без текста запроса (только негативный): кроме негативного промпта стирать в нём нечего
+    running = _video_job(user, key="run", prompt="", negative="my neighbour's face")
+    claimed = jobs.job_claim(job_id=running.pk)
+    assert isinstance(claimed, GenerationJob)
+    jobs.job_mark_provider_started(job=claimed)
+    retention.user_media_erase(user=user)
+    finished.refresh_from_db()
+    assert finished.prompt == ""
+    assert "negative_prompt" not in finished.params
+    assert finished.params["duration"]  # настройки задания остаются для учёта и статистики
+    assert GenerationJob.objects.get(pk=running.pk).params["negative_prompt"]  # ещё в работе
+    jobs.job_fail(job=claimed, category="test")
+    retention.erased_users_sweep()
+    assert "negative_prompt" not in GenerationJob.objects.get(pk=running.pk).params
