@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from PIL import Image
@@ -16,16 +17,41 @@ PHOTO_MAX_BYTES = 9_500_000
 PHOTO_MAX_SIDE_SUM = 10_000
 PHOTO_MAX_RATIO = 20  # Telegram: отношение сторон фото не больше 20
 STORED_PREFIX = "out:"  # ссылка на наш сохранённый результат вместо file_id
+STORED_KEY = re.compile(r"jobs/(?P<job>\d+)/(?P<index>\d+)\.\w+")  # runner.output_key
+
+
+def _delivered_photo(key: str) -> str | None:
+    """file_id фото, которым доставлен сохранённый результат с ключом jobs/<задание>/<выход>.<расширение>."""
+    from botapp.models import JobOutput
+
+    match = STORED_KEY.fullmatch(key)
+    if match is None:
+        return None
+    photo = (
+        JobOutput.objects.filter(job_id=int(match["job"]), index=int(match["index"]))
+        .values_list("photo_file_id", flat=True)
+        .first()
+    )
+    return photo or None
 
 
 def reference_load(*, file_id: str) -> ReferenceImage:
     """Байты входного изображения: наша копия результата или файл из Telegram (getFile ≤20 МБ)."""
     if file_id.startswith(STORED_PREFIX):
-        from botapp.providers.storage import media_storage
+        from botapp.providers.storage import StorageNotFoundError, media_storage
 
         key = file_id.removeprefix(STORED_PREFIX)
-        data = media_storage().get(kind="image", key=key)
-        return ReferenceImage(data=data, mime_type="image/png" if key.endswith(".png") else "image/jpeg")
+        try:
+            data = media_storage().get(kind="image", key=key)
+        except StorageNotFoundError:
+            # Копию убрал срок хранения, пока ссылка ждала («🔁 Ещё раз» под правкой, очередь), а фото
+            # в Telegram живёт дольше — берём его, как output_ref после срока
+            delivered = _delivered_photo(key)
+            if delivered is None:
+                raise
+            file_id = delivered
+        else:
+            return ReferenceImage(data=data, mime_type="image/png" if key.endswith(".png") else "image/jpeg")
     from botapp.telegram.outbound import bot_call
 
     async def download(bot: ExtBot[Any]) -> bytes:

@@ -317,6 +317,36 @@ def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> Non
     assert len(services.sandbox_calls(method="getFile")) == get_files_before  # наша копия, не getFile
 
 
+def test_again_on_an_edit_whose_source_passed_retention_takes_the_source_from_telegram(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 50)
+    first = _generated(chat, "a blue house")
+    photo = JobOutput.objects.get(job=first)
+    assert photo.message_id is not None
+    edit = _edit_by_reply(chat, photo.message_id, "make the roof red")
+    assert edit.reference_file_ids == [f"out:{photo.storage_key}"]
+    # Срок хранения убрал нашу копию исходника (как media_retention_sweep): файл и ключ
+    [stored] = [p for p in (stack.data_dir / "media").rglob("*") if p.as_posix().endswith(photo.storage_key)]
+    stored.unlink()
+    JobOutput.objects.filter(pk=photo.pk).update(storage_key="")
+    result = next(m for m in reversed(chat.bot_messages()) if any(
+        str(b["callback_data"]) == f"res:again:{edit.pk}" for b in _inline(m)
+    ))  # fmt: skip
+    chat.press(result, f"res:again:{edit.pk}")
+    card = chat.bot_messages()[-1]
+    get_files_before = len(services.sandbox_calls(method="getFile"))
+    chat.press(card, _button(card, "gen:ok:"))
+    again = _wait_terminal(chat)
+    assert again.pk != edit.pk
+    assert again.status == JobStatus.DELIVERED
+    # Вход — фото исходника из Telegram по file_id, а не отказ «не удалось сохранить»
+    [get_file] = services.sandbox_calls(method="getFile")[get_files_before:]
+    assert get_file.params["file_id"] == photo.photo_file_id
+    [call] = stack.gemini.requests_to(":generateContent")[-1:]
+    assert len(call.inline_images()) == 1
+
+
 def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_and_a_link_to_the_original(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
