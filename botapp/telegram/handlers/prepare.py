@@ -58,21 +58,33 @@ async def prepare_update(update: Update, context: BotContext) -> None:
             return
         # Один поход в БД на апдейт: обновить пользователя и записать входящее в журнал
         user = await db(_record_update)(fields=fields, incoming=incoming)
-    message = update.effective_message
     private = update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
     context.db_user = user
     translation.activate(user.effective_language)
     if user.is_banned:
-        if update.pre_checkout_query:
-            # На pre_checkout нужно ответить всегда (≤10 с), иначе оплата зависнет у пользователя
-            await update.pre_checkout_query.answer(
-                ok=False, error_message=_("Payments are not available for this account. Contact /support.")
-            )
-        elif await db(services.user_ban_notice_due)(user=user) and private and message:
-            await message.reply_text(
-                _("Your access to the bot is suspended. Contact support if this is a mistake.")
-            )
-        raise ApplicationHandlerStop
+        await _banned(update, user, private=private)
+
+
+async def _banned(update: Update, user: TelegramUser, *, private: bool) -> None:
+    """Забаненный: вежливое сообщение раз в сутки, остальное не выполняется — кроме денег."""
+    message = update.effective_message
+    if message and (message.successful_payment or message.refunded_payment):
+        # Звёзды уже списаны (бан мог случиться после pre_checkout) или возвращены: токены двигаем всё равно
+        return
+    if update.pre_checkout_query:
+        # На pre_checkout нужно ответить всегда (≤10 с), иначе оплата зависнет у пользователя
+        await update.pre_checkout_query.answer(
+            ok=False, error_message=_("Payments are not available for this account. Contact /support.")
+        )
+    elif update.callback_query:
+        # Без ответа у кнопки крутится часик; ответ молча — сообщение о бане приходит только на сообщения
+        await update.callback_query.answer()
+    elif private and message and await db(services.user_ban_notice_due)(user=user):
+        # Отметку «раз в сутки» ставим, только когда сообщение и правда уйдёт (не на обращение в группе)
+        await message.reply_text(
+            _("Your access to the bot is suspended. Contact support if this is a mistake.")
+        )
+    raise ApplicationHandlerStop
 
 
 async def conversation_on_arrival(context: BotContext) -> ConversationState:
