@@ -29,6 +29,9 @@ EMAIL_MAX_LENGTH = 254
 CURRENCIES = lava_api.CURRENCIES
 # Событие, после которого стоит перечитать контракт; остальные (отказы, подписки) не про нас
 SUCCESS_EVENT = "payment.success"
+# Покупатель в теле вебхука и в контракте (e-mail, маска карты) — личные данные; сверке и отчётам
+# хватает остального (id контракта, сумма, валюта, статус), поэтому /delete_me его вырезает
+BUYER_KEY = "buyer"
 
 
 class LavaNotOffered(Exception):
@@ -177,6 +180,11 @@ def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
             invoice.amount,
             invoice.currency,
         )
+    raw: dict[str, Any] = {"webhook": payload, "contract": contract.raw}
+    erased_at = invoice.user.data_erased_at
+    if erased_at is not None and invoice.created_at <= erased_at:
+        # Счёт выставлен до /delete_me, оплата дошла после: e-mail уже стёрт, не записываем его снова
+        raw = _without_buyer(raw)
     result = payments.payment_complete(
         method=PaymentMethod.LAVA,
         external_id=contract_id,
@@ -184,8 +192,29 @@ def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
         user=invoice.user,
         amount=invoice.amount,
         currency=invoice.currency,
-        raw={"webhook": payload, "contract": contract.raw},
+        raw=raw,
     )
     if not result.created:
         return WebhookOutcome("duplicate")
     return WebhookOutcome("credited", invoice.user, result.payment.tokens, result.available)
+
+
+def _without_buyer(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        part: {k: v for k, v in value.items() if k != BUYER_KEY} if isinstance(value, dict) else value
+        for part, value in raw.items()
+        if part != BUYER_KEY
+    }
+
+
+def lava_payments_anonymise(*, user: TelegramUser) -> int:
+    """/delete_me: вырезать покупателя из сохранённых ответов lava в платежах пользователя; вернуть число."""
+    changed = 0
+    for pk, raw in Payment.objects.filter(user=user, method=PaymentMethod.LAVA).values_list("pk", "raw"):
+        if not isinstance(raw, dict):
+            continue
+        cleaned = _without_buyer(raw)
+        if cleaned != raw:
+            Payment.objects.filter(pk=pk).update(raw=cleaned)
+            changed += 1
+    return changed

@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import Field
 from django.utils import timezone
 
+from botapp.billing.lava import lava_payments_anonymise
 from botapp.models import ChatLogEntry, ConversationState, Language, TelegramUser
 
 BAN_NOTICE_EVERY = timedelta(days=1)
@@ -267,9 +268,9 @@ def anonymised_id(telegram_id: int) -> str:
 def user_delete_data(*, user: TelegramUser) -> None:
     """/delete_me: стереть личное (переписку, состояние, имена); строки учёта остаются обезличенными.
 
-    Проводки и платежи остаются (учёт денег), но без имени и e-mail; солёный хэш
-    приветственного бонуса тоже остаётся — иначе удаление давало бы второй бонус.
-    Задача о генерации добавит удаление медиа.
+    Проводки и платежи остаются (учёт денег), но без имени и e-mail (и в сохранённых ответах lava);
+    солёный хэш приветственного бонуса тоже остаётся — иначе удаление давало бы второй бонус.
+    Медиа и промпты стирает generation.retention.user_media_erase.
     """
     ChatLogEntry.objects.filter(user=user).delete()
     ConversationState.objects.filter(user=user).delete()
@@ -281,3 +282,4 @@ def user_delete_data(*, user: TelegramUser) -> None:
         language="",
         lava_email="",
     )
+    lava_payments_anonymise(user=user)

@@ -403,3 +403,36 @@ def test_bad_bodies_never_cause_a_server_error(fake: FakeLava, server: str, body
 
 def test_only_post_is_accepted(server: str) -> None:
     assert httpx.get(server + WEBHOOK_PATH, headers={"X-Api-Key": WEBHOOK_KEY}, timeout=10).status_code == 405
+
+
+# --- /delete_me ---
+
+
+def test_delete_me_strips_the_buyer_email_from_lava_payments(fake: FakeLava, server: str) -> None:
+    """E-mail покупателя приходит и в вебхуке, и в контракте lava: после /delete_me его нет в платежах."""
+    chat = Chat(server, "en")
+    chat.say("/start")
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    paid, late = _invoice(fake, user), _invoice(fake, user)
+    fake.pay(paid.external_id)
+    assert _post(server, fake.webhook_payload(paid.external_id)).status_code == 200
+    payment = Payment.objects.get(external_id=paid.external_id)
+    assert payment.raw["webhook"]["buyer"]["email"] == "buyer@example.com"
+    assert payment.raw["contract"]["buyer"]["email"] == "buyer@example.com"
+
+    [confirm] = chat.say("/delete_me")
+    chat.press(confirm, "del:yes")
+    payment.refresh_from_db()
+    assert "buyer@example.com" not in str(payment.raw)
+    # Для сверки и отчётов остаётся всё, кроме покупателя
+    assert payment.raw["webhook"]["contractId"] == paid.external_id
+    assert payment.raw["contract"]["status"] == "COMPLETED"
+    assert payment.raw["contract"]["receipt"]["currency"] == "RUB"
+
+    # Счёт выставлен до удаления, оплата пришла после: e-mail не записывается снова
+    fake.pay(late.external_id)
+    assert _post(server, fake.webhook_payload(late.external_id)).status_code == 200
+    late_payment = Payment.objects.get(external_id=late.external_id)
+    assert "buyer@example.com" not in str(late_payment.raw)
+    assert late_payment.raw["webhook"]["contractId"] == late.external_id
+    assert balance(user) == (20 + paid.tokens + late.tokens, 0)
