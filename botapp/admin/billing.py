@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from botapp.admin.adjust import adjust_balance_view
 from botapp.admin.base import AuditedAdmin, ReadOnlyAdmin, ReadOnlyInline
-from botapp.billing.catalog_admin import payment_refund
+from botapp.billing.catalog_admin import payment_lava_refunded, payment_refund
 from botapp.billing.errors import RefundRefused
 from botapp.models import (
     Account,
@@ -130,7 +130,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ("external_id", *USER_SEARCH)
     list_select_related = ("user",)
     date_hierarchy = "created_at"
-    actions = ("refund", "export_csv")
+    actions = ("refund", "mark_lava_refunded", "export_csv")
     # raw — ответ провайдера: показываем только после вырезания секретов
     exclude = ("raw",)
     readonly_fields = ("raw_redacted",)
@@ -151,6 +151,29 @@ class PaymentAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"Платёж #{payment.pk}: возврат отклонён — {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"Платёж #{payment.pk}: возвращён.", messages.SUCCESS)
+
+    @admin.action(description="Отметить возврат в кабинете lava.top", permissions=["refund"])
+    def mark_lava_refunded(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        for payment in queryset.select_related("user"):
+            try:
+                outcome = payment_lava_refunded(payment=payment, actor=request.user)
+            except RefundRefused as exc:
+                self.message_user(request, f"Платёж #{payment.pk}: не отмечен — {exc}", messages.ERROR)
+                continue
+            shortfall = outcome.payment.refund_shortfall
+            if shortfall:
+                self.message_user(
+                    request,
+                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}; "
+                    f"{shortfall} уже потрачены — недостача записана в платёж.",
+                    messages.WARNING,
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}.",
+                    messages.SUCCESS,
+                )
 
     @admin.action(description="Выгрузить в CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Payment]) -> HttpResponse:

@@ -14,10 +14,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
-from botapp.billing import stars
+from botapp.billing import payments, stars
 from botapp.billing.audit import audit_record
 from botapp.billing.errors import RefundRefused
-from botapp.models import GenerationModel, Payment, TelegramUser
+from botapp.models import GenerationModel, Payment, PaymentMethod, TelegramUser
 
 logger = logging.getLogger(__name__)
 
@@ -133,3 +133,20 @@ def payment_refund(*, payment: Payment, actor: Any) -> None:
         # Как в stars_refund: исход неизвестен, платёж остаётся refund_pending, повтор безопасен
         logger.exception("stars refund retry %s: outcome unknown", payment.pk)
         raise RefundRefused(f"outcome unknown, retry the refund: {exc}") from exc
+
+
+def payment_lava_refunded(*, payment: Payment, actor: Any) -> payments.ExternalRefund:
+    """Деньги за оплату картой вернули в кабинете lava.top: снять токены через журнал и закрыть платёж.
+
+    API возврата у lava нет — сотрудник отмечает сделанное. Потраченные токены не отбираются
+    (баланс не уходит в минус): недостача — в refund_shortfall. Аудит — в той же транзакции.
+    Raises: RefundRefused — не платёж lava или он уже возвращён (повторное нажатие ничего не меняет).
+    """
+    if payment.method != PaymentMethod.LAVA:
+        raise RefundRefused("not a lava.top payment")
+    outcome = payments.payment_refunded_externally(
+        method=PaymentMethod.LAVA, external_id=payment.external_id, actor=actor
+    )
+    if outcome is None or not outcome.changed:
+        raise RefundRefused("payment is already refunded, nothing changed")
+    return outcome

@@ -264,16 +264,34 @@ def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
         locked.save(update_fields=["status", "note"])
 
 
-def payment_refunded_externally(*, method: str, external_id: str) -> Payment | None:
-    """Возврат, сделанный на стороне Telegram (refunded_payment): забрать токены, сколько есть.
+@dataclass(frozen=True)
+class ExternalRefund:
+    """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано."""
+
+    payment: Payment
+    changed: bool
+    taken: int
+
+
+def payment_refunded_externally(
+    *, method: str, external_id: str, actor: Any | None = None
+) -> ExternalRefund | None:
+    """Возврат, сделанный у провайдера (refunded_payment Telegram, кабинет lava): забрать, сколько есть.
 
     Деньги уже ушли, отказаться нельзя; баланс в минус не уводим — недостачу записываем
-    в платёж (refund_shortfall) и поднимаем событие ошибки для персонала.
+    в платёж (refund_shortfall) и поднимаем событие ошибки для персонала. Повтор (платёж уже
+    возвращён) ничего не меняет: changed=False. actor — сотрудник, отметивший возврат в админке:
+    он попадает в проводку и, в той же транзакции, в журнал аудита. None — платежа нет.
     """
+    from botapp.billing.audit import audit_record
+
+    take = 0
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(method=method, external_id=external_id).first()
-        if payment is None or payment.status == Payment.Status.REFUNDED:
-            return payment
+        if payment is None:
+            return None
+        if payment.status == Payment.Status.REFUNDED:
+            return ExternalRefund(payment=payment, changed=False, taken=0)
         if payment.status == Payment.Status.PAID and payment.tokens:
             account = ledger.account_for(payment.user)
             locked_available = type(account).objects.select_for_update().get(pk=account.pk).available
@@ -286,16 +304,24 @@ def payment_refunded_externally(*, method: str, external_id: str) -> Payment | N
                     kind=TransactionKind.PAYMENT_REFUND,
                     destination=SALES_ACCOUNT[PaymentMethod(method)],
                     reference=payment,
+                    actor_id=actor.pk if actor else None,
                     reason="refunded by the payment provider",
                 )
             payment.refund_shortfall = payment.tokens - take
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "refund_shortfall"])
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="payment.refund_external",
+                target=payment,
+                details={"taken": take, "shortfall": payment.refund_shortfall},
+            )
     if payment.refund_shortfall:
         logger.error(
             "payment %s refunded by provider, %s tokens were already spent",
             payment.pk,
             payment.refund_shortfall,
         )
-    return payment
+    return ExternalRefund(payment=payment, changed=True, taken=take)

@@ -1,9 +1,10 @@
-"""Платежи в админке: выгрузка CSV и действие «Вернуть» (путь отказа — без Telegram)."""
+"""Платежи в админке: выгрузка CSV, «Вернуть» (путь отказа — без Telegram), отметка возврата в lava."""
 
 from __future__ import annotations
 
 import csv
 import io
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -11,9 +12,17 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from botapp.models import Payment, PaymentMethod, StaffAuditLog, TelegramUser
+from botapp.billing import ledger, payments
+from botapp.models import (
+    LedgerTransaction,
+    Payment,
+    PaymentMethod,
+    StaffAuditLog,
+    TelegramUser,
+    TransactionKind,
+)
 from botapp.tests.admin.conftest import changelist, messages_of, run_action
-from botapp.tests.billing.factories import balance, user_fund, user_make
+from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
 from botapp.tests.support.fakes import fake_bot_token
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +113,91 @@ def test_the_payment_page_hides_secrets_in_provider_data(client_staff: Client, s
     assert page.status_code == 200
     assert token not in page.content.decode()
     assert "[REDACTED]" in page.content.decode()
+
+
+def _lava_paid(user: TelegramUser, tokens: int = 300) -> Payment:
+    """Оплата картой, зачисленная как из вебхука lava: счёт, платёж, проводка покупки."""
+    invoice = payments.invoice_create(
+        user=user,
+        package=package_make(stars=250, tokens=tokens, order=9),
+        method=PaymentMethod.LAVA,
+        currency="RUB",
+        amount=Decimal("199.00"),
+    )
+    result = payments.payment_complete(
+        method=PaymentMethod.LAVA,
+        external_id=str(uuid.uuid4()),
+        invoice=invoice,
+        user=user,
+        amount=invoice.amount,
+        currency="RUB",
+        raw={},
+    )
+    assert result.created
+    assert result.payment.tokens == tokens
+    return result.payment
+
+
+def _refund_posts(payment: Payment) -> list[LedgerTransaction]:
+    return list(
+        LedgerTransaction.objects.filter(kind=TransactionKind.PAYMENT_REFUND, reference_id=payment.pk)
+    )
+
+
+def test_a_card_payment_refunded_in_lava_is_marked_once_and_its_tokens_taken_back(
+    client_staff: Client, staff: User
+) -> None:
+    user = user_make()
+    user_fund(user, 20)
+    payment = _lava_paid(user)
+    assert balance(user) == (320, 0)
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert messages_of(page) == [f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: 300."]
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 0)
+    assert payment.refunded_at is not None
+    assert balance(user) == (20, 0)
+    [post] = _refund_posts(payment)
+    assert (post.actor, post.user) == (staff, user)
+    [audit] = StaffAuditLog.objects.all()
+    assert (audit.actor, audit.action, audit.target_id) == (staff, "payment.refund_external", str(payment.pk))
+    assert audit.details == {"taken": 300, "shortfall": 0}
+
+    # Второе нажатие (двойной клик, «назад» в браузере) ничего не меняет
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    [message] = messages_of(page)
+    assert f"Платёж #{payment.pk}: не отмечен" in message
+    assert "already refunded" in message
+    assert balance(user) == (20, 0)
+    assert len(_refund_posts(payment)) == 1
+    assert StaffAuditLog.objects.count() == 1
+
+
+def test_marking_a_lava_refund_takes_only_unspent_tokens_and_records_the_shortfall(
+    client_staff: Client,
+) -> None:
+    user = user_make()
+    payment = _lava_paid(user, tokens=300)
+    spent = ledger.hold(user=user, amount=250, key="test-spend")
+    ledger.capture(hold=spent, amount=250)
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    [message] = messages_of(page)
+    assert "снято токенов: 50" in message
+    assert "250 уже потрачены" in message
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 250)
+    assert balance(user) == (0, 0)  # баланс не уходит в минус
+    [audit] = StaffAuditLog.objects.all()
+    assert audit.details == {"taken": 50, "shortfall": 250}
+
+
+def test_a_stars_payment_cannot_be_marked_refunded_in_lava(client_staff: Client) -> None:
+    user = user_make()
+    user_fund(user, 50)
+    payment = _payment(user)
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    [message] = messages_of(page)
+    assert "not a lava.top payment" in message
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PAID
+    assert balance(user) == (50, 0)
+    assert not StaffAuditLog.objects.exists()
