@@ -36,6 +36,7 @@ from botapp.telegram.handlers import (
     privacy,
     support,
     topup,
+    unsupported,
 )
 from botapp.telegram.handlers.prepare import conversation_on_arrival, prepare_update
 from botapp.users import services
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 # Только новые сообщения: правку (edited_message, если её всё же прислали) обработчики не видят
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 
+
+# Служебные сообщения (оплата, закреп и т. п.) — не обращение к боту, на них не отвечаем
+SERVICE_MESSAGES = filters.StatusUpdate.ALL | filters.SUCCESSFUL_PAYMENT
 
 # Шаги «жду одно сообщение». Команда или пункт меню из них выводит: пользователь ушёл, и его следующий
 # запрос на картинку не должен уйти в поддержку, в промокод, в поле e-mail или в «➖ Избегать…» видео
@@ -175,6 +179,9 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
     application.add_handler(CallbackQueryHandler(basics.menu_button, pattern=r"^menu$"))
     application.add_handler(MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, route_text))
     application.add_handler(MessageHandler(PRIVATE & (filters.PHOTO | filters.Document.ALL), route_text))
+    # Последние в личке: неизвестная команда и всё, что бот не понимает, — иначе пользователь видит молчание
+    application.add_handler(MessageHandler(PRIVATE & filters.COMMAND, _command(unsupported.unknown_command)))
+    application.add_handler(MessageHandler(PRIVATE & ~SERVICE_MESSAGES, unsupported.unsupported_message))
     application.add_handler(
         MessageHandler(filters.ChatType.GROUPS & filters.UpdateType.MESSAGE, groups.group_message)
     )
