@@ -59,15 +59,19 @@ async def support_message(update: Update, context: BotContext) -> None:
         _("Thank you! Support will answer here as soon as possible."), reply_markup=keyboards.main_menu()
     )
     if alert.staff_chat_ids:
-        await _alert_staff(context, alert, str(context.db_user), message.text or message.caption or "")
+        await _alert_staff(context, alert)
 
 
-async def _alert_staff(context: BotContext, alert: SupportAlert, who: str, text: str) -> None:
+async def _alert_staff(context: BotContext, alert: SupportAlert) -> None:
     """Оповещение привязанным сотрудникам; недоставленное не мешает пользователю."""
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     link = f"{base}/dashboard/support/{alert.thread_id}/" if base else ""
+    # Только номер ветки и ссылка, без текста и имени клиента: отправитель пишет исходящее в журнал переписки
+    # сотрудника, и /delete_me клиента эту копию не стёр бы; само обращение — в панели
     with translation.override(settings.LANGUAGE_CODE):
-        notice = _("🆘 New support message from {user}:\n{text}").format(user=who, text=text[:500] or "📎")
+        notice = _("🆘 New support message, thread #{thread}. Read and reply in the dashboard.").format(
+            thread=alert.thread_id
+        )
     for chat_id in alert.staff_chat_ids:
         try:
             await context.bot.send_message(chat_id, f"{notice}\n{link}".strip())
