@@ -23,8 +23,16 @@ logger = logging.getLogger(__name__)
 
 # Изменение любого из них делает цену снова «не проверенной»
 PRICE_FIELDS = ("price_unit", "unit_prices", "input_image_price")
-# Служебные поля, которые меняются сами и в аудит не попадают
-_UNAUDITED = {"updated_at", "created_at", "redeemed_count", "price_verified_at", "price_verified_by_id"}
+# Служебные поля, которые меняются сами и в аудит не попадают; админка их и не записывает
+# (курсор сверки звёзд, прочитанный админкой до блокировки строки, откатил бы параллельный проход сверки)
+_UNAUDITED = {
+    "updated_at",
+    "created_at",
+    "redeemed_count",
+    "price_verified_at",
+    "price_verified_by_id",
+    "stars_reconciled_offset",
+}
 
 
 def _plain(value: Any) -> Any:

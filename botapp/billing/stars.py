@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from botapp.billing import payments
 from botapp.billing.errors import RefundRefused
-from botapp.models import Payment, PaymentMethod, TelegramUser
+from botapp.models import Payment, PaymentMethod, PricingSettings, TelegramUser
 from botapp.providers.payments import stars as stars_api
 
 logger = logging.getLogger(__name__)
 
-RECONCILE_CURSOR_KEY = "billing:stars-reconcile-offset"
 # Сколько уже проверенных транзакций перепроверять: между проходами могли прийти и опоздавшие
 RECONCILE_OVERLAP = 100
+# Больше за один вызов getStarTransactions не отдаёт (limit 1–100); страница короче — конец списка
+RECONCILE_PAGE = 100
 
 
 def stars_refund(*, payment: Payment, actor: Any | None) -> None:
@@ -57,13 +58,32 @@ def stars_refund_retry(*, payment: Payment) -> None:
     payments.refund_finish(payment=payment)
 
 
+def stars_reconcile_cursor() -> int:
+    """Сколько транзакций звёзд уже разобрано (курсор хранится в БД, а не в кэше: его не вытеснить)."""
+    row, _created = PricingSettings.objects.get_or_create(pk=1)
+    return row.stars_reconciled_offset
+
+
+def _cursor_advance(offset: int) -> None:
+    # Только вперёд: параллельный проход (ручной запуск рядом с beat) не откатит курсор назад
+    PricingSettings.objects.filter(pk=1, stars_reconciled_offset__lt=offset).update(
+        stars_reconciled_offset=offset
+    )
+
+
 def stars_reconcile() -> int:
-    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает число зачислений."""
+    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает число зачислений.
+
+    Листает getStarTransactions страницами по 100 до короткой страницы (конец списка) — за проход
+    курсор догоняет всё накопленное; проход ограничен STARS_RECONCILE_MAX_PAGES и
+    STARS_RECONCILE_BUDGET_S, а остаток дочитает следующий. Курсор сохраняется после каждой
+    страницы: сбой посреди прохода не теряет уже разобранное. Повтор безопасен (зачисление идемпотентно).
+    """
     credited = 0
-    offset = max(0, int(cache.get(RECONCILE_CURSOR_KEY) or 0) - RECONCILE_OVERLAP)
-    seen = 0
-    while seen < settings.STARS_RECONCILE_LIMIT:
-        page = stars_api.stars_transactions(offset=offset)
+    offset = max(0, stars_reconcile_cursor() - RECONCILE_OVERLAP)
+    deadline = time.monotonic() + settings.STARS_RECONCILE_BUDGET_S
+    for _page_number in range(settings.STARS_RECONCILE_MAX_PAGES):
+        page = stars_api.stars_transactions(offset=offset, limit=RECONCILE_PAGE)
         for tx in page.incoming:
             if not tx.payload.startswith(payments.PAYLOAD_PREFIX):
                 continue
@@ -84,8 +104,14 @@ def stars_reconcile() -> int:
         for charge_id in page.refunded:
             payments.payment_refunded_externally(method=PaymentMethod.STARS, external_id=charge_id)
         offset += page.size
-        seen += page.size
-        if page.size < 100:
+        _cursor_advance(offset)
+        if page.size < RECONCILE_PAGE:
             break
-    cache.set(RECONCILE_CURSOR_KEY, offset, timeout=None)
+        if time.monotonic() > deadline:
+            logger.warning(
+                "stars reconciliation stopped at %s by its time budget; next run continues", offset
+            )
+            break
+    else:
+        logger.warning("stars reconciliation stopped at %s by its page limit; next run continues", offset)
     return credited

@@ -169,6 +169,9 @@ class PricingSettings(models.Model):
     welcome_bonus = models.PositiveIntegerField(default=20)
     referral_inviter_reward = models.PositiveIntegerField(default=30)
     referral_invitee_reward = models.PositiveIntegerField(default=20)
+    # Курсор сверки звёзд (сколько транзакций getStarTransactions уже разобрано). Не настройка, но
+    # должен переживать рестарты и вытеснение из кэша, а единственная строка денег уже есть здесь
+    stars_reconciled_offset = models.PositiveBigIntegerField(default=0, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

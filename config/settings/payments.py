@@ -13,5 +13,8 @@ LAVA_WEBHOOK_PASSWORD = env.LAVA_WEBHOOK_PASSWORD
 
 # Сверка журнала денег (периодическая задача maintenance.reconcile_ledger)
 LEDGER_RECONCILE_INTERVAL_S = 3600
-# Сколько последних транзакций звёзд сверять с Telegram за проход
-STARS_RECONCILE_LIMIT = 1000
+# Сверка звёзд листает getStarTransactions до конца списка; один проход ограничен страницами (по 100
+# транзакций) и временем — с запасом до мягкого лимита задачи (CELERY_TASK_SOFT_TIME_LIMIT = 300 с).
+# Остаток дочитает следующий проход: курсор в БД
+STARS_RECONCILE_MAX_PAGES = 500
+STARS_RECONCILE_BUDGET_S = 120
