@@ -105,8 +105,7 @@ async def route_text(update: Update, context: BotContext) -> None:
         await gallery.show_gallery(update, context)
         return
     state = await conversation_on_arrival(context)
-    if state.state == support.SUPPORT_STATE:
-        await support.support_message(update, context)
+    if support.takes(state, message.media_group_id) and await support.support_message(update, context):
         return
     if state.state == balance.PROMO_STATE and message.text:
         await bonuses.promo_message(update, context)

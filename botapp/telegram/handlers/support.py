@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import Update
 from telegram.error import TelegramError
 
-from botapp.models import ChatLogEntry
+from botapp.models import ChatLogEntry, ConversationState, TelegramUser
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.handlers.prepare import conversation_on_arrival
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SUPPORT_STATE = "support"
+# Альбом, открывший обращение: его остальные фото идут в ту же ветку (шаг уже закрыт первым фото)
+ALBUM_KEY = "support_album"
 
 
 async def open_support(update: Update, context: BotContext) -> None:
@@ -39,27 +42,63 @@ async def open_support(update: Update, context: BotContext) -> None:
     )
 
 
-def _mark_last_as_support(user_id: int, message_id: int) -> None:
-    ChatLogEntry.objects.filter(user_id=user_id, message_id=message_id, direction="in").update(
-        is_support=True
+def takes(state: ConversationState, media_group_id: str | None) -> bool:
+    """Сообщение уходит в поддержку: шаг открыт или это следующее фото альбома, открывшего обращение."""
+    album = state.data.get(ALBUM_KEY)
+    return state.state == SUPPORT_STATE or bool(
+        media_group_id and not state.state and album == media_group_id
     )
 
 
-async def support_message(update: Update, context: BotContext) -> None:
-    """Сообщение в состоянии «поддержка»: помечаем в журнале и подтверждаем."""
-    message = update.effective_message
-    assert message is not None and context.db_user is not None
+@dataclass(frozen=True)
+class _Taken:
+    first: bool
+    alert: SupportAlert
+
+
+def _support_record(*, user: TelegramUser, message_id: int, album: str) -> _Taken | None:
+    """Под блокировкой строки шага: закрыть шаг (или узнать фото того же альбома) и записать обращение.
+
+    Фото альбома приходят отдельными апдейтами и параллельно: блокировка решает, какое из них первое
+    (ему — подтверждение), остальные молча дописываются в ту же ветку. None — шаг уже закрыт иначе.
+    """
     from dashboard.services.support import support_message_received
 
-    state = await conversation_on_arrival(context)
-    await db(_mark_last_as_support)(context.db_user.pk, message.message_id)
-    await db(services.conversation_set)(user=context.db_user, state="")
-    alert = await db(support_message_received)(user=context.db_user, topic=state.data.get("topic", ""))
-    await message.reply_text(
-        _("Thank you! Support will answer here as soon as possible."), reply_markup=keyboards.main_menu()
+    with transaction.atomic():
+        services.conversation_ensure(user=user)
+        state = ConversationState.objects.select_for_update().get(user=user)
+        topic = state.data.get("topic", "")
+        first = state.state == SUPPORT_STATE
+        if not first and not (album and not state.state and state.data.get(ALBUM_KEY) == album):
+            return None
+        if first:
+            # Шаг закрыт, но альбом помним: его следующие фото — тоже в поддержку, а не в генерацию
+            state.state, state.data = "", ({ALBUM_KEY: album, "topic": topic} if album else {})
+            state.save(update_fields=["state", "data", "updated_at"])
+        ChatLogEntry.objects.filter(user=user, message_id=message_id, direction="in").update(is_support=True)
+    return _Taken(first=first, alert=support_message_received(user=user, topic=topic))
+
+
+async def support_message(update: Update, context: BotContext) -> bool:
+    """Сообщение в шаге «поддержка» (или фото того же альбома): помечаем в журнале, подтверждаем один раз.
+
+    False — шаг успели закрыть (например, /cancel параллельно): сообщение не для поддержки.
+    """
+    message = update.effective_message
+    assert message is not None and context.db_user is not None
+    taken = await db(_support_record)(
+        user=context.db_user, message_id=message.message_id, album=message.media_group_id or ""
     )
-    if alert.staff_chat_ids:
-        await _alert_staff(context, alert)
+    if taken is None:
+        return False
+    context.conversation, context.conversation_known = None, False  # шаг записан: прочитанный устарел
+    if taken.first:
+        await message.reply_text(
+            _("Thank you! Support will answer here as soon as possible."), reply_markup=keyboards.main_menu()
+        )
+    if taken.alert.staff_chat_ids:
+        await _alert_staff(context, taken.alert)
+    return True
 
 
 async def _alert_staff(context: BotContext, alert: SupportAlert) -> None:
