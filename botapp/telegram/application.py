@@ -23,7 +23,7 @@ from botapp.models import ConversationState, TelegramUser
 logger = logging.getLogger(__name__)
 
 
-class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+class BotContext(CallbackContext[ExtBot[str], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """Контекст апдейта; db_user заполняет предобработчик (группа -1) для всех следующих.
 
     conversation — шаг диалога на момент прихода апдейта, если вебхук прочитал его вместе с

@@ -142,6 +142,9 @@ async def remember_blocked(bot: Any, chat_id: int, *, blocked: bool) -> None:
 
 # rate_limit_args вызова PTB: BROADCAST — массовая отправка со своим, меньшим лимитом
 BROADCAST = "broadcast"
+# STAFF_ALERT — оповещение сотруднику: несёт текст клиента, а журнал переписки — сотрудника; /delete_me
+# клиента такую копию не нашёл бы, поэтому в журнал её не пишем (обращение и так в ветке панели)
+STAFF_ALERT = "staff-alert"
 
 
 class SharedRateLimiter(BaseRateLimiter[str]):
@@ -220,7 +223,7 @@ class SharedRateLimiter(BaseRateLimiter[str]):
                     raise RecipientBlocked(str(exc)) from exc
                 raise
             metrics.telegram_send_count(method=endpoint)
-            if endpoint in LOGGED_METHODS and private is not None:
+            if endpoint in LOGGED_METHODS and private is not None and rate_limit_args != STAFF_ALERT:
                 await _log_outgoing(chat_id, result)
             return result
         raise SendDeferred(1.0)

@@ -17,7 +17,7 @@ from botapp.models import ChatLogEntry, ConversationState, TelegramUser
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.sender import RecipientBlocked, SendDeferred
+from botapp.telegram.sender import STAFF_ALERT, RecipientBlocked, SendDeferred
 from botapp.users import services
 
 if TYPE_CHECKING:
@@ -97,23 +97,20 @@ async def support_message(update: Update, context: BotContext) -> bool:
             _("Thank you! Support will answer here as soon as possible."), reply_markup=keyboards.main_menu()
         )
     if taken.alert.staff_chat_ids:
-        await _alert_staff(context, taken.alert)
+        await _alert_staff(context, taken.alert, str(context.db_user), message.text or message.caption or "")
     return True
 
 
-async def _alert_staff(context: BotContext, alert: SupportAlert) -> None:
+async def _alert_staff(context: BotContext, alert: SupportAlert, who: str, text: str) -> None:
     """Оповещение привязанным сотрудникам; недоставленное не мешает пользователю."""
     base = settings.PUBLIC_BASE_URL.rstrip("/")
     link = f"{base}/dashboard/support/{alert.thread_id}/" if base else ""
-    # Только номер ветки и ссылка, без текста и имени клиента: отправитель пишет исходящее в журнал переписки
-    # сотрудника, и /delete_me клиента эту копию не стёр бы; само обращение — в панели
     with translation.override(settings.LANGUAGE_CODE):
-        notice = _("🆘 New support message, thread #{thread}. Read and reply in the dashboard.").format(
-            thread=alert.thread_id
-        )
+        notice = _("🆘 New support message from {user}:\n{text}").format(user=who, text=text[:500] or "📎")
     for chat_id in alert.staff_chat_ids:
         try:
-            await context.bot.send_message(chat_id, f"{notice}\n{link}".strip())
+            # Не в журнал переписки сотрудника: там текст клиента пережил бы его /delete_me
+            await context.bot.send_message(chat_id, f"{notice}\n{link}".strip(), rate_limit_args=STAFF_ALERT)
         except (TelegramError, RecipientBlocked, SendDeferred):
             logger.warning("support alert to staff %s not delivered", chat_id, exc_info=True)
 

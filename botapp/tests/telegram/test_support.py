@@ -38,24 +38,22 @@ def _staff(base: str) -> Chat:
     return staff
 
 
-def test_the_staff_alert_carries_no_customer_text_and_delete_me_leaves_no_copy(
+def test_the_staff_alert_stays_out_of_the_chat_log_so_delete_me_leaves_no_copy(
     sandbox_mode_server: str,
 ) -> None:
-    """Оповещение пишется в журнал переписки сотрудника: текста клиента там быть не должно."""
-    from dashboard.models import SupportThread
-
+    """Оповещение с текстом клиента уходит сотруднику, но не в журнал его переписки: /delete_me стирает всё"""
     staff = _staff(sandbox_mode_server)
     customer = Chat(sandbox_mode_server, "en")
     customer.say("/support")
     customer.say(SECRET)
-    thread = SupportThread.objects.get(user__telegram_id=customer.chat_id)
     [alert] = [m for m in staff.bot_messages() if m.text.startswith("🆘")]
-    assert alert.text.startswith(staff.expected("🆘 New support message, thread").format(thread=thread.pk))
-    assert "4111" not in alert.text
+    assert SECRET in alert.text  # сотрудник видит, о чём обращение
+    staff_log = ChatLogEntry.objects.filter(user__telegram_id=staff.chat_id, direction="out")
+    assert staff_log.exists()  # ответ на его /start в журнале есть
+    assert not staff_log.filter(text__contains="4111").exists()
     [question] = customer.say("/delete_me")
     customer.press(question, "del:yes")
     assert not ChatLogEntry.objects.filter(text__contains="4111").exists()
-    assert not [c for c in services.sandbox_calls(chat_id=staff.chat_id) if "4111" in str(c.params)]
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
