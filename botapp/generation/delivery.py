@@ -101,7 +101,11 @@ def _caption(job: GenerationJob, charged: int, available: int) -> str:
     if job.kind == "image":
         details = f"{params.get('aspect_ratio', '1:1')} · {params.get('size', '1K')}"
     else:
-        details = f"{params.get('duration')} s · {params.get('resolution')} · {params.get('aspect_ratio')}"
+        details = _("{duration} s · {resolution} · {ratio}").format(
+            duration=params.get("duration"),
+            resolution=params.get("resolution"),
+            ratio=params.get("aspect_ratio"),
+        )
     name = job.model.display_name(job.user.effective_language)
     text = _("{model} · {details}\nCharged: {charged} · balance: {available}").format(
         model=escape(name), details=escape(details), charged=tokens(charged), available=tokens(available)
