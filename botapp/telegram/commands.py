@@ -23,7 +23,7 @@ def command_descriptions() -> list[BotCommand]:
         "help": _("How to use the bot"),
         "balance": _("Your token balance"),
         "topup": _("Top up with Telegram Stars"),
-        "gallery": _("Your past results"),
+        "gallery": _("My works"),  # как пункт меню «🖼 My works» (ARCHITECTURE §7)
         "settings": _("Language and preferences"),
         "promo": _("Redeem a promo code"),
         "invite": _("Invite friends"),

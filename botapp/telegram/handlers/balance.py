@@ -60,7 +60,7 @@ async def show_balance(update: Update, context: BotContext) -> None:
 
 def _history_text(rows: list[selectors.HistoryRow], page: int) -> str:
     if not rows:
-        return _("No movements yet.") if page == 0 else _("No older movements.")
+        return _("No transactions yet.") if page == 0 else _("No older transactions.")
     lines = [_("History of your tokens:")]
     for row in rows:
         change = row.available_change

@@ -314,6 +314,46 @@ def test_help_lists_every_published_command_with_its_description(
     _assert_language(reply.text, language)
 
 
+@pytest.mark.parametrize(
+    ("language", "help_line", "delete_line", "empty_history"),
+    [
+        (
+            "ru",
+            "• Каждая генерация оплачивается токенами; цену вы видите до подтверждения.",
+            "История токенов останется обезличенной.",
+            "Операций пока нет.",
+        ),
+        (
+            "en",
+            "• Every generation costs tokens;",
+            "Your token history is kept, anonymised.",
+            "No transactions yet.",
+        ),
+    ],
+)
+def test_help_delete_me_and_an_empty_history_read_well(
+    sandbox_mode_server: str, language: str, help_line: str, delete_line: str, empty_history: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    [help_reply] = chat.say("/help")
+    assert help_line in help_reply.text
+    [question] = chat.say("/delete_me")
+    assert delete_line in question.text
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:hist:0")
+    assert chat.bot_messages()[-1].text == empty_history
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_gallery_command_is_described_like_its_menu_item(language: str) -> None:
+    """/gallery в меню команд Telegram и «🖼 Мои работы» на клавиатуре — одно и то же название."""
+    from botapp.telegram.commands import command_descriptions
+
+    with translation.override(language):
+        described = {c.command: c.description for c in command_descriptions()}
+        assert described["gallery"] == menu_labels()["gallery"].removeprefix("🖼 ")
+
+
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
     from botapp.tests.sandbox.conftest import png
 
