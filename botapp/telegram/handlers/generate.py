@@ -141,6 +141,10 @@ async def choose_model(update: Update, context: BotContext, kind: str) -> None:
     """🎨 или 🎬 в меню: выбор модели с ценой «от N токенов»."""
     assert context.db_user is not None and update.effective_message is not None
     models = await db(drafts.models_for)(kind)
+    if not models:
+        # Персонал выключил все модели этого вида: пустой выбор без кнопок выглядел бы поломкой
+        await update.effective_message.reply_text(_("Generation is paused for now. Please try again later."))
+        return
     rows = []
     for model in models:
         price = await db(drafts.model_min_price)(model)

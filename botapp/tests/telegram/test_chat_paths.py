@@ -145,6 +145,22 @@ def test_generation_menu_items_answer_in_the_users_language(
     _assert_language(reply.text, language)
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_with_every_model_of_a_kind_disabled_the_menu_item_says_generation_is_paused(
+    sandbox_mode_server: str, language: str, kind: str
+) -> None:
+    from botapp.models import GenerationModel
+
+    GenerationModel.objects.filter(kind=kind).update(is_enabled=False)
+    chat = Chat(sandbox_mode_server, language)
+    with translation.override(language):
+        [reply] = chat.say(menu_labels()[kind])
+    assert reply.text == chat.expected("Generation is paused for now. Please try again later.")
+    assert not _inline(reply)
+    _assert_language(reply.text, language)
+
+
 def test_menu_labels_work_in_the_other_language_and_without_the_variation_selector(
     sandbox_mode_server: str,
 ) -> None:
