@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # Категория отказа хранилища при сохранении результата (текст пользователю — failure_text)
 STORAGE_FAILED = "storage_error"
+# Доля мягкого лимита задачи Celery на вызовы провайдера; остаток — хранилище и запись в БД
+TASK_BUDGET_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -80,11 +83,19 @@ def provider_429_record() -> None:
         alert_send(key="provider-429", text=f"⚠️ Gemini answers 429 persistently: {count} in 5 minutes")
 
 
-def _transient(job: GenerationJob, exc: ProviderTransientError) -> RunResult:
+def _transient(
+    job: GenerationJob, exc: ProviderTransientError, statuses: dict[int, str] | None = None
+) -> RunResult:
+    """statuses — выходы, уже полученные этим заданием: если повторы кончились, готовое доставляется."""
     if exc.category == "rate_limited":
         provider_429_record()
     delay = backoff_s(job.attempts, exc.retry_after)
     if job.attempts >= settings.GENERATION_MAX_ATTEMPTS or delay >= _remaining_s(job):
+        if statuses and JobOutput.Status.OK in statuses.values():
+            # Готовые выходы оплачены провайдеру и лежат в хранилище: доставить их и списать долю цены,
+            # а не вернуть всё и выбросить результат
+            logger.warning("job %s: giving up on the rest after %s; delivering what is ready", job.pk, exc)
+            return _finish(job, statuses)
         jobs.job_fail(job=job, category=exc.category, message=str(exc))
         return RunResult("failed")
     jobs.job_requeue(job=job, countdown=delay, reason=str(exc))
@@ -133,13 +144,21 @@ def _generate_outputs(
     provider, storage = _provider(), media_storage()
     ordered = int(job.params.get("outputs", 1))
     fresh_lease = True  # аренду только что выдал захват: продлевать перед первым вызовом незачем
+    started = time.monotonic()
+    budget = settings.CELERY_TASK_SOFT_TIME_LIMIT * TASK_BUDGET_SHARE
     for index in range(ordered):
         if index in existing:
             continue
+        timeout = min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job)))
+        if not fresh_lease and time.monotonic() - started + timeout > budget:
+            # Следующий вызов мог бы пересечь мягкий лимит задачи: Celery оборвал бы его (оплаченный
+            # провайдеру), задание висело бы до конца аренды, а остаток срока не хватил бы на повтор.
+            # Готовое сохранено — продолжает новая задача сразу, с того же выхода
+            jobs.job_requeue(job=job, countdown=0, reason=f"continues from output {index} in a new task")
+            return RunResult("requeued")
         if not fresh_lease and not jobs.job_lease_renew(job=job):
             return RunResult("taken")
         fresh_lease = False
-        timeout = min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job)))
         try:
             image = provider.generate_image(
                 model_id=job.model.provider_model_id,
@@ -150,7 +169,7 @@ def _generate_outputs(
                 timeout_s=timeout,
             )
         except ProviderTransientError as exc:
-            return _transient(job, exc)
+            return _transient(job, exc, existing)
         except ProviderPermanentError as exc:
             # Один выход отказан — остальные продолжаем: спишем только за доставленное
             jobs.job_output_store(
@@ -162,7 +181,7 @@ def _generate_outputs(
         try:
             storage.put(kind="image", key=key, data=image.data, content_type=image.mime_type)
         except ProviderTransientError as exc:
-            return _transient(job, exc)
+            return _transient(job, exc, existing)
         except ProviderPermanentError as exc:
             # Хранилище отказало окончательно (права, бакет): падение задачи оставило бы задание
             # running до конца аренды, потом — перегенерация за новые деньги провайдеру и «слишком

@@ -79,3 +79,13 @@ def _seeded_and_clean(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("transactional_db")
         billing_seed()
         request.getfixturevalue("stack").gemini.clear()
+
+
+@pytest.fixture
+def gemini(settings: Any) -> Iterator[FakeGemini]:
+    """Локальный Gemini для стадии генерации в процессе теста (runner без воркера)."""
+    with FakeGemini() as fake:
+        settings.GEMINI_OFFLINE = False
+        settings.GEMINI_API_KEY = fake.api_key
+        settings.GEMINI_API_BASE_URL = fake.base_url
+        yield fake

@@ -24,15 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def gemini(settings: Any) -> Iterator[FakeGemini]:
-    with FakeGemini() as fake:
-        settings.GEMINI_OFFLINE = False
-        settings.GEMINI_API_KEY = fake.api_key
-        settings.GEMINI_API_BASE_URL = fake.base_url
-        yield fake
-
-
-@pytest.fixture
 def supabase(settings: Any) -> Iterator[FakeSupabase]:
     key = fake_service_key()
     with FakeSupabase(key) as fake:
