@@ -27,5 +27,7 @@ def periodic_tasks() -> list[Periodic]:
             "ledger reconciliation", "maintenance.reconcile_ledger", settings.LEDGER_RECONCILE_INTERVAL_S
         ),
         Periodic("broadcasts tick", "maintenance.broadcasts_tick", 30),
-        Periodic("stars reconciliation", "maintenance.reconcile_stars", 24 * 3600),
+        # Раз в час: потерянная оплата звёздами зачисляется в пределах часа, а догнавший курсор стоит
+        # одного-двух вызовов getStarTransactions
+        Periodic("stars reconciliation", "maintenance.reconcile_stars", 3600),
     ]
