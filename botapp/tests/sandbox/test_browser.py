@@ -42,6 +42,7 @@ def browser(tmp_path: Any) -> Iterator[Any]:
 
 def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -60,6 +61,20 @@ def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -
     text.send_keys("/start")
     browser.find_element(By.ID, "sendBtn").click()
     wait.until(ec.text_to_be_present_in_element((By.ID, "log"), "Привет, Браузер!"))
+
+    # Подсказка команд по «/» и reply-клавиатура — не выше трети экрана телефона: поле ввода остаётся видно
+    text.send_keys("/")
+    wait.until(lambda driver: len(driver.find_elements(By.CSS_SELECTOR, "#cmds div")) >= 10)
+    box = browser.execute_script(
+        "const [c, k] = [document.getElementById('cmds'), document.getElementById('replykb')];"
+        "return {cmds: c.clientHeight, listed: c.scrollHeight, keyboard: k.clientHeight, screen: innerHeight,"
+        "input: document.getElementById('text').getBoundingClientRect().bottom};"
+    )
+    assert box["listed"] > box["cmds"] <= box["screen"] * 0.35 + 1, box
+    assert 0 < box["keyboard"] <= box["screen"] * 0.35 + 1, box
+    assert box["input"] <= box["screen"], box
+    text.send_keys(Keys.BACKSPACE)
+    wait.until(lambda driver: not driver.find_elements(By.CSS_SELECTOR, "#cmds div"))
 
     # Кнопка главного меню (reply-клавиатура) → карточка настроек
     settings_button = wait.until(
