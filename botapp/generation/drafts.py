@@ -364,11 +364,17 @@ class Started:
 
 
 def draft_start(
-    *, user: TelegramUser, draft: dict[str, Any], model: GenerationModel | None = None, reset: bool = True
+    *,
+    user: TelegramUser,
+    draft: dict[str, Any],
+    model: GenerationModel | None = None,
+    reset: bool = True,
+    shown_price: int | None = None,
 ) -> Started:
     """Один поход в БД из вебхука: задание с холдом (очередь по коммиту), сброс черновика, место и ETA.
 
-    model — уже прочитанная тем же походом модель черновика; reset=False — шаг диалога и так пуст.
+    model — уже прочитанная тем же походом модель черновика; reset=False — шаг диалога и так пуст;
+    shown_price — цена на карточке, которую подтвердил пользователь: дороже неё не списываем.
     """
     from botapp.generation import progress
 
@@ -387,6 +393,7 @@ def draft_start(
             idempotency_key=f"draft:{user.pk}:{draft['nonce']}",
             source_job=source,
             status_chat_id=user.telegram_id,
+            price_limit=shown_price,
         )
     except JobRefused as refused:
         return Started(refused=refused)

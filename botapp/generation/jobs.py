@@ -190,16 +190,21 @@ def job_create(
     idempotency_key: str,
     source_job: GenerationJob | None = None,
     status_chat_id: int | None = None,
+    price_limit: int | None = None,
 ) -> tuple[GenerationJob, bool]:
     """Создать задание, заблокировать цену и поставить в очередь по коммиту; (задание, создано ли).
 
-    Повтор ключа (та же кнопка дважды) возвращает то же задание.
+    Повтор ключа (та же кнопка дважды) возвращает то же задание. price_limit — цена, которую видел
+    пользователь: каталог или наценку могли поднять, пока карточка ждала, а списать больше показанного
+    нельзя (JobRefused «price_changed»; дешевле — можно).
     Raises: JobRefused; InsufficientFunds — токенов не хватает, ничего не создано.
     """
     existing = _job_by_key(idempotency_key)
     if existing is not None:
         return existing, False
     price, cost = _validated(model=model, prompt=prompt, params=params, references=len(reference_file_ids))
+    if price_limit is not None and price > price_limit:
+        raise JobRefused("price_changed", price=price, shown=price_limit)
     deadline_s = (
         settings.GENERATION_IMAGE_DEADLINE_S
         if model.kind == GenerationModel.Kind.IMAGE

@@ -170,7 +170,9 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
     application.add_handler(
         CallbackQueryHandler(generate.model_chosen, pattern=r"^gen:m:(image|video):[\w-]+$")
     )
-    application.add_handler(CallbackQueryHandler(generate.card_button, pattern=r"^gen:(c:\w+|ok|x|neg):\w+$"))
+    application.add_handler(
+        CallbackQueryHandler(generate.card_button, pattern=r"^gen:(c:\w+|ok(:\d+)?|x|neg):\w+$")
+    )
     application.add_handler(CallbackQueryHandler(generate.cancel_job, pattern=r"^job:x:\d+$"))
     application.add_handler(CallbackQueryHandler(generate.result_button, pattern=r"^res:\w+:\d+(:\d+)?$"))
     application.add_handler(CallbackQueryHandler(gallery.show_gallery, pattern=r"^gal:\d+$"))

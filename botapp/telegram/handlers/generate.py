@@ -31,8 +31,14 @@ def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
         "bad_parameters": _("These parameters are not available for this model."),
         "paused": _("Generation is paused for now. Please try again later."),
         "daily_cap": _("Generation is paused for now. Please try again later."),
+        "price_changed": _(
+            "The price has changed: it is now {price}, the card showed {shown}. "
+            "Check the card and confirm again."
+        ),
     }
     details = {k: v for k, v in exc.details.items() if not k.startswith("text_")}
+    if exc.code == "price_changed":
+        details = {"price": tokens(int(details["price"])), "shown": tokens(int(details["shown"]))}
     return texts.get(exc.code, texts["bad_parameters"]).format(**details)
 
 
@@ -101,13 +107,19 @@ def _card_keyboard(card: drafts.Card) -> InlineKeyboardMarkup:
     if card.draft["prompt"] or (kind == "video" and card.draft["refs"]):
         rows.append(
             [
-                InlineKeyboardButton(_("✅ Generate"), callback_data=f"gen:ok:{nonce}"),
+                # Показанная цена едет в кнопке: если к нажатию она выросла, задание не создаётся
+                InlineKeyboardButton(_("✅ Generate"), callback_data=_confirm_data(card)),
                 InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"gen:x:{nonce}"),
             ]
         )
     else:
         rows.append([InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"gen:x:{nonce}")])
     return InlineKeyboardMarkup(rows)
+
+
+def _confirm_data(card: drafts.Card) -> str:
+    nonce = card.draft["nonce"]
+    return f"gen:ok:{nonce}" if card.price is None else f"gen:ok:{card.price}:{nonce}"
 
 
 async def _show_card(
@@ -287,7 +299,7 @@ async def _edit_result(
 
 
 async def card_button(update: Update, context: BotContext) -> None:
-    """Кнопки карточки: gen:c:<параметр>:<nonce>, gen:ok:<nonce>, gen:x:<nonce>, gen:neg:<nonce> (видео)."""
+    """Кнопки карточки: gen:c:<параметр>:<nonce>, gen:ok:[<цена>:]<nonce>, gen:x:<nonce>, gen:neg:<nonce>."""
     query = update.callback_query
     assert query is not None and query.data is not None and context.db_user is not None
     user = context.db_user
@@ -324,7 +336,9 @@ async def card_button(update: Update, context: BotContext) -> None:
         await query.answer(_("This card is no longer active."))
         return
     await query.answer()
-    await _start(context, user, draft, card=query.message if isinstance(query.message, Message) else None)
+    shown = int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
+    card = query.message if isinstance(query.message, Message) else None
+    await _start(context, user, draft, card=card, shown_price=shown)
 
 
 async def _start(
@@ -333,13 +347,18 @@ async def _start(
     draft: dict[str, Any],
     card: Message | None = None,
     started: drafts.Started | None = None,
+    shown_price: int | None = None,
 ) -> None:
     """Создать задание (холд + очередь по коммиту) и показать статус с кнопкой отмены.
 
-    started — задание уже создано тем же походом в БД, что и черновик (без подтверждения).
+    started — задание уже создано тем же походом в БД, что и черновик (без подтверждения);
+    shown_price — цена на нажатой карточке: дороже неё задание не создаётся.
     """
     if started is None:
-        started = await db(drafts.draft_start)(user=user, draft=draft)
+        started = await db(drafts.draft_start)(user=user, draft=draft, shown_price=shown_price)
+    if started.refused is not None and started.refused.code == "price_changed" and card is not None:
+        # Цену подняли, пока карточка ждала: показать новую и ждать нового подтверждения
+        await _show_card(context, user, draft, edit=card)
     if started.refused is not None:
         await context.bot.send_message(
             user.telegram_id, refusal_text(started.refused, user.effective_language)

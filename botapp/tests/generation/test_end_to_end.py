@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from botapp.billing import ledger
-from botapp.models import ChatLogEntry, GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
+from botapp.models import (
+    ChatLogEntry,
+    GenerationJob,
+    GenerationModel,
+    JobOutput,
+    JobStatus,
+    PricingSettings,
+    TelegramUser,
+)
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage
 from botapp.tests.generation.conftest import Stack
@@ -144,6 +153,29 @@ def test_provider_429_twice_then_success_gives_one_result_and_one_capture(stack:
     assert len(stack.gemini.requests_to(":generateContent")) == 3
     assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == 1
     assert _balance(chat) == (6, 0)
+
+
+def test_a_price_raised_after_the_card_was_shown_waits_for_a_new_confirmation(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    card = _generate(chat, "a red fox in the snow")
+    assert "Price: 14 tokens" in card.text
+    # Персонал поднял наценку, пока карточка ждала нажатия
+    PricingSettings.objects.update_or_create(pk=1, defaults={"markup": Decimal("4")})
+    chat.press(card, _button(card, "gen:ok:"))
+    assert not GenerationJob.objects.filter(user=_user(chat)).exists()
+    assert _balance(chat) == (20, 0)
+    assert chat.bot_messages()[-1].text == (
+        "The price has changed: it is now 27 tokens, the card showed 14 tokens. "
+        "Check the card and confirm again."
+    )
+    # Карточка та же, уже с новой ценой; её подтверждение — согласие на новую цену
+    [fresh] = [m for m in chat.bot_messages() if m.message_id == card.message_id]
+    assert "Price: 27 tokens" in fresh.text
+    _fund(chat, 50)
+    chat.press(fresh, _button(fresh, "gen:ok:"))
+    job = _wait_terminal(chat)
+    assert (job.status, job.price, job.charged) == (JobStatus.DELIVERED, 27, 27)
 
 
 def test_pressing_generate_twice_makes_one_job(stack: Stack) -> None:
