@@ -16,7 +16,7 @@ from botapp.tests.telegram.test_chat_paths import LANGUAGES, Chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SECRET = "my card 4111 and my address Baker St 221b"
+PRIVATE_TEXT = "my card 4111 and my address Baker St 221b"
 
 
 def _deliver_closing(chat: Chat, update: dict[str, Any]) -> None:
@@ -45,9 +45,9 @@ def test_the_staff_alert_stays_out_of_the_chat_log_so_delete_me_leaves_no_copy(
     staff = _staff(sandbox_mode_server)
     customer = Chat(sandbox_mode_server, "en")
     customer.say("/support")
-    customer.say(SECRET)
+    customer.say(PRIVATE_TEXT)
     [alert] = [m for m in staff.bot_messages() if m.text.startswith("🆘")]
-    assert SECRET in alert.text  # сотрудник видит, о чём обращение
+    assert PRIVATE_TEXT in alert.text  # сотрудник видит, о чём обращение
     staff_log = ChatLogEntry.objects.filter(user__telegram_id=staff.chat_id, direction="out")
     assert staff_log.exists()  # ответ на его /start в журнале есть
     assert not staff_log.filter(text__contains="4111").exists()
