@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,9 +17,8 @@ from botapp.billing import catalog_admin, payments, stars
 from botapp.models import Payment, PricingSettings, TelegramUser, TokenPackage
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxStarPayment
-from botapp.telegram import outbound
 from botapp.tests.billing.factories import balance, billing_seed, user_make
-from botapp.tests.sandbox.conftest import sandbox_mode_server  # noqa: F401 — общая фикстура
+from botapp.tests.sandbox.conftest import sandbox_bot_api, sandbox_mode_server  # noqa: F401 — общие фикстуры
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -29,13 +27,9 @@ OTHER_BOTS_PAYMENTS = 1149
 
 
 @pytest.fixture
-def bot_api(sandbox_mode_server: str) -> Iterator[str]:  # noqa: F811
-    """Вызовы Bot API из этого процесса — в эмулятор сервера песочницы."""
+def bot_api(sandbox_bot_api: str) -> str:  # noqa: F811 — параметр-фикстура, не переопределение
     billing_seed()
-    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
-        outbound.bot_reset()
-        yield sandbox_mode_server
-        outbound.bot_reset()
+    return sandbox_bot_api
 
 
 def _history(count: int) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from botapp.tests.sandbox.conftest import sandbox_mode_server, strict_sandbox  # noqa: F401 — общие фикстуры
+from botapp.tests.sandbox.conftest import (  # noqa: F401 — общие фикстуры
+    sandbox_bot_api,
+    sandbox_mode_server,
+    strict_sandbox,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import pytest
 
 from botapp.models import Payment, TelegramUser, TokenPackage
 from botapp.sandbox import services
-from botapp.sandbox.models import SandboxUpdate
 from botapp.tests.billing.factories import balance
+from botapp.tests.telegram.test_billing_chat import refunded_payment_update
 from botapp.tests.telegram.test_chat_paths import LANGUAGES, Chat, _group_update, _post
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -66,22 +66,7 @@ def test_a_payment_completed_after_the_ban_is_still_credited(sandbox_mode_server
     assert payment.tokens == package.total_tokens
     assert balance(TelegramUser.objects.get(telegram_id=chat.chat_id)) == (20 + package.total_tokens, 0)
     # Возврат звёзд от Telegram тоже доходит до журнала токенов
-    refund = SandboxUpdate.objects.create(
-        payload={
-            "message": {
-                "message_id": 999002,
-                "date": 1_790_000_000,
-                "chat": {"id": chat.chat_id, "type": "private", "first_name": "Ann"},
-                "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann"},
-                "refunded_payment": {
-                    "currency": "XTR",
-                    "total_amount": package.stars,
-                    "invoice_payload": payment.raw["invoice_payload"],
-                    "telegram_payment_charge_id": payment.external_id,
-                },
-            }
-        }
-    )
+    refund = refunded_payment_update(chat, payment, stars=package.stars, message_id=999002)
     assert services.sandbox_update_deliver(update_id=refund.pk, base_url=chat.base) == 200
     assert Payment.objects.get().status == Payment.Status.REFUNDED
     assert balance(TelegramUser.objects.get(telegram_id=chat.chat_id)) == (20, 0)

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
 from botapp.billing import stars
 from botapp.billing.errors import RefundRefused
 from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
-from botapp.telegram import outbound
 from botapp.telegram.formatting import images, tokens, videos
 from botapp.tests.billing.factories import balance
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def bot_api(sandbox_mode_server: str) -> Iterator[str]:
-    """Вызовы Bot API из этого процесса (возврат, сверка) — в эмулятор того же сервера."""
-    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
-        outbound.bot_reset()
-        yield sandbox_mode_server
-        outbound.bot_reset()
 
 
 def _user(chat: Chat) -> TelegramUser:
@@ -222,8 +210,8 @@ def test_a_banned_user_cannot_pay(sandbox_mode_server: str) -> None:
     assert not Payment.objects.exists()
 
 
-def test_a_refund_takes_the_tokens_back_once(bot_api: str) -> None:
-    chat = Chat(bot_api, "en")
+def test_a_refund_takes_the_tokens_back_once(sandbox_bot_api: str) -> None:
+    chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     payment = Payment.objects.get()
@@ -236,8 +224,8 @@ def test_a_refund_takes_the_tokens_back_once(bot_api: str) -> None:
     assert len(services.sandbox_calls(method="refundStarPayment")) == 1
 
 
-def test_a_refund_that_telegram_refuses_moves_no_tokens(bot_api: str) -> None:
-    chat = Chat(bot_api, "en")
+def test_a_refund_that_telegram_refuses_moves_no_tokens(sandbox_bot_api: str) -> None:
+    chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     services.sandbox_inject_failure(
@@ -249,10 +237,10 @@ def test_a_refund_that_telegram_refuses_moves_no_tokens(bot_api: str) -> None:
     assert balance(_user(chat)) == (70, 0)
 
 
-def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(bot_api: str) -> None:
+def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(sandbox_bot_api: str) -> None:
     from botapp.billing import ledger
 
-    chat = Chat(bot_api, "en")
+    chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     ledger.hold(user=_user(chat), amount=60, key="job-spent")
@@ -263,27 +251,31 @@ def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(bot_api:
     assert services.sandbox_calls(method="refundStarPayment") == []
 
 
-def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_mode_server: str) -> None:
-    chat = Chat(sandbox_mode_server, "en")
-    chat.say("/start")
-    _buy(chat, TokenPackage.objects.get(stars=50))
-    payment = Payment.objects.get()
-    update = SandboxUpdate.objects.create(
+def refunded_payment_update(chat: Chat, payment: Payment, *, stars: int, message_id: int) -> SandboxUpdate:
+    """Служебное сообщение refunded_payment: Telegram вернул звёзды сам (в очереди эмулятора)."""
+    return SandboxUpdate.objects.create(
         payload={
             "message": {
-                "message_id": 999001,
+                "message_id": message_id,
                 "date": 1_790_000_000,
                 "chat": {"id": chat.chat_id, "type": "private", "first_name": "Ann"},
                 "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann"},
                 "refunded_payment": {
                     "currency": "XTR",
-                    "total_amount": 50,
+                    "total_amount": stars,
                     "invoice_payload": payment.raw["invoice_payload"],
                     "telegram_payment_charge_id": payment.external_id,
                 },
             }
         }
     )
+
+
+def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999001)
     for _ in range(2):
         update = SandboxUpdate.objects.create(payload=update.payload)
         assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
@@ -291,8 +283,8 @@ def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_
     assert balance(_user(chat)) == (20, 0)
 
 
-def test_reconciliation_credits_a_payment_whose_update_was_lost_once(bot_api: str) -> None:
-    chat = Chat(bot_api, "en")
+def test_reconciliation_credits_a_payment_whose_update_was_lost_once(sandbox_bot_api: str) -> None:
+    chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50), deliver_payment=False)
     assert not Payment.objects.exists()

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from django.test import override_settings
 
 from botapp.generation import delivery, jobs
 from botapp.models import GenerationJob, GenerationModel, TelegramUser
 from botapp.providers.storage import media_storage
 from botapp.sandbox import services
-from botapp.telegram import outbound
 from botapp.tests.billing.factories import user_fund
 from botapp.tests.telegram.test_chat_paths import LANGUAGES, Chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def bot_api(sandbox_mode_server: str) -> Iterator[str]:
-    """Доставка из этого процесса (как воркер) — в эмулятор того же сервера."""
-    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
-        outbound.bot_reset()
-        yield sandbox_mode_server
-        outbound.bot_reset()
 
 
 def _generated_video(user: TelegramUser) -> GenerationJob:
@@ -51,8 +38,8 @@ def _generated_video(user: TelegramUser) -> GenerationJob:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_video_caption_uses_the_users_language(bot_api: str, language: str) -> None:
-    chat = Chat(bot_api, language)
+def test_the_video_caption_uses_the_users_language(sandbox_bot_api: str, language: str) -> None:
+    chat = Chat(sandbox_bot_api, language)
     chat.say("/start")
     user = TelegramUser.objects.get(telegram_id=chat.chat_id)
     user_fund(user, 500)
