@@ -25,6 +25,7 @@ from botapp.sandbox.models import SandboxMessage
 from botapp.tests.generation.conftest import Stack
 from botapp.tests.support.processes import wait_for
 from botapp.tests.telegram.test_chat_paths import Chat, _inline
+from botapp.tests.telegram.test_chat_paths import current_button as _button
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -36,12 +37,6 @@ def _user(chat: Chat) -> TelegramUser:
 def _balance(chat: Chat) -> tuple[int, int]:
     account = ledger.account_for(_user(chat))
     return account.available, account.on_hold
-
-
-def _button(message: SandboxMessage, prefix: str) -> str:
-    return next(
-        str(b["callback_data"]) for b in _inline(message) if str(b["callback_data"]).startswith(prefix)
-    )
 
 
 def _wait_terminal(chat: Chat, timeout: float = 60) -> GenerationJob:

@@ -33,7 +33,8 @@ from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support import processes
 from botapp.tests.support.fake_gemini import FakeGemini, render_png
 from botapp.tests.support.processes import wait_for
-from botapp.tests.telegram.test_chat_paths import Chat, _inline
+from botapp.tests.telegram.test_chat_paths import Chat
+from botapp.tests.telegram.test_chat_paths import current_button as _button
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -157,12 +158,6 @@ def _user(chat: Chat) -> TelegramUser:
 def _balance(chat: Chat) -> tuple[int, int]:
     account = ledger.account_for(_user(chat))
     return account.available, account.on_hold
-
-
-def _button(message: SandboxMessage, prefix: str) -> str:
-    return next(
-        str(b["callback_data"]) for b in _inline(message) if str(b["callback_data"]).startswith(prefix)
-    )
 
 
 def _order(rig: Rig, prompt: str, *, chat: Chat | None = None, funds: int = 0) -> tuple[Chat, SandboxMessage]:

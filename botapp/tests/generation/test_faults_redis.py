@@ -15,7 +15,6 @@ from botapp.tests.generation.test_faults import (
     Rig,
     _assert_every_job_finished,
     _balance,
-    _button,
     _job,
     _order,
     _sent,
@@ -27,6 +26,7 @@ from botapp.tests.support import processes
 from botapp.tests.support.fake_gemini import FakeGemini
 from botapp.tests.support.redis_server import RedisServer, redis_server
 from botapp.tests.telegram.test_chat_paths import Chat
+from botapp.tests.telegram.test_chat_paths import current_button as _button
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

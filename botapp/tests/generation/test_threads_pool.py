@@ -19,11 +19,12 @@ from botapp.models import GenerationJob, JobStatus
 from botapp.sandbox import services
 from botapp.tests.billing.factories import user_fund
 from botapp.tests.generation.conftest import Stack, generation_stack
-from botapp.tests.generation.test_end_to_end import _button, _generate, _user
+from botapp.tests.generation.test_end_to_end import _generate, _user
 from botapp.tests.generation.test_faults import _settlements
 from botapp.tests.support import processes
 from botapp.tests.support.processes import wait_for
 from botapp.tests.telegram.test_chat_paths import Chat
+from botapp.tests.telegram.test_chat_paths import current_button as _button
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

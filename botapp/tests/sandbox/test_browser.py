@@ -40,12 +40,18 @@ def browser(tmp_path: Any) -> Iterator[Any]:
         driver.quit()
 
 
-def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_mode_server: str) -> None:
+def test_the_web_chat_talks_to_the_bot(browser: Any, sandbox_bot_api: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
+    from botapp.telegram import commands, outbound
+
+    # Сервер песочницы общий для сессии: команды он опубликовал при старте, а очистка базы между тестами
+    # их стёрла — публикуем снова, как при старте
+    outbound.bot_call(commands.publish_commands)
+    sandbox_mode_server = sandbox_bot_api
     wait = WebDriverWait(browser, 30)
     browser.get(f"{sandbox_mode_server}/sandbox/")
 

@@ -80,6 +80,15 @@ def _inline(message: SandboxMessage) -> list[dict[str, Any]]:
     return [b for row in (message.reply_markup or {}).get("inline_keyboard", []) for b in row]
 
 
+def current_button(message: SandboxMessage, prefix: str) -> str:
+    """callback_data кнопки, которую пользователь видит сейчас: карточка правится на месте (параметры,
+    показанная цена в «✅»), и кнопки прочитанного раньше сообщения могли устареть."""
+    message.refresh_from_db()
+    return next(
+        str(b["callback_data"]) for b in _inline(message) if str(b["callback_data"]).startswith(prefix)
+    )
+
+
 def _assert_language(text: str, language: str) -> None:
     assert bool(CYRILLIC.search(text)) == (language == "ru"), text
 
