@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -239,6 +239,34 @@ async def _lease_heartbeat(job_id: int, every_s: float) -> None:
             logger.warning("job %s: delivery lease renewal failed", job_id, exc_info=True)
 
 
+@contextlib.contextmanager
+def lease_kept_while_reading(job_id: int) -> Iterator[None]:
+    """Продлевать аренду доставки из отдельной нити, пока идёт синхронное чтение из хранилища.
+
+    Большое видео из Supabase на медленной сети читается дольше аренды (120 с): без продления сборщик
+    отдал бы доставку второй копии, и пользователь получил бы ролик дважды (списание всё равно одно).
+    """
+    stop = threading.Event()
+
+    def renew() -> None:
+        try:
+            while not stop.wait(settings.DELIVERY_LEASE_S / 3):
+                try:
+                    jobs.job_delivery_hold(job_id=job_id)
+                except Exception:
+                    logger.warning("job %s: delivery lease renewal failed", job_id, exc_info=True)
+        finally:
+            connection.close()  # соединение этой нити, не воркера
+
+    thread = threading.Thread(target=renew, name=f"delivery-lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 async def with_lease_heartbeat(job_id: int, sending: Awaitable[T]) -> T:
     """Выполнить отправку, продлевая аренду доставки каждую треть её срока."""
     heartbeat = asyncio.create_task(_lease_heartbeat(job_id, settings.DELIVERY_LEASE_S / 3))
@@ -357,16 +385,13 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
         )
     storage = media_storage()
     kind: MediaKind = "video" if job.kind == "video" else "image"
-    fetching = time.monotonic()
     try:
-        blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
+        with lease_kept_while_reading(job.pk):
+            blobs = {o.index: storage.get(kind=kind, key=o.storage_key) for o in outputs}
     except StorageError as exc:
         # Объекта нет или доступа нет — повтор не поможет (временный сбой уходит задаче на повтор)
         logger.error("job %s: the stored result cannot be read: %s", job.pk, exc)
         return _settle_or_fail(job, outputs, category="storage_error", message=str(exc))
-    if time.monotonic() - fetching > settings.DELIVERY_LEASE_S / 3:
-        # Долгое чтение из хранилища (большое видео из Supabase) съело часть аренды
-        jobs.job_delivery_hold(job_id=job.pk)
     charge = jobs.job_charge(job=job, delivered=len(outputs))
     with translation.override(job.user.effective_language):
         caption = _caption(job, charge, available + job.price - charge)

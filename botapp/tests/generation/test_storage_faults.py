@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -18,21 +16,9 @@ from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, 
 from botapp.tests.billing.factories import balance, user_fund, user_make
 from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support.fake_gemini import FakeGemini
-from botapp.tests.support.fake_supabase import FakeSupabase, fake_service_key
+from botapp.tests.support.fake_supabase import FakeSupabase
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def supabase(settings: Any) -> Iterator[FakeSupabase]:
-    key = fake_service_key()
-    with FakeSupabase(key) as fake:
-        settings.MEDIA_STORAGE_BACKEND = "supabase"
-        settings.SUPABASE_URL = fake.base_url
-        settings.SUPABASE_SERVICE_ROLE_KEY = key
-        settings.SUPABASE_BUCKET = "images"
-        settings.SUPABASE_VIDEO_BUCKET = "videos"
-        yield fake
 
 
 def _settlements(job: GenerationJob) -> list[str]:

@@ -61,6 +61,7 @@ class FakeSupabase:
     # Гонка двух upsert: Supabase может ответить Duplicate и на upsert
     duplicate_even_with_upsert: bool = False
     _failures: list[int] = field(default_factory=list)
+    _delays: list[float] = field(default_factory=list)
     _tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -81,6 +82,10 @@ class FakeSupabase:
         """Следующие `times` запросов получат `status` (как 502/503 от шлюза)."""
         self._failures.extend([status] * times)
 
+    def slow_next(self, seconds: float, times: int = 1) -> None:
+        """Следующие `times` запросов ответят через `seconds` с (медленная сеть до хранилища)."""
+        self._delays.extend([seconds] * times)
+
     def calls(self, method: str | None = None) -> list[LoggedRequest]:
         return [r for r in self.requests if method is None or r.method == method]
 
@@ -93,6 +98,9 @@ class FakeSupabase:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with fake._lock:
+                    delay = fake._delays.pop(0) if fake._delays else 0.0
+                time.sleep(delay)
                 status, payload, content_type, extra = fake._dispatch(
                     self.command, self.path, self.headers, body
                 )
