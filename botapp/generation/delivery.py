@@ -321,18 +321,22 @@ def _delivery_overdue(job: GenerationJob) -> bool:
 
 
 def _settle_or_fail(
-    job: GenerationJob, outputs: list[JobOutput], *, category: str, message: str
+    job: GenerationJob, outputs: list[JobOutput], *, category: str, message: str, reachable: bool = True
 ) -> Delivered:
     """Доставка кончилась, не отправив всего: доставленное — списать, если ничего — вернуть и объяснить.
 
     Вызывает держатель аренды доставки; возврат — только из GENERATED (условием в базе).
+    reachable=False — пользователь заблокировал бота: статус не правим, уведомлять некуда.
     """
     delivered = _delivered_count(outputs)
     if not delivered:
         jobs.job_fail(job=job, category=category, message=message, from_statuses=(JobStatus.GENERATED,))
         return Delivered("rejected")
     jobs.job_settle_delivered(job=job, delivered=delivered)
-    progress.job_progress(job=job, stage="done", ids_fresh=job.status == JobStatus.DELIVERED)
+    if reachable:
+        progress.job_progress(job=job, stage="done", ids_fresh=job.status == JobStatus.DELIVERED)
+    else:
+        _mark_notified(job)
     return Delivered("delivered")
 
 
@@ -407,14 +411,9 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
             bot_call(send, max_wait=SEND_MAX_WAIT_S)
         except RecipientBlocked:
             _save_outputs(outputs)
-            delivered = _delivered_count(outputs)
-            if not delivered:
-                jobs.job_fail(job=job, category="blocked")
-                return Delivered("blocked")
-            # Заблокировал после части (альбом без подписи, фото без оригинала файлом, повтор после
-            # частичной отправки): доставленное у него — списать его, как при отказе 400; писать незачем
-            jobs.job_settle_delivered(job=job, delivered=delivered)
-            _mark_notified(job)
+            # Заблокировал, возможно после части (альбом без подписи, фото без оригинала файлом, повтор
+            # после частичной отправки): доставленное — списать, как при отказе 400; писать ему незачем
+            _settle_or_fail(job, outputs, category="blocked", message="", reachable=False)
             return Delivered("blocked")
         except BadRequest as exc:
             # Telegram отверг отправку окончательно (400): повтор его не изменит. Доставленное —
