@@ -68,9 +68,9 @@ def _support_record(*, user: TelegramUser, message_id: int, album: str) -> _Take
         services.conversation_ensure(user=user)
         state = ConversationState.objects.select_for_update().get(user=user)
         topic = state.data.get("topic", "")
-        first = state.state == SUPPORT_STATE
-        if not first and not (album and not state.state and state.data.get(ALBUM_KEY) == album):
+        if not takes(state, album):
             return None
+        first = state.state == SUPPORT_STATE
         if first:
             # Шаг закрыт, но альбом помним: его следующие фото — тоже в поддержку, а не в генерацию
             state.state, state.data = "", ({ALBUM_KEY: album, "topic": topic} if album else {})
