@@ -38,13 +38,17 @@ def bot_for(base: str, limiter: SharedRateLimiter | None, connections: int = 256
     return ExtBot(settings.TELEGRAM_BOT_TOKEN, rate_limiter=limiter, **kwargs)
 
 
-async def burst(bot: Bot, chats: list[int]) -> list[BaseException | None]:
+async def _send_all(bot: Bot, chats: list[int]) -> list[BaseException | None]:
     """Все сообщения разом; исключение каждого вызова — на его месте, None — доставлено."""
-    async with bot:
-        results = await asyncio.gather(
-            *(bot.send_message(chat, f"hello {i}") for i, chat in enumerate(chats)), return_exceptions=True
-        )
+    results = await asyncio.gather(
+        *(bot.send_message(chat, f"hello {i}") for i, chat in enumerate(chats)), return_exceptions=True
+    )
     return [r if isinstance(r, BaseException) else None for r in results]
+
+
+async def burst(bot: Bot, chats: list[int]) -> list[BaseException | None]:
+    async with bot:
+        return await _send_all(bot, chats)
 
 
 def _all_ready(key: str, processes: int) -> None:
@@ -75,10 +79,7 @@ def send_burst(base: str, chats: list[int], limited: bool, ready_key: str, proce
             # Эмулятор ещё дописывает хвост прогрева (журнал, закрытие соединений БД), и первые залпы
             # вставали бы в очередь за ним, а последние приходили бы позже на сотни миллисекунд
             await asyncio.sleep(1)
-            results = await asyncio.gather(
-                *(bot.send_message(chat, f"hello {chat}") for chat in chats), return_exceptions=True
-            )
-        return [r if isinstance(r, BaseException) else None for r in results]
+            return await _send_all(bot, chats)
 
     results = asyncio.run(main())
     return {
