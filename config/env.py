@@ -50,6 +50,8 @@ DEBUG = _bool("DEBUG", False)
 ALLOWED_HOSTS = _list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = _list("CSRF_TRUSTED_ORIGINS")
 PORT = _int("PORT", 8000)
+# Этот же сервис на этой машине (make run): адрес песочницы и ссылок на локальные файлы без PUBLIC_BASE_URL
+LOCAL_BASE_URL = f"http://127.0.0.1:{PORT}"
 PUBLIC_BASE_URL = _str("PUBLIC_BASE_URL").rstrip("/")
 DATA_DIR = Path(_str("DATA_DIR") or str(BASE_DIR / "var"))
 LOG_LEVEL = _str("LOG_LEVEL", "INFO").upper()

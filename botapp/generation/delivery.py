@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,6 +30,7 @@ from botapp.providers.base import MediaKind
 from botapp.providers.storage import StorageError
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import escape, tokens, truncate_caption
+from botapp.telegram.httpclient import UploadTooLarge
 from botapp.telegram.sender import RecipientBlocked
 
 logger = logging.getLogger(__name__)
@@ -157,17 +159,17 @@ async def _send_images(
         for output in outputs:
             if output.document_file_id or output.index not in blobs:
                 continue
-            if len(blobs[output.index]) > TELEGRAM_UPLOAD_MAX:
+            # Расширение — по сохранённому оригиналу: провайдер может вернуть и JPEG
+            extension = output.storage_key.rsplit(".", 1)[-1] if "." in output.storage_key else "png"
+            name = f"nanobanana-{job.pk}-{output.index + 1}.{extension}"
+            send_document = functools.partial(bot.send_document, chat_id, filename=name)
+            document = await _upload_or_link(job, output, blobs[output.index], send_document)
+            if document is not None:
+                output.document_file_id = document.document.file_id
+            else:
                 # Оригинал больше лимита загрузки бота: ссылка на нашу копию вместо файла
                 await bot.send_message(chat_id, _original_link_text(output))
                 output.document_file_id = "link:"
-                continue
-            # Расширение — по сохранённому оригиналу: провайдер может вернуть и JPEG
-            extension = output.storage_key.rsplit(".", 1)[-1] if "." in output.storage_key else "png"
-            document = await bot.send_document(
-                chat_id, blobs[output.index], filename=f"nanobanana-{job.pk}-{output.index + 1}.{extension}"
-            )
-            output.document_file_id = document.document.file_id
 
 
 async def _photo_or_jpeg(job: GenerationJob, send: Callable[[bool], Awaitable[Any]]) -> Any:
@@ -189,6 +191,30 @@ async def _photo_or_jpeg(job: GenerationJob, send: Callable[[bool], Awaitable[An
         return await send(True)
 
 
+async def _upload_or_link(
+    job: GenerationJob, output: JobOutput, data: bytes, upload: Callable[[bytes], Awaitable[Any]]
+) -> Any | None:
+    """Загрузить файл в Telegram; None — не влезает в лимит загрузки бота, слать ссылку.
+
+    Размер Telegram считает сам: его 413 — тоже ссылка, а не сбой сети. Отказ запоминается в
+    кэше: ссылка может упереться в лимит чата и уйти в следующую попытку доставки, и та не
+    должна загружать тот же файл снова.
+    """
+    from django.core.cache import cache
+
+    key = f"job-too-large:{job.pk}:{output.index}"
+    if len(data) > TELEGRAM_UPLOAD_MAX or await cache.aget(key):
+        return None
+    try:
+        return await upload(data)
+    except UploadTooLarge:
+        logger.warning(
+            "job %s: Telegram refused output %s as too large, sending a link", job.pk, output.index
+        )
+        await cache.aset(key, 1, timeout=24 * 3600)
+        return None
+
+
 def _original_link_text(output: JobOutput) -> str:
     from botapp.providers.storage import media_storage
 
@@ -200,28 +226,24 @@ async def _send_video(bot: Any, job: GenerationJob, output: JobOutput, data: byt
     chat_id = job.user.telegram_id
     if output.video_file_id:
         return
-    if len(data) > TELEGRAM_UPLOAD_MAX:
-        from botapp.providers.storage import media_storage
+    send_video = functools.partial(
+        bot.send_video,
+        chat_id,
+        caption=caption,
+        parse_mode="HTML",
+        supports_streaming=True,
+        reply_markup=result_keyboard(job, output.index),
+    )
+    message = await _upload_or_link(job, output, data, send_video)
+    if message is not None:
+        output.video_file_id, output.message_id = message.video.file_id, message.message_id
+        return
+    from botapp.providers.storage import media_storage
 
-        url = media_storage().signed_url(kind="video", key=output.storage_key, expires_s=7 * 24 * 3600)
-        message = await bot.send_message(
-            chat_id,
-            caption
-            + "\n"
-            + _("The video is larger than Telegram allows; download it here: {url}").format(url=url),
-            parse_mode="HTML",
-        )
-        output.video_file_id = f"link:{settings.MEDIA_STORAGE_BACKEND}"
-    else:
-        message = await bot.send_video(
-            chat_id,
-            data,
-            caption=caption,
-            parse_mode="HTML",
-            supports_streaming=True,
-            reply_markup=result_keyboard(job, output.index),
-        )
-        output.video_file_id = message.video.file_id
+    url = media_storage().signed_url(kind="video", key=output.storage_key, expires_s=7 * 24 * 3600)
+    link = _("The video is larger than Telegram allows; download it here: {url}").format(url=url)
+    message = await bot.send_message(chat_id, caption + "\n" + escape(link), parse_mode="HTML")
+    output.video_file_id = f"link:{settings.MEDIA_STORAGE_BACKEND}"
     output.message_id = message.message_id
 
 
@@ -314,8 +336,8 @@ def _delivered_count(outputs: list[JobOutput]) -> int:
 
 
 def _delivery_overdue(job: GenerationJob) -> bool:
-    """Результат ждёт доставки дольше settings.DELIVERY_GIVE_UP_S: без предела сбои сети и 413 «файл
-    велик» (в PTB это NetworkError) повторялись бы, а токены висели бы в холде вечно."""
+    """Результат ждёт доставки дольше settings.DELIVERY_GIVE_UP_S: без предела долгие сбои сети
+    повторялись бы, а токены висели бы в холде вечно."""
     limit = timedelta(seconds=settings.DELIVERY_GIVE_UP_S)
     return job.generated_at is not None and timezone.now() - job.generated_at > limit
 

@@ -402,9 +402,9 @@ def media_storage() -> MediaStorage:
     """Хранилище по settings.MEDIA_STORAGE_BACKEND: "supabase" или "local" (встроенная замена)."""
     backend = settings.MEDIA_STORAGE_BACKEND
     if backend == "local":
-        return LocalMediaStorage(
-            root=Path(settings.MEDIA_ROOT), base_url=getattr(settings, "PUBLIC_BASE_URL", "")
-        )
+        # Ссылка уходит в Telegram: относительная там не откроется
+        base_url = settings.PUBLIC_BASE_URL or settings.LOCAL_BASE_URL
+        return LocalMediaStorage(root=Path(settings.MEDIA_ROOT), base_url=base_url)
     if backend == "supabase":
         missing = [
             name

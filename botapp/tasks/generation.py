@@ -79,9 +79,10 @@ def _deliver(job_id: int, *, generated_by: float | None = None) -> None:
         # 400 — не сеть (в PTB BadRequest наследует NetworkError): повтор не поможет, доставку
         # с отказом job_deliver уже урегулировал; сюда доходит лишь непредвиденное
         logger.exception("job %s: delivery rejected by Telegram", job_id)
-    except NetworkError:
+    except NetworkError as exc:
         # Таймаут или обрыв до Telegram: отправленное уже запомнено, повтор дошлёт остальное
         # (повторы не бесконечны: после DELIVERY_GIVE_UP_S доставка сдаётся сама)
+        logger.warning("job %s: Telegram unreachable during delivery (%r), retrying", job_id, exc)
         _later(job_id, NETWORK_RETRY_S)
     except ProviderTransientError:
         # Хранилище не ответило при чтении результата: тот же повтор, что при сбое сети

@@ -4,7 +4,8 @@
 Request/Response, куки, обход всех соединений пула перед каждым запросом, слои anyio). У aiohttp разбор
 ответа на C и keep-alive пул без этих обходов; свой HTTP-клиент держать не нужно. Ошибки — как у
 HTTPXRequest: таймауты — TimedOut, прочие ошибки клиента — NetworkError. Повторов нет: упавший запрос
-поднимается в PTB.
+поднимается в PTB. Ответ 413 — UploadTooLarge (PTB сделал бы из него NetworkError, и доставка повторяла бы
+ту же загрузку до предела DELIVERY_GIVE_UP_S).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 _FORM = "application/x-www-form-urlencoded"
+
+
+class UploadTooLarge(BadRequest):
+    """Telegram не принял файл по размеру (HTTP 413): повтор того же файла не поможет."""
 
 
 def _sum(*parts: float | None) -> float | None:
@@ -114,8 +119,11 @@ class AiohttpRequest(BaseRequest):
             headers = {"Content-Type": _FORM}
         try:
             async with session.request(method, url, data=data, headers=headers, timeout=timeout) as response:
-                return response.status, await response.read()
+                status, payload = response.status, await response.read()
         except TimeoutError as exc:  # ServerTimeoutError и ConnectionTimeoutError — тоже TimeoutError
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+        if status == 413:
+            raise UploadTooLarge("Request Entity Too Large")
+        return status, payload

@@ -18,7 +18,7 @@ SANDBOX_WEBHOOK_SECRET = "sandbox-webhook-secret"  # noqa: S105  # pragma: allow
 TELEGRAM_BOT_TOKEN = env.TELEGRAM_BOT_TOKEN or (SANDBOX_BOT_TOKEN if TELEGRAM_SANDBOX else "")
 TG_WEBHOOK_SECRET = env.TG_WEBHOOK_SECRET or (SANDBOX_WEBHOOK_SECRET if TELEGRAM_SANDBOX else "")
 TELEGRAM_API_BASE_URL = env.TELEGRAM_API_BASE_URL or (
-    f"http://127.0.0.1:{env.PORT}/sandbox/api" if TELEGRAM_SANDBOX else "https://api.telegram.org"
+    f"{env.LOCAL_BASE_URL}/sandbox/api" if TELEGRAM_SANDBOX else "https://api.telegram.org"
 )
 TELEGRAM_RATE_OVERALL = env.TELEGRAM_RATE_OVERALL
 TELEGRAM_RATE_PER_CHAT = env.TELEGRAM_RATE_PER_CHAT

@@ -374,7 +374,7 @@ def test_again_on_an_edit_whose_source_passed_retention_takes_the_source_from_te
     assert len(call.inline_images()) == 1
 
 
-def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_and_a_link_to_the_original(stack: Stack) -> None:
+def test_pro_4k_noisy_image_goes_as_a_jpeg_preview_under_the_photo_limit(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")
     _fund(chat, 100)
@@ -492,6 +492,77 @@ def test_a_video_operation_that_ends_in_an_error_is_released_at_once_and_never_r
         "😔 The generation failed: the provider could not make this video. "
         "The tokens were returned to your balance."
     )
+
+
+def _link_in(text: str) -> str:
+    import re
+
+    [url] = re.findall(r"https?://\S+", text)
+    return str(url)
+
+
+def _download(url: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return bytes(response.read())
+
+
+def test_a_video_over_telegrams_upload_limit_arrives_as_a_working_link_and_is_charged(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    card = _video_card(chat, "veo-3-1-fast", "a long slow river [mb:51]")
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=120)
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 120
+    assert services.sandbox_calls(method="sendVideo", chat_id=chat.chat_id) == []
+    message = chat.bot_messages()[-1]
+    assert "The video is larger than Telegram allows" in message.text
+    assert len(_download(_link_in(message.text))) == 51 * 1024 * 1024
+    output = JobOutput.objects.get(job=job)
+    assert output.video_file_id.startswith("link:")
+    assert output.message_id == message.message_id
+    assert _balance(chat) == (320 - 120, 0)
+
+
+def test_a_video_telegram_refuses_as_too_large_goes_as_a_link_instead_of_retrying(stack: Stack) -> None:
+    """413 от Telegram — не сбой сети: та же загрузка снова не пройдёт, результат уходит ссылкой."""
+    chat = Chat(stack.base, "en")
+    card = _video_card(chat, "veo-3-1-fast", "a heavy waterfall")
+    services.sandbox_inject_failure(
+        method="sendVideo", chat_id=chat.chat_id, error_code=413, description="Request Entity Too Large"
+    )
+    chat.press(card, _button(card, "gen:ok:"))
+    job = _wait_terminal(chat, timeout=120)
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 120
+    [refused] = services.sandbox_calls(method="sendVideo", chat_id=chat.chat_id)
+    assert refused.status == 413
+    message = chat.bot_messages()[-1]
+    assert "The video is larger than Telegram allows" in message.text
+    assert _download(_link_in(message.text))[4:8] == b"ftyp"
+    assert _balance(chat) == (320 - 120, 0)
+
+
+def test_an_original_telegram_refuses_as_too_large_goes_as_a_link(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(send_originals_as_files=True)
+    services.sandbox_inject_failure(
+        method="sendDocument", chat_id=chat.chat_id, error_code=413, description="Request Entity Too Large"
+    )
+    job = _generated(chat, "a lighthouse at night")
+    assert job.status == JobStatus.DELIVERED
+    assert job.charged == 14
+    [refused] = services.sandbox_calls(method="sendDocument", chat_id=chat.chat_id)
+    assert refused.status == 413
+    message = chat.bot_messages()[-1]
+    assert "The original is larger than Telegram allows" in message.text
+    output = JobOutput.objects.get(job=job)
+    assert output.document_file_id == "link:"
+    [stored] = [p for p in (stack.data_dir / "media").rglob("*") if p.as_posix().endswith(output.storage_key)]
+    assert _download(_link_in(message.text)) == stored.read_bytes()
+    assert _balance(chat) == (20 - 14, 0)
 
 
 def test_the_gallery_resends_by_file_id_without_regenerating(stack: Stack) -> None:

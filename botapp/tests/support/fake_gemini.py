@@ -27,6 +27,8 @@ instances[0].prompt у Veo), поэтому сервер годится и дл�
   [filtered]           — done без роликов, raiMediaFilteredCount = 1
   [opfail]             — done с error {code: 13 INTERNAL};  [opinvalid] — error {code: 3}
   [poll429] [poll429x2] (любой код) — опрос операции отвечает этим кодом (всегда или первые N раз)
+  [mb:N]               — скачанный ролик дополнен до N МБ (MP4 с блоком free в конце: больше лимита
+                       загрузки бота в Telegram, 50 МБ)
 
 Vertex AI (SDK с vertexai=True, api_version v1beta1):
   POST /v1beta1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent — как выше;
@@ -121,6 +123,7 @@ UNSAFE_NTH_KEYWORD = re.compile(r"\[unsafe#(\d+)\]")
 SLOW_KEYWORD = re.compile(r"\[slow:([\d.]+)\]")
 POLLS_KEYWORD = re.compile(r"\[polls:(\d+)\]")
 AFTER_KEYWORD = re.compile(r"\[after:([\d.]+)\]")
+SIZE_KEYWORD = re.compile(r"\[mb:(\d+)\]")
 POLL_ERROR_KEYWORD = re.compile(r"\[poll(\d{3})(?:x(\d+))?\]")
 ROUTE = re.compile(
     r"^/(?P<ver>v1|v1beta)/(?:"
@@ -228,6 +231,15 @@ def fake_mp4() -> bytes:
         return _mp4_cache
 
 
+def padded_mp4(megabytes: int) -> bytes:
+    """fake_mp4, дополненный до megabytes МБ блоком free (проигрыватели его пропускают)."""
+    video = fake_mp4()
+    padding = megabytes * 1024 * 1024 - len(video) - 8
+    if padding < 0:
+        return video
+    return video + (padding + 8).to_bytes(4, "big") + b"free" + bytes(padding)
+
+
 @dataclass
 class _Operation:
     name: str
@@ -263,7 +275,7 @@ class FakeGemini:
         self._log: list[RecordedRequest] = []
         self._counters: dict[tuple[str, str], int] = {}
         self._operations: dict[str, _Operation] = {}
-        self._files: set[str] = set()
+        self._files: dict[str, int] = {}  # id файла ролика → размер в МБ (0 — как есть)
         self._tokens: dict[str, dict[str, Any]] = {}  # выданный токен → claims его JWT
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -622,7 +634,8 @@ class FakeGemini:
             }
         else:
             with self._lock:
-                self._files.add(operation.file_id)
+                size = SIZE_KEYWORD.search(operation.prompt)
+                self._files[operation.file_id] = int(size[1]) if size else 0
             uri = f"https://generativelanguage.googleapis.com/v1beta/files/{operation.file_id}:download?alt=media"
             response["generateVideoResponse"] = {"generatedSamples": [{"video": {"uri": uri}}]}
         return self._json(200, {"name": name, "done": True, "response": response})
@@ -647,10 +660,10 @@ class FakeGemini:
 
     def _download(self, file_id: str) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
-            known = file_id in self._files
-        if not known:
+            megabytes = self._files.get(file_id)
+        if megabytes is None:
             return self._error(404, f"File {file_id} not found.")
-        return 200, {"Content-Type": "video/mp4"}, fake_mp4()
+        return 200, {"Content-Type": "video/mp4"}, padded_mp4(megabytes)
 
     # ---- ответы
 
