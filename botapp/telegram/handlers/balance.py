@@ -38,10 +38,21 @@ def balance_text(summary: selectors.BalanceSummary) -> str:
     lines = [_("💰 Available: {available}").format(available=tokens(summary.available))]
     if summary.on_hold:
         lines.append(_("⏳ Reserved for running jobs: {on_hold}").format(on_hold=tokens(summary.on_hold)))
-    if summary.image_price and summary.video_price:
+    if summary.image_price and not summary.images:
+        # «хватит на 0 изображений» не говорит, сколько не хватает: цена — говорит
+        lines.append(
+            _("Not enough for an image yet: one costs {price}.").format(price=tokens(summary.image_price))
+        )
+    elif summary.image_price and summary.videos:
         lines.append(
             _("That is ≈ {images} or {videos}.").format(
                 images=images(summary.images), videos=videos(summary.videos)
+            )
+        )
+    elif summary.image_price and summary.video_price:
+        lines.append(
+            _("That is ≈ {images}; a video costs {price}.").format(
+                images=images(summary.images), price=tokens(summary.video_price)
             )
         )
     elif summary.image_price:

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from botapp.billing import stars
+from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
-from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage
+from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage, TransactionKind
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
 from botapp.telegram.formatting import images, tokens, videos
-from botapp.tests.billing.factories import balance
+from botapp.tests.billing.factories import balance, user_fund
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -46,13 +46,41 @@ def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: s
     assert chat.expected("🎁 Welcome bonus: {amount}").format(amount=chat.count(tokens, 20)) in welcome.text
     [reply] = chat.say("/balance")
     assert chat.expected("💰 Available: {available}").format(available=chat.count(tokens, 20)) in reply.text
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    summary = selectors.balance_summary(user=user)
+    assert summary.image_price is not None
+    assert summary.video_price is not None
+    assert summary.video_price > 20, "the bonus buys no video: the line names the video price instead of 0"
     assert (
-        chat.expected("That is ≈ {images} or {videos}.").format(
-            images=chat.count(images, 1), videos=chat.count(videos, 0)
+        chat.expected("That is ≈ {images}; a video costs {price}.").format(
+            images=chat.count(images, 1), price=chat.count(tokens, summary.video_price)
         )
         in reply.text
     )
     assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
+    # Хватает и на видео — оба числа; меньше цены картинки — цена вместо «на 0 изображений»
+    user_fund(user, summary.video_price)
+    [reply] = chat.say("/balance")
+    assert (
+        chat.expected("That is ≈ {images} or {videos}.").format(
+            images=chat.count(images, (20 + summary.video_price) // summary.image_price),
+            videos=chat.count(videos, 1),
+        )
+        in reply.text
+    )
+    left = summary.image_price - 1
+    ledger.debit(
+        user=user, amount=20 + summary.video_price - left, key=f"spend-{user.pk}",
+        kind=TransactionKind.ADJUSTMENT, destination=ledger.ADJUSTMENTS,
+    )  # fmt: skip
+    [reply] = chat.say("/balance")
+    assert (
+        chat.expected("Not enough for an image yet: one costs {price}.").format(
+            price=chat.count(tokens, summary.image_price)
+        )
+        in reply.text
+    )
+    assert chat.count(images, 0) not in reply.text
 
 
 @pytest.mark.parametrize(("language", "label"), [("ru", "💰 Баланс"), ("en", "💰 Balance")])
