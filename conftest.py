@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from botapp.tests.support import processes
+from botapp.tests.support.fake_supabase import FakeSupabase, fake_service_key
 
 
 @pytest.fixture(scope="session")
@@ -129,3 +130,16 @@ def _money_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
 
     report = reconcile_ledger()
     assert report.ok, report.summary()
+
+
+@pytest.fixture
+def supabase(settings: Any) -> Iterator[FakeSupabase]:
+    """Локальный Supabase Storage как хранилище результатов процесса теста (генерация, панель)."""
+    key = fake_service_key()
+    with FakeSupabase(key) as fake:
+        settings.MEDIA_STORAGE_BACKEND = "supabase"
+        settings.SUPABASE_URL = fake.base_url
+        settings.SUPABASE_SERVICE_ROLE_KEY = key
+        settings.SUPABASE_BUCKET = "images"
+        settings.SUPABASE_VIDEO_BUCKET = "videos"
+        yield fake

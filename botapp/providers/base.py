@@ -111,6 +111,10 @@ class MediaStorage(Protocol):
 
     def signed_url(self, *, kind: MediaKind, key: str, expires_s: int) -> str: ...
 
+    def signed_urls(self, *, kind: MediaKind, keys: list[str], expires_s: int) -> dict[str, str]:
+        """Ссылки пачкой (ключ → ссылка); ключей, которых нет в хранилище, в ответе может не быть."""
+        ...
+
     def delete(self, *, kind: MediaKind, keys: list[str]) -> None:
         """Удалить (отсутствующие ключи — не ошибка)."""
         ...

@@ -85,6 +85,7 @@ _CONTENT_TYPE_RE = re.compile(r"(image|video)/[a-z0-9][a-z0-9.+-]{0,63}")
 _SIGN_SALT = "botapp.providers.storage.signed-media"
 # Supabase принимает до 1000 префиксов за один DELETE
 _REMOVE_BATCH = 1000
+_SIGN_BATCH = 200
 
 
 def _clock() -> float:
@@ -198,6 +199,9 @@ class LocalMediaStorage:
             raise StorageError("срок ссылки должен быть положительным", category="invalid_request")
         token = signing.dumps({"k": kind, "p": key, "x": int(_clock()) + expires_s}, salt=_SIGN_SALT)
         return self.base_url + reverse("media-signed", kwargs={"token": token})
+
+    def signed_urls(self, *, kind: MediaKind, keys: list[str], expires_s: int) -> dict[str, str]:
+        return {key: self.signed_url(kind=kind, key=key, expires_s=expires_s) for key in keys}
 
     def delete(self, *, kind: MediaKind, keys: list[str]) -> None:
         """Удалить; отсутствующие — не ошибка. Пустые каталоги заданий убираем за собой."""
@@ -384,6 +388,21 @@ class SupabaseMediaStorage:
         if not url:
             raise StorageError(f"sign {kind}:{key}: пустая ссылка в ответе")
         return url
+
+    def signed_urls(self, *, kind: MediaKind, keys: list[str], expires_s: int) -> dict[str, str]:
+        """Один запрос на пачку: страница панели с сотней миниатюр — не сотня запросов подряд."""
+        for key in keys:
+            validate_key(key)
+        if expires_s <= 0:
+            raise StorageError("срок ссылки должен быть положительным", category="invalid_request")
+        bucket = self._bucket(kind)
+        urls: dict[str, str] = {}
+        for start in range(0, len(keys), _SIGN_BATCH):
+            with _sdk_errors(f"sign {kind}: {len(keys)} ключей"):
+                signed = bucket.create_signed_urls(keys[start : start + _SIGN_BATCH], expires_s)
+            # Объекта нет — Supabase отвечает на этот путь ошибкой, не всей пачке
+            urls.update({item["path"]: item["signedURL"] for item in signed if item["signedURL"]})
+        return urls
 
     def delete(self, *, kind: MediaKind, keys: list[str]) -> None:
         """Удалить пачками; отсутствующие ключи Supabase молча пропускает."""

@@ -66,23 +66,29 @@ def job_rows(*, jobs: Iterable[GenerationJob]) -> list[JobRow]:
     outputs: dict[int, list[JobOutput]] = defaultdict(list)
     for output in JobOutput.objects.filter(job__in=jobs).exclude(storage_key="").order_by("job_id", "index"):
         outputs[output.job_id].append(output)
+    keys = [o.storage_key for job in jobs if job.kind == "image" for o in outputs[job.pk]]
+    urls = _signed(keys)
     rows = []
     for job in jobs:
-        thumbnails = [url for o in outputs[job.pk] if job.kind == "image" and (url := _signed(o))]
+        images = outputs[job.pk] if job.kind == "image" else []
+        thumbnails = [url for o in images if (url := urls.get(o.storage_key))]
         videos = sum(1 for o in outputs[job.pk] if job.kind == "video")
         rows.append(JobRow(job=job, thumbnails=thumbnails, videos=videos))
     return rows
 
 
-def _signed(output: JobOutput) -> str:
+def _signed(keys: list[str]) -> dict[str, str]:
+    """Ссылки на миниатюры страницы одним запросом к хранилищу (в Supabase — HTTP на каждый вызов)."""
     from botapp.providers.storage import media_storage
 
+    if not keys:
+        return {}
     try:
-        return media_storage().signed_url(kind="image", key=output.storage_key, expires_s=THUMBNAIL_TTL_S)
+        return media_storage().signed_urls(kind="image", keys=keys, expires_s=THUMBNAIL_TTL_S)
     except Exception:
-        # Хранилище недоступно или ключ стёрт — страница всё равно открывается, без картинки
-        logger.warning("thumbnail unavailable for output %s", output.pk, exc_info=True)
-        return ""
+        # Хранилище недоступно — страница всё равно открывается, без картинок
+        logger.warning("thumbnails unavailable for %s outputs", len(keys), exc_info=True)
+        return {}
 
 
 def job_filter_choices() -> dict[str, list[tuple[str, str]]]:

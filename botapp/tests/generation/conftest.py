@@ -17,7 +17,6 @@ import pytest
 
 from botapp.tests.support import processes
 from botapp.tests.support.fake_gemini import FakeGemini
-from botapp.tests.support.fake_supabase import FakeSupabase, fake_service_key
 
 
 @dataclass
@@ -89,17 +88,4 @@ def gemini(settings: Any) -> Iterator[FakeGemini]:
         settings.GEMINI_OFFLINE = False
         settings.GEMINI_API_KEY = fake.api_key
         settings.GEMINI_API_BASE_URL = fake.base_url
-        yield fake
-
-
-@pytest.fixture
-def supabase(settings: Any) -> Iterator[FakeSupabase]:
-    """Локальный Supabase Storage как хранилище результатов процесса теста."""
-    key = fake_service_key()
-    with FakeSupabase(key) as fake:
-        settings.MEDIA_STORAGE_BACKEND = "supabase"
-        settings.SUPABASE_URL = fake.base_url
-        settings.SUPABASE_SERVICE_ROLE_KEY = key
-        settings.SUPABASE_BUCKET = "images"
-        settings.SUPABASE_VIDEO_BUCKET = "videos"
         yield fake

@@ -149,6 +149,33 @@ def test_a_signed_url_downloads_the_bytes_until_it_expires(
     assert httpx.get(url).status_code == 400
 
 
+def test_signed_urls_sign_a_page_of_keys_in_one_request_and_skip_missing_ones(
+    supabase: SupabaseMediaStorage, fake: FakeSupabase
+) -> None:
+    for index in range(3):
+        supabase.put(
+            kind="image", key=f"jobs/6/{index}.png", data=PNG + bytes([index]), content_type="image/png"
+        )
+    keys = ["jobs/6/0.png", "jobs/404/0.png", "jobs/6/1.png", "jobs/6/2.png"]
+    signs_before = len(fake.calls("POST"))
+
+    urls = supabase.signed_urls(kind="image", keys=keys, expires_s=600)
+
+    [sign] = fake.calls("POST")[signs_before:]
+    assert sign.path == "/storage/v1/object/sign/images"
+    assert sign.json_body == {"paths": keys, "expiresIn": "600"}
+    assert sorted(urls) == ["jobs/6/0.png", "jobs/6/1.png", "jobs/6/2.png"]
+    for index in range(3):
+        assert httpx.get(urls[f"jobs/6/{index}.png"]).content == PNG + bytes([index])
+
+
+def test_local_signed_urls_match_single_signing(local: LocalMediaStorage) -> None:
+    local.put(kind="image", key="jobs/7/0.png", data=PNG, content_type="image/png")
+    [(key, url)] = local.signed_urls(kind="image", keys=["jobs/7/0.png"], expires_s=60).items()
+    assert key == "jobs/7/0.png"
+    assert url.startswith("https://bot.example/media/s/")
+
+
 def test_signing_a_missing_object_is_not_found(supabase: SupabaseMediaStorage) -> None:
     with pytest.raises(StorageNotFoundError):
         supabase.signed_url(kind="image", key="jobs/404/0.png", expires_s=60)

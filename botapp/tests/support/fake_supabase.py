@@ -224,12 +224,27 @@ class FakeSupabase:
 
     def _sign(self, rest: str, json_body: dict[str, Any]) -> tuple[int, Any, str]:
         bucket, _, key = rest.partition("/")
+        expires_in = int(json_body.get("expiresIn", 0))
+        if not key:
+            # Пачка: POST /object/sign/{bucket} {"paths": […]} — ошибка на каждый путь, не на всю пачку
+            if bucket not in self.buckets:
+                return 400, _error(404, "Bucket not found", "Bucket not found"), ""
+            items = []
+            for path in json_body.get("paths") or []:
+                if (bucket, path) in self.objects:
+                    url, error = self._grant(bucket, path, expires_in), None
+                else:
+                    url, error = None, "Either the object does not exist or you do not have access to it"
+                items.append({"error": error, "path": path, "signedURL": url})
+            return 200, items, ""
         if (bucket, key) not in self.objects:
             return 400, _error(404, "not_found", "Object not found"), ""
-        expires_in = int(json_body.get("expiresIn", 0))
+        return 200, {"signedURL": self._grant(bucket, key, expires_in)}, ""
+
+    def _grant(self, bucket: str, key: str, expires_in: int) -> str:
         token = secrets.token_urlsafe(24)
         self._tokens[token] = (bucket, key, self._now() + expires_in)
-        return 200, {"signedURL": f"/object/sign/{bucket}/{key}?token={token}"}, ""
+        return f"/object/sign/{bucket}/{key}?token={token}"
 
     def _signed_download(self, rest: str, token: str) -> tuple[int, Any, str]:
         bucket, _, key = rest.partition("/")
