@@ -1,8 +1,9 @@
 """Оплата картой через lava.top: где предлагается, e-mail для чека, счёт, приём вебхука.
 
-Вебхуку не верим ни в чём, кроме id контракта: статус перечитываем у lava, а сумму, валюту и
-число токенов берём из нашего счёта (Invoice). Зачисление — payments.payment_complete с ключом
-(lava, contract id), поэтому повторы и параллельные копии вебхука дают одно зачисление.
+Вебхуку не верим ни в чём, кроме id контракта: статус и чек (сумму и валюту) перечитываем у lava,
+число токенов берём из нашего счёта (Invoice); чек не сошёлся со счётом — платёж записывается без
+зачисления, решает персонал. Зачисление — payments.payment_complete с ключом (lava, contract id),
+поэтому повторы и параллельные копии вебхука и опрос открытых счетов дают одно зачисление.
 Правило Telegram о цифровых товарах и то, почему lava выключена по умолчанию, —
 Документация/payments-lava.md.
 """
@@ -12,15 +13,18 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils import timezone
 
 from botapp.billing import payments
 from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage
+from botapp.providers.base import ProviderError, ProviderTransientError
 from botapp.providers.payments import lava as lava_api
 
 logger = logging.getLogger(__name__)
@@ -32,6 +36,12 @@ SUCCESS_EVENT = "payment.success"
 # Покупатель в теле вебхука и в контракте (e-mail, маска карты) — личные данные; сверке и отчётам
 # хватает остального (id контракта, сумма, валюта, статус), поэтому /delete_me его вырезает
 BUYER_KEY = "buyer"
+# Оплата ещё идёт: вебхук «успех» пришёл раньше, чем lava показывает итог, — пусть lava повторит
+PENDING_STATUSES = frozenset({"NEW", "IN_PROGRESS"})
+# Опрос открытых счетов: вебхук мог не дойти (19 попыток lava за ~5 ч пришлись на наш простой)
+POLL_MAX_AGE_S = 48 * 3600
+POLL_MIN_AGE_S = 60
+POLL_LIMIT = 200
 
 
 class LavaNotOffered(Exception):
@@ -50,6 +60,11 @@ class WebhookOutcome:
     @property
     def credited(self) -> bool:
         return self.action == "credited"
+
+    @property
+    def settled(self) -> bool:
+        """Платёж записан этим вызовом: зачислен или (чек не сошёлся) ждёт персонал — сказать покупателю."""
+        return self.action in ("credited", "unmatched")
 
 
 def lava_price(package: TokenPackage, currency: str) -> Decimal | None:
@@ -143,9 +158,9 @@ def _contract_id(payload: dict[str, Any]) -> str | None:
 def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
     """Вебхук lava (уже аутентифицированный): зачислить, если lava подтверждает оплату нашего счёта.
 
-    Неизвестный контракт, не то событие, неоплаченный счёт — ничего не меняется.
-    Raises: ProviderTransientError / ProviderPermanentError — lava не ответила; вызывающий
-    отвечает 5xx, и lava пришлёт вебхук снова.
+    Неизвестный контракт, не то событие, отказ в оплате — ничего не меняется.
+    Raises: ProviderTransientError / ProviderPermanentError — lava не ответила или ещё не видит
+    итога оплаты; вызывающий отвечает 5xx, и lava пришлёт вебхук снова.
     """
     contract_id = _contract_id(payload)
     if contract_id is None:
@@ -161,42 +176,84 @@ def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
         # Деньги могли прийти за чужой продукт того же ключа — зачислять некому, решает персонал
         logger.warning("lava webhook for an unknown contract %s", contract_id)
         return WebhookOutcome("ignored: unknown contract")
+    return lava_invoice_settle(invoice=invoice, webhook=payload)
+
+
+def lava_invoice_settle(*, invoice: Invoice, webhook: dict[str, Any] | None = None) -> WebhookOutcome:
+    """Перечитать контракт счёта у lava и зачислить оплаченный (ровно один раз).
+
+    webhook — тело вебхука «успех» (None — опрос): раз lava сама сказала «оплачено», а её API ещё
+    не видит итога (NEW, IN_PROGRESS, 404), это временно — ProviderTransientError, lava повторит.
+    """
+    contract_id = invoice.external_id
     if Payment.objects.filter(method=PaymentMethod.LAVA, external_id=contract_id).exists():
         # Повтор уже зачисленного: lava не спрашиваем (и не зависим от её доступности)
         return WebhookOutcome("duplicate")
     contract = lava_api.lava_contract_get(contract_id=contract_id)
-    if contract is None:
-        logger.warning("lava does not know contract %s of invoice %s", contract_id, invoice.pk)
-        return WebhookOutcome("ignored: lava does not know the contract")
+    status = contract.status if contract is not None else "unknown to lava"
+    if contract is None or contract.status in PENDING_STATUSES:
+        if webhook is not None:
+            raise ProviderTransientError(f"lava contract {contract_id} is {status} after payment.success")
+        return WebhookOutcome(f"pending: contract is {status[:20]}")
     if not contract.completed:
+        if contract.status == "FAILED":
+            # Опрос больше его не перечитывает; вебхук «успех» по нему всё равно перепроверится
+            open_invoice = Invoice.objects.filter(pk=invoice.pk, status=Invoice.Status.OPEN)
+            open_invoice.update(status=Invoice.Status.FAILED)
         return WebhookOutcome(f"ignored: contract is {contract.status[:20]}")
-    if contract.currency != invoice.currency or contract.amount != invoice.amount:
-        # Цена оффера у lava разошлась с нашей: зачисляем по счёту, оператор правит пакет
-        logger.warning(
-            "lava contract %s receipt %s %s differs from invoice %s %s",
-            contract_id,
-            contract.amount,
-            contract.currency,
-            invoice.amount,
-            invoice.currency,
-        )
-    raw: dict[str, Any] = {"webhook": payload, "contract": contract.raw}
+    raw: dict[str, Any] = {"contract": contract.raw}
+    if webhook is not None:
+        raw["webhook"] = webhook
     erased_at = invoice.user.data_erased_at
     if erased_at is not None and invoice.created_at <= erased_at:
         # Счёт выставлен до /delete_me, оплата дошла после: e-mail уже стёрт, не записываем его снова
         raw = _without_buyer(raw)
+    # Сумма и валюта — из чека lava: оператор мог снизить цену оффера в кабинете, не поправив пакет.
+    # Не сошлись со счётом — платёж без зачисления (payment_complete), решает персонал
     result = payments.payment_complete(
         method=PaymentMethod.LAVA,
         external_id=contract_id,
         invoice=invoice,
         user=invoice.user,
-        amount=invoice.amount,
-        currency=invoice.currency,
+        amount=contract.amount if contract.amount is not None else Decimal(0),
+        currency=contract.currency,
         raw=raw,
     )
     if not result.created:
         return WebhookOutcome("duplicate")
+    if not result.payment.tokens:
+        return WebhookOutcome("unmatched", invoice.user, 0, result.available)
     return WebhookOutcome("credited", invoice.user, result.payment.tokens, result.available)
+
+
+def lava_poll_open() -> list[WebhookOutcome]:
+    """Открытые счета lava за POLL_MAX_AGE_S: перечитать у lava и зачислить оплаченные.
+
+    Страховка на потерянный вебхук. Сбой lava на одном счёте — остальные ждут следующего прохода.
+    """
+    now = timezone.now()
+    invoices = (
+        Invoice.objects.select_related("user", "package")
+        .filter(
+            method=PaymentMethod.LAVA,
+            status=Invoice.Status.OPEN,
+            created_at__gte=now - timedelta(seconds=POLL_MAX_AGE_S),
+            created_at__lte=now - timedelta(seconds=POLL_MIN_AGE_S),
+        )
+        .exclude(external_id="")
+        .order_by("created_at")[:POLL_LIMIT]
+    )
+    outcomes = []
+    for invoice in invoices:
+        try:
+            outcome = lava_invoice_settle(invoice=invoice)
+        except ProviderError as exc:
+            logger.warning("lava poll stopped at invoice %s: %s", invoice.pk, exc)
+            break
+        if outcome.settled:
+            logger.warning("lava poll settled invoice %s: %s", invoice.pk, outcome.action)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _without_buyer(raw: dict[str, Any]) -> dict[str, Any]:

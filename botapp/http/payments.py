@@ -85,7 +85,7 @@ async def lava_webhook(request: HttpRequest) -> HttpResponse:
         logger.log(level, "lava webhook deferred, lava API failed: %s", exc)
         return HttpResponse(status=503)
     logger.info("lava webhook: %s", outcome.action)
-    if outcome.credited and outcome.user is not None:
+    if outcome.settled and outcome.user is not None:
         await lava_receipt_send(user=outcome.user, tokens=outcome.tokens, available=outcome.available)
     return HttpResponse(status=200)
 

@@ -1,10 +1,18 @@
-"""Задачи денег (очередь maintenance): сверка журнала и сверка звёзд с Telegram."""
+"""Задачи денег (очередь maintenance): сверка журнала, сверка звёзд с Telegram, опрос счетов lava."""
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
-from botapp.billing import reconcile, stars
+from celery import shared_task
+from django.conf import settings
+from django.utils import translation
+from telegram.error import TelegramError
+
+from botapp.billing import lava, reconcile, stars
+from botapp.telegram.sender import RecipientBlocked, SendDeferred
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="maintenance.reconcile_ledger", ignore_result=True)
@@ -17,3 +25,30 @@ def reconcile_ledger() -> None:
 def reconcile_stars() -> None:
     """Раз в сутки: зачислить оплаты звёздами, апдейт о которых потерялся."""
     stars.stars_reconcile()
+
+
+@shared_task(name="maintenance.lava_poll", ignore_result=True)
+def lava_poll() -> None:
+    """По расписанию: открытые счета lava, вебхук по которым не дошёл, зачисляются и без него."""
+    if not settings.LAVA_API_KEY:
+        return
+    for outcome in lava.lava_poll_open():
+        if outcome.settled and outcome.user is not None:
+            _receipt_send(outcome)
+
+
+def _receipt_send(outcome: lava.WebhookOutcome) -> None:
+    """Тот же чек, что после вебхука; не дошёл — не беда: токены уже на балансе."""
+    from botapp.telegram import keyboards
+    from botapp.telegram.handlers.topup import receipt_text, unmatched_text
+    from botapp.telegram.outbound import bot_call
+
+    user = outcome.user
+    assert user is not None
+    with translation.override(user.effective_language):
+        text = receipt_text(outcome.tokens, outcome.available) if outcome.tokens else unmatched_text()
+        menu = keyboards.main_menu()
+    try:
+        bot_call(lambda bot: bot.send_message(user.telegram_id, text, reply_markup=menu))
+    except (TelegramError, RecipientBlocked, SendDeferred) as exc:
+        logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)

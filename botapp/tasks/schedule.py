@@ -30,4 +30,6 @@ def periodic_tasks() -> list[Periodic]:
         # Раз в час: потерянная оплата звёздами зачисляется в пределах часа, а догнавший курсор стоит
         # одного-двух вызовов getStarTransactions
         Periodic("stars reconciliation", "maintenance.reconcile_stars", 3600),
+        # Потерянный вебхук lava (все 19 повторов — в наш простой): оплата картой зачисляется за 10 минут
+        Periodic("lava poll", "maintenance.lava_poll", 600),
     ]

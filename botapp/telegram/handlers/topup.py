@@ -104,7 +104,7 @@ async def successful_payment(update: Update, context: BotContext) -> None:
     if result.payment.tokens:
         text = receipt_text(result.payment.tokens, result.available)
     else:
-        text = _("Payment received, but we could not match it to an invoice. Support will sort it out.")
+        text = unmatched_text()
     await message.reply_text(text, reply_markup=keyboards.main_menu())
 
 
@@ -113,6 +113,11 @@ def receipt_text(amount: int, available: int) -> str:
     return _("✅ Payment received: +{tokens}.\nBalance: {available}.").format(
         tokens=tokens(amount), available=tokens(available)
     )
+
+
+def unmatched_text() -> str:
+    """Платёж записан без зачисления (нет счёта, сумма не та): деньги не пропали, решает поддержка."""
+    return _("Payment received, but we could not match it to an invoice. Support will sort it out.")
 
 
 async def refunded_payment(update: Update, context: BotContext) -> None:

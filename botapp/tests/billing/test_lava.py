@@ -7,9 +7,11 @@ lava — локальная подделка по вендорной специ�
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from django.test import override_settings
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from botapp.billing import lava
 from botapp.models import Invoice, LedgerTransaction, Payment, PaymentMethod, TelegramUser, TokenPackage
 from botapp.providers.base import ProviderPermanentError, ProviderTransientError
+from botapp.tasks import billing as billing_tasks
+from botapp.telegram import outbound
+from botapp.telegram.formatting import tokens
 from botapp.tests.billing.factories import balance, billing_seed, package_make, user_make
 from botapp.tests.support import processes
 from botapp.tests.support.fake_lava import FakeLava
@@ -295,18 +300,22 @@ def test_basic_auth_webhook_is_accepted_with_the_right_credentials(fake: FakeLav
     assert balance(invoice.user) == (invoice.tokens, 0)
 
 
-def test_a_webhook_for_an_invoice_lava_reports_unpaid_changes_nothing(fake: FakeLava, server: str) -> None:
+def test_a_success_webhook_lava_does_not_confirm_yet_is_retried_and_a_declined_one_credits_nothing(
+    fake: FakeLava, server: str
+) -> None:
     invoice = _invoice(fake)
-    # Вебхук утверждает «оплачено», lava — нет: верим lava
-    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    # Вебхук утверждает «оплачено», lava ещё видит NEW: не зачисляем, но и не глотаем — 503, lava повторит
+    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 503
     [check] = fake.calls("GET")
     assert check.path == f"/api/v2/invoices/{invoice.external_id}"
     assert check.headers["x-api-key"] == API_KEY
+    _credited_nothing(invoice.user)
+    # Оплата не прошла: lava говорит FAILED — вебхук доставлен, счёт закрыт, ничего не зачислено
     fake.decline(invoice.external_id)
     assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
     _credited_nothing(invoice.user)
     invoice.refresh_from_db()
-    assert invoice.status == Invoice.Status.OPEN
+    assert invoice.status == Invoice.Status.FAILED
 
 
 def test_a_failed_payment_event_changes_nothing(fake: FakeLava, server: str) -> None:
@@ -344,7 +353,7 @@ def test_a_completed_invoice_is_credited_exactly_once_however_often_the_webhook_
     assert invoice.status == Invoice.Status.PAID
 
 
-def test_the_amount_and_currency_come_from_our_invoice_not_the_webhook(fake: FakeLava, server: str) -> None:
+def test_the_amount_and_currency_come_from_lavas_receipt_not_the_webhook(fake: FakeLava, server: str) -> None:
     invoice = _invoice(fake, price="990.00", tokens=2000)
     fake.pay(invoice.external_id)
     cheap = fake.webhook_payload(invoice.external_id, amount=1, currency="USD")
@@ -353,6 +362,86 @@ def test_the_amount_and_currency_come_from_our_invoice_not_the_webhook(fake: Fak
     assert (payment.amount, payment.currency, payment.tokens) == (Decimal("990.00"), "RUB", 2000)
     assert payment.note == ""
     assert balance(invoice.user) == (2000, 0)
+
+
+def test_a_receipt_below_the_invoice_is_recorded_for_staff_not_credited(fake: FakeLava, server: str) -> None:
+    """Оператор снизил цену оффера в кабинете lava, не поправив пакет: полный пакет за полцены не выдаём."""
+    package = _package(fake, price="199.00", tokens=300)
+    chat = Chat(server, "en")
+    chat.say("/start")
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(lava_email="buyer@example.com")
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    with _lava_settings(fake):
+        invoice = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+    fake.pay(invoice.external_id, amount=99.0)
+
+    assert _post(server, fake.webhook_payload(invoice.external_id, amount=199.0)).status_code == 200
+
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.currency, payment.tokens) == (Decimal("99"), "RUB", 0)
+    assert payment.note.startswith("unmatched")
+    assert balance(user) == (20, 0)
+    with translation.override("en"):
+        expected = _("Payment received, but we could not match it to an invoice. Support will sort it out.")
+    assert chat.bot_messages()[-1].text == expected
+    # Повтор вебхука — уже записанный платёж, второго сообщения нет
+    messages = len(chat.bot_messages())
+    assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    assert Payment.objects.count() == 1
+    assert len(chat.bot_messages()) == messages
+
+
+@contextlib.contextmanager
+def _bot_api_of(server: str) -> Iterator[None]:
+    """Вызовы Bot API из процесса теста (как у воркера) — в эмулятор сервера."""
+    with override_settings(TELEGRAM_API_BASE_URL=f"{server}/sandbox/api"):
+        outbound.bot_reset()
+        try:
+            yield
+        finally:
+            outbound.bot_reset()
+
+
+def test_a_payment_whose_webhook_never_came_is_credited_by_the_poll(fake: FakeLava, server: str) -> None:
+    package = _package(fake)
+    chat = Chat(server, "ru")
+    chat.say("/start")
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(lava_email="buyer@example.com")
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    with _lava_settings(fake):
+        paid = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        waiting = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        declined = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+    # Счёт моложе минуты не трогаем: покупатель ещё на странице оплаты, вебхук вот-вот придёт
+    Invoice.objects.filter(pk__in=[paid.pk, waiting.pk, declined.pk]).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    fake.pay(paid.external_id)
+    fake.decline(declined.external_id)
+
+    with _lava_settings(fake), _bot_api_of(server):
+        billing_tasks.lava_poll()
+        billing_tasks.lava_poll()  # повтор ничего не зачисляет второй раз
+
+    assert balance(user) == (20 + package.total_tokens, 0)
+    [payment] = Payment.objects.all()
+    assert payment.invoice_id == paid.pk
+    statuses = dict(Invoice.objects.values_list("pk", "status"))
+    assert statuses == {
+        paid.pk: Invoice.Status.PAID,
+        waiting.pk: Invoice.Status.OPEN,
+        declined.pk: Invoice.Status.FAILED,
+    }
+    with translation.override("ru"):
+        receipt = _("✅ Payment received: +{tokens}.\nBalance: {available}.").format(
+            tokens=tokens(package.total_tokens), available=tokens(20 + package.total_tokens)
+        )
+    assert [m.text for m in chat.bot_messages()].count(receipt) == 1
+    # Второй проход перечитал у lava лишь ещё ждущий счёт: оплаченный и отклонённый закрыты
+    checked = [r.path.rsplit("/", 1)[-1] for r in fake.calls("GET")]
+    assert sorted(checked) == sorted(
+        [paid.external_id, waiting.external_id, declined.external_id, waiting.external_id]
+    )
 
 
 def test_an_unknown_contract_is_ignored_and_credits_nobody(fake: FakeLava, server: str) -> None:

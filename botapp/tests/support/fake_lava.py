@@ -214,9 +214,11 @@ class FakeLava:
         self.contracts[contract.id] = contract
         return contract.id
 
-    def pay(self, contract_id: str) -> None:
-        """Покупатель оплатил на странице lava."""
+    def pay(self, contract_id: str, amount: float | None = None) -> None:
+        """Покупатель оплатил на странице lava; amount — иная сумма чека (скидка оффера в кабинете lava)."""
         self.contracts[contract_id].status = "COMPLETED"
+        if amount is not None:
+            self.contracts[contract_id].amount = amount
 
     def decline(self, contract_id: str) -> None:
         self.contracts[contract_id].status = "FAILED"
