@@ -405,7 +405,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS picked, {users} AS u
 WHERE r.id = picked.id AND u.id = r.user_id
-RETURNING r.id, u.telegram_id
+RETURNING r.id, u.telegram_id, u.is_banned
 """
 
 
@@ -425,7 +425,15 @@ def _claim(broadcast_id: int, reclaim: datetime | None) -> _Batch:
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        batch.rows = sorted((int(rid), int(chat)) for rid, chat in cursor.fetchall())
+        claimed = cursor.fetchall()
+        # Получатели зафиксированы при запуске, а рассылка на 100 тыс. идёт около часа: забаненному за это
+        # время не пишем (бан — «ничего, кроме одного сообщения в сутки»)
+        banned = [rid for rid, _chat, is_banned in claimed if is_banned]
+        if banned:
+            BroadcastRecipient.objects.filter(pk__in=banned).update(
+                status=BroadcastRecipient.Status.FAILED, lease_until=None, error="banned after the launch"
+            )
+        batch.rows = sorted((int(rid), int(chat)) for rid, chat, is_banned in claimed if not is_banned)
     return batch
 
 

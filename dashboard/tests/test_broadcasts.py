@@ -423,6 +423,16 @@ def test_a_claim_skips_live_leases_and_takes_expired_ones(sender: User) -> None:
     assert [rid for rid, _chat in again.rows] == [expired.pk, free.pk]
 
 
+def test_a_user_banned_after_the_launch_is_not_sent_the_broadcast(sender: User) -> None:
+    broadcast = _started(sender, 3)
+    first, banned, last = BroadcastRecipient.objects.filter(broadcast=broadcast).order_by("pk")
+    TelegramUser.objects.filter(pk=banned.user_id).update(is_banned=True)
+    batch = service._claim(broadcast.pk, reclaim=None)
+    assert [rid for rid, _chat in batch.rows] == [first.pk, last.pk]
+    banned.refresh_from_db()
+    assert (banned.status, banned.error, banned.lease_until) == ("failed", "banned after the launch", None)
+
+
 def test_a_paused_or_cancelled_broadcast_sends_nothing(sender: User) -> None:
     broadcast = _started(sender, 2)
     service.broadcast_pause(broadcast_id=broadcast.pk, actor=sender)
