@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from kombu import Connection
 
 from botapp.ops import health, heartbeats
 from botapp.tests.support import processes
-from botapp.tests.support.fakes import fake_bot_api, hung_listener
+from botapp.tests.support.fakes import ApiError, fake_bot_api, hung_listener
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,6 +131,30 @@ def test_it_is_degraded_after_a_recent_webhook_error(client: Any, isolated_redis
     assert check["pending_update_count"] == 3
     assert [method for method, _ in api.calls] == ["getWebhookInfo"]
     assert set(api.tokens) == {token}
+    assert token not in str(body)
+
+
+@pytest.mark.parametrize("telegram", ["hung", "revoked token"])
+def test_an_unreadable_webhook_info_is_a_field_not_a_lower_level(
+    client: Any, isolated_redis_prefix: str, telegram: str
+) -> None:
+    """§7: degraded — за ошибку вебхука, о которой сообщил Telegram; не узнали — поле отчёта."""
+    _healthy_baseline()
+    token = "123456789:TESTFakeTokenForHealthCheck_abcdefghij"  # pragma: allowlist secret
+    with contextlib.ExitStack() as stack:
+        if telegram == "hung":
+            base = f"http://127.0.0.1:{stack.enter_context(hung_listener())}"
+        else:
+            base, _api = stack.enter_context(
+                fake_bot_api(lambda method, params: ApiError(401, "Unauthorized"))
+            )
+        stack.enter_context(
+            override_settings(TELEGRAM_SANDBOX=False, TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=base)
+        )
+        body = client.get("/api/health").json()
+    check = body["checks"]["telegram"]
+    assert check["status"] == ("timeout" if telegram == "hung" else "fail"), check
+    assert body["status"] == "ok", body
     assert token not in str(body)
 
 
