@@ -131,6 +131,31 @@ def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, 
     assert Client().get(f"/dashboard/support/file/{entry.pk}/").status_code == 302  # не персоналу — нет
 
 
+def test_a_user_document_is_downloaded_not_rendered_and_a_jpeg_still_shows_inline(
+    bot_api: str, staff: User
+) -> None:
+    """SVG от пользователя со скриптом в origin панели — скачивание без исполнения; JPEG — в браузере."""
+    chat = Chat(bot_api, "en")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+    for name, content in [("evil.svg", svg), ("shot.jpg", b"\xff\xd8\xff\xe0" + b"0" * 32)]:
+        update = sandbox.sandbox_user_send_document(chat_id=chat.chat_id, content=content, file_name=name)
+        chat.deliver(update)
+    svg_entry, jpg_entry = ChatLogEntry.objects.filter(
+        user__telegram_id=chat.chat_id, direction="in", media_type="document"
+    ).order_by("id")
+    client = verified_client(staff)
+    served = client.get(f"/dashboard/support/file/{svg_entry.pk}/")
+    assert (served.status_code, served.content) == (200, svg)
+    assert served["Content-Type"] == "application/octet-stream"
+    assert served["Content-Disposition"].startswith("attachment;")
+    assert served["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert served["X-Content-Type-Options"] == "nosniff"
+    shown = client.get(f"/dashboard/support/file/{jpg_entry.pk}/")
+    assert shown["Content-Type"] == "image/jpeg"
+    assert shown["Content-Disposition"].startswith("inline;")
+    assert shown["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
 def test_a_reply_to_a_user_who_blocked_the_bot_says_blocked(bot_api: str, staff: User) -> None:
     sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Gone")
     user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Gone")

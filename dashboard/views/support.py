@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from telegram.error import TelegramError
 
@@ -118,10 +119,13 @@ def support_media(request: HttpRequest, entry_id: int) -> HttpResponse:
     if len(media.data) > MEDIA_MAX_BYTES:
         raise Http404("файл больше 20 МБ")
     response = HttpResponse(media.data, content_type=media.content_type)
-    disposition = "inline" if media.content_type.startswith(("image/", "video/")) else "attachment"
-    response["Content-Disposition"] = f'{disposition}; filename="{media.filename}"'
+    # Имя не пустое (у сервиса есть запасное): «or» — только для типа
+    disposition = content_disposition_header(not media.inline, media.filename)
+    response["Content-Disposition"] = disposition or "attachment"
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    # Файл прислал пользователь: даже открытый напрямую в origin панели, он не исполнит ничего
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
 
 
