@@ -19,12 +19,13 @@ from botapp.billing.catalog_admin import user_ban_set
 from botapp.billing.errors import InsufficientFunds
 from botapp.models import TelegramUser
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
-from dashboard.access import PERM_MONEY, View, staff_required
+from dashboard.access import PERM_BAN, PERM_MONEY, View, staff_required
 from dashboard.selectors.users import user_card, users_search
 from dashboard.services.support import support_reply
 
-# Декоратор с правом на деньги; cast — access.staff_required(perm=…) возвращает Any
+# Декораторы с правом на деньги и на бан; cast — access.staff_required(perm=…) возвращает Any
 money_required = cast(Callable[[View], View], staff_required(perm=PERM_MONEY))
+ban_required = cast(Callable[[View], View], staff_required(perm=PERM_BAN))
 
 
 class MessageForm(forms.Form):
@@ -52,6 +53,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
         "adjust_form": AdjustBalanceForm(initial={"nonce": secrets.token_hex(16)}),
         "message_form": MessageForm(),
         "can_adjust": request.user.has_perm(PERM_MONEY),
+        "can_ban": request.user.has_perm(PERM_BAN),
     }
     return render(request, "dashboard/users_detail.html", context)
 
@@ -87,9 +89,9 @@ def user_adjust(request: HttpRequest, user_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_required
+@ban_required
 def user_ban(request: HttpRequest, user_id: int) -> HttpResponse:
-    """Бан (banned=1) или разбан (banned=0)."""
+    """Бан (banned=1) или разбан (banned=0); право — как в админке (botapp.change_telegramuser)."""
     user = get_object_or_404(TelegramUser, pk=user_id)
     banned = request.POST.get("banned") == "1"
     changed = user_ban_set(user=user, banned=banned, actor=request.user)
