@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import pytest
@@ -19,7 +18,7 @@ from botapp.models import (
     StaffAuditLog,
     TelegramUser,
 )
-from botapp.tests.admin.conftest import verified_client
+from botapp.tests.admin.conftest import form_nonce, verified_client
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -54,10 +53,7 @@ def _messages(response: object) -> list[str]:
 
 
 def _nonce(client: Client, user: TelegramUser) -> str:
-    page = client.get(f"/dashboard/users/{user.pk}/").content.decode()
-    match = re.search(r'name="nonce" value="([0-9a-f]{32})"', page)
-    assert match, "the adjustment form carries a one-time nonce"
-    return match.group(1)
+    return form_nonce(client, f"/dashboard/users/{user.pk}/")
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import cast
 
@@ -13,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from telegram.error import TelegramError
 
-from botapp.admin.adjust import AdjustBalanceForm
+from botapp.admin.adjust import AdjustBalanceForm, nonce_new
 from botapp.billing import ledger
 from botapp.billing.catalog_admin import user_ban_set
 from botapp.billing.errors import InsufficientFunds
@@ -50,7 +49,7 @@ def user_detail(request: HttpRequest, user_id: int) -> HttpResponse:
     user = get_object_or_404(TelegramUser, pk=user_id)
     context = {
         "card": user_card(user=user, ledger_page=_page(request)),
-        "adjust_form": AdjustBalanceForm(initial={"nonce": secrets.token_hex(16)}),
+        "adjust_form": AdjustBalanceForm(initial={"nonce": nonce_new()}),
         "message_form": MessageForm(),
         "can_adjust": request.user.has_perm(PERM_MONEY),
         "can_ban": request.user.has_perm(PERM_BAN),
