@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 # Права сверх is_staff (выдаются в админке группам или людям)
 PERM_MONEY = "botapp.add_ledgertransaction"  # корректировка баланса, возвраты
 PERM_BROADCAST = "dashboard.send_broadcast"  # рассылки
+PERM_BAN = "botapp.change_telegramuser"  # бан и разбан — то же право, что в админке
 
 View = Callable[..., HttpResponse]
 

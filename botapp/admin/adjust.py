@@ -2,6 +2,7 @@
 
 Ключ идемпотентности — из одноразового nonce формы: повторная отправка той же формы (двойной
 клик, «назад» и снова «отправить») находит уже проведённую проводку и ничего не меняет.
+NonceForm и nonce_new — тот же механизм для форм панели: корректировка, перезапуск, сообщения.
 """
 
 from __future__ import annotations
@@ -26,7 +27,22 @@ from botapp.models import Account, TelegramUser
 MAX_ADJUSTMENT = 1_000_000
 
 
-class AdjustBalanceForm(forms.Form):
+def nonce_new() -> str:
+    """Одноразовый ключ новой формы: входит в ключ идемпотентности действия."""
+    return secrets.token_hex(16)
+
+
+class NonceForm(forms.Form):
+    """Форма с одноразовым nonce: повторная отправка той же формы находит уже сделанное по ключу."""
+
+    nonce = forms.CharField(
+        widget=forms.HiddenInput,
+        validators=[RegexValidator(r"^[0-9a-f]{32}$")],
+        error_messages={"required": "форма устарела, обновите страницу"},
+    )
+
+
+class AdjustBalanceForm(NonceForm):
     amount = forms.IntegerField(
         label="Сумма, токенов",
         min_value=-MAX_ADJUSTMENT,
@@ -36,7 +52,6 @@ class AdjustBalanceForm(forms.Form):
     reason = forms.CharField(
         label="Причина", max_length=500, widget=forms.Textarea(attrs={"rows": 3}), help_text="обязательно"
     )
-    nonce = forms.CharField(widget=forms.HiddenInput, validators=[RegexValidator(r"^[0-9a-f]{32}$")])
 
     def clean_amount(self) -> int:
         amount: int = self.cleaned_data["amount"]
@@ -111,7 +126,7 @@ def adjust_balance_view(
                 )
             return None
     if not form.is_bound:
-        form = AdjustBalanceForm(initial={"nonce": secrets.token_hex(16)})
+        form = AdjustBalanceForm(initial={"nonce": nonce_new()})
     context = {
         **modeladmin.admin_site.each_context(request),
         "title": "Корректировка баланса",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from botapp.billing import ledger
 from botapp.billing.audit import audit_record
 from botapp.generation import jobs
 from botapp.models import GenerationJob, JobStatus
+from botapp.models.generation import ACTIVE_STATUSES
 
 
 class StaffActionRefused(Exception):
@@ -69,14 +71,24 @@ def job_redeliver(*, job: GenerationJob, actor: Any) -> str:
     return outcome
 
 
-def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
+@dataclass(frozen=True)
+class Rerun:
+    """Итог перезапуска; replayed — эта форма уже перезапускала задание, нового не создано."""
+
+    job: GenerationJob
+    replayed: bool
+
+
+def job_rerun(*, job: GenerationJob, actor: Any, nonce: str = "") -> Rerun:
     """Перезапустить как новое задание за счёт сервиса: компенсация цены и задание — одной транзакцией.
 
     Отказ (модель выключена, пауза, потолок расходов) откатывает и компенсацию: бесплатных
     токенов у пользователя не остаётся. Компенсируется цена нового задания (прайс мог измениться).
+    nonce — одноразовый ключ формы панели: повтор той же формы (двойной клик) возвращает уже
+    созданное задание без второй компенсации. У действия админки nonce нет: от двойной отправки
+    там защищает отказ, пока прежний перезапуск этого задания не завершён.
+    Raises: StaffActionRefused — задание ещё не завершено, уже перезапущено или отказ создания.
     """
-    attempt = GenerationJob.objects.filter(idempotency_key__startswith=f"rerun:{job.pk}:").count() + 1
-    key = f"rerun:{job.pk}:{attempt}"
     request = {
         "model": job.model,
         "prompt": job.prompt,
@@ -84,6 +96,26 @@ def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
     }
     try:
         with transaction.atomic():
+            # Замок на исходное задание: перезапуски одного задания идут по очереди и видят друг друга
+            source = GenerationJob.objects.select_for_update().get(pk=job.pk)
+            key = f"rerun:{job.pk}:{nonce}"
+            if nonce and (done := GenerationJob.objects.filter(idempotency_key=key).first()) is not None:
+                return Rerun(job=done, replayed=True)
+            # Незавершённое ещё может дать результат: перезапуск заплатил бы за ту же работу дважды
+            if not source.is_terminal:
+                raise StaffActionRefused(f"job {job.pk} is still {source.status}: re-run only a finished job")
+            active = (
+                GenerationJob.objects.filter(source_job=source, status__in=ACTIVE_STATUSES)
+                .order_by("pk")
+                .first()
+            )
+            if active is not None:
+                raise StaffActionRefused(
+                    f"job {job.pk} is already re-run as #{active.pk} ({active.status}): wait for it to finish"
+                )
+            if not nonce:
+                attempt = GenerationJob.objects.filter(idempotency_key__startswith=f"rerun:{job.pk}:").count()
+                key = f"rerun:{job.pk}:{attempt + 1}"
             price = jobs.job_validate(**request, references=len(job.reference_file_ids))
             ledger.adjust(
                 user=job.user,
@@ -92,7 +124,7 @@ def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
                 reason=f"re-run of job {job.pk} by staff",
                 key=f"{key}:compensation",
             )
-            new_job, _created = jobs.job_create(
+            new_job, created = jobs.job_create(
                 **request,
                 user=job.user,
                 reference_file_ids=list(job.reference_file_ids),
@@ -102,5 +134,6 @@ def job_rerun(*, job: GenerationJob, actor: Any) -> GenerationJob:
             )
     except jobs.JobRefused as refused:
         raise StaffActionRefused(f"job {job.pk} cannot be re-run: {refused.code}") from refused
-    audit_record(actor=actor, action="job.rerun", target=job, details={"new_job": new_job.pk})
-    return new_job
+    if created:
+        audit_record(actor=actor, action="job.rerun", target=job, details={"new_job": new_job.pk})
+    return Rerun(job=new_job, replayed=not created)

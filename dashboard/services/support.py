@@ -24,6 +24,9 @@ from dashboard.models import StaffProfile, SupportThread
 ALERT_COOLDOWN_S = 300
 # getFile Bot API отдаёт файлы до 20 МБ
 MEDIA_MAX_BYTES = 20 * 1024 * 1024
+# Показывать в браузере — только растровые картинки и mp4: SVG, HTML, XML из документа пользователя
+# исполнили бы скрипт в origin панели; всё прочее — скачивание как application/octet-stream
+INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "video/mp4"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class MediaFile:
     data: bytes
     content_type: str
     filename: str
+
+    @property
+    def inline(self) -> bool:
+        return self.content_type in INLINE_TYPES
 
 
 def support_message_received(*, user: TelegramUser, topic: str = "") -> SupportAlert:
@@ -138,6 +145,9 @@ def support_thread_set_resolved(*, thread: SupportThread, staff: Any, resolved: 
 def support_media_fetch(*, entry: ChatLogEntry) -> MediaFile:
     """Байты фото, видео или документа из журнала через getFile (только то, что до 20 МБ).
 
+    Тип — только из INLINE_TYPES, иначе application/octet-stream: он угадан по расширению пути
+    Telegram, то есть по имени файла, которое выбрал пользователь.
+
     Raises: ValueError — у записи нет файла; telegram.error.TelegramError — Telegram не отдал файл.
     """
     from botapp.telegram.outbound import bot_call
@@ -156,4 +166,5 @@ def support_media_fetch(*, entry: ChatLogEntry) -> MediaFile:
         guessed = "image/png"
     elif entry.media_type == "photo" and guessed is None:
         guessed = "image/jpeg"
-    return MediaFile(data=data, content_type=guessed or "application/octet-stream", filename=name)
+    content_type = guessed if guessed in INLINE_TYPES else "application/octet-stream"
+    return MediaFile(data=data, content_type=content_type, filename=name)

@@ -10,8 +10,16 @@ from django.test import Client
 from django.utils import timezone
 
 from botapp.generation import jobs
-from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, StaffAuditLog, TelegramUser
-from botapp.tests.admin.conftest import verified_client
+from botapp.models import (
+    GenerationJob,
+    GenerationModel,
+    JobOutput,
+    JobStatus,
+    LedgerTransaction,
+    StaffAuditLog,
+    TelegramUser,
+)
+from botapp.tests.admin.conftest import form_nonce, verified_client
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -86,16 +94,50 @@ def test_redelivering_a_job_without_a_result_is_refused_with_a_reason(client_mon
     jobs.job_fail(job=job, category="test")
 
 
-def test_rerun_compensates_and_creates_a_new_job(client_money: Client) -> None:
+def test_rerun_submitted_twice_with_one_nonce_creates_one_job_and_one_compensation(
+    client_money: Client,
+) -> None:
+    """Двойной клик по «Перезапустить»: одна форма — одно новое задание и одна компенсация."""
     user = user_make()
     user_fund(user, 100)
     job = _job(user, "rerun-me")
     jobs.job_fail(job=job, category="safety")
-    client_money.post(f"/dashboard/generations/{job.pk}/rerun/")
+    form = {"nonce": form_nonce(client_money, "/dashboard/generations/")}
+    first = client_money.post(f"/dashboard/generations/{job.pk}/rerun/", form, follow=True)
+    second = client_money.post(f"/dashboard/generations/{job.pk}/rerun/", form, follow=True)
     new_job = GenerationJob.objects.get(source_job=job)
     assert balance(user) == (100, 14)
+    assert (
+        LedgerTransaction.objects.filter(kind="adjustment", reason__startswith="re-run of job").count() == 1
+    )
     assert StaffAuditLog.objects.filter(action="job.rerun", target_id=str(job.pk)).count() == 1
+    assert any(f"перезапущено как #{new_job.pk} за счёт сервиса" in m for m in _messages(first))
+    assert any("уже была отправлена" in m for m in _messages(second))
     jobs.job_fail(job=new_job, category="test")
+
+
+def test_rerun_without_the_form_nonce_does_nothing(client_money: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user, "no-nonce")
+    jobs.job_fail(job=job, category="safety")
+    response = client_money.post(f"/dashboard/generations/{job.pk}/rerun/", follow=True)
+    assert any("форма устарела" in m for m in _messages(response))
+    assert not GenerationJob.objects.filter(source_job=job).exists()
+    assert balance(user) == (100, 0)
+
+
+def test_rerun_of_a_running_job_is_refused(client_money: Client) -> None:
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user, "still-running")
+    jobs.job_claim(job_id=job.pk)
+    form = {"nonce": form_nonce(client_money, "/dashboard/generations/")}
+    response = client_money.post(f"/dashboard/generations/{job.pk}/rerun/", form, follow=True)
+    assert any("is still running" in m for m in _messages(response))
+    assert not GenerationJob.objects.filter(source_job=job).exists()
+    assert not LedgerTransaction.objects.filter(reason__startswith="re-run of job").exists()
+    jobs.job_fail(job=job, category="test")
 
 
 def test_actions_need_the_money_permission_post_and_csrf(client_money: Client) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from botapp.models import ChatLogEntry, StaffAuditLog, TelegramUser
 from botapp.sandbox import services as sandbox
 from botapp.telegram import outbound
-from botapp.tests.admin.conftest import verified_client
+from botapp.tests.admin.conftest import form_nonce, verified_client
 from botapp.tests.sandbox.conftest import (  # noqa: F401 — общая фикстура
     _fresh_rate_limits,
     png,
@@ -50,14 +50,22 @@ def _ask_support(chat: Chat, text: str) -> None:
 
 
 def _reply(client: Client, thread: SupportThread, data: dict[str, Any]) -> list[str]:
-    """Ответ из панели, как сотрудник: лимит чата общий с ботом (он только что ответил) — повторить позже."""
+    """Ответ из панели, как сотрудник: лимит чата общий с ботом (он только что ответил) — повторить позже.
+
+    Повтор — той же формой (тот же nonce): не отправленное точно можно отправить снова.
+    """
+    data = {"nonce": form_nonce(client, f"/dashboard/support/{thread.pk}/"), **data}
     for _attempt in range(5):
         response = client.post(f"/dashboard/support/{thread.pk}/reply/", data, follow=True)
-        notes = [str(m) for m in response.context["messages"]]
+        notes = _messages(response)
         if not any(note.startswith("Лимит Telegram") for note in notes):
             return notes
         time.sleep(1.2)
     return notes
+
+
+def _messages(response: Any) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
 
 
 def _thread(chat: Chat) -> SupportThread:
@@ -119,7 +127,8 @@ def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, 
     thread = SupportThread.objects.create(user=user, last_activity_at=timezone.now())
     client = verified_client(staff)
     image = SimpleUploadedFile("shot.png", png(4, 3), content_type="image/png")
-    client.post(f"/dashboard/support/{thread.pk}/reply/", {"text": "Вот так", "photo": image})
+    nonce = form_nonce(client, f"/dashboard/support/{thread.pk}/")
+    client.post(f"/dashboard/support/{thread.pk}/reply/", {"text": "Вот так", "photo": image, "nonce": nonce})
     [call] = sandbox.sandbox_calls(method="sendPhoto", chat_id=user.telegram_id)
     assert call.params.get("caption") == "Вот так"
     [entry] = ChatLogEntry.objects.filter(user=user, direction="out")
@@ -131,15 +140,107 @@ def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, 
     assert Client().get(f"/dashboard/support/file/{entry.pk}/").status_code == 302  # не персоналу — нет
 
 
+def test_a_user_document_is_downloaded_not_rendered_and_a_jpeg_still_shows_inline(
+    bot_api: str, staff: User
+) -> None:
+    """SVG от пользователя со скриптом в origin панели — скачивание без исполнения; JPEG — в браузере."""
+    chat = Chat(bot_api, "en")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>'
+    for name, content in [("evil.svg", svg), ("shot.jpg", b"\xff\xd8\xff\xe0" + b"0" * 32)]:
+        update = sandbox.sandbox_user_send_document(chat_id=chat.chat_id, content=content, file_name=name)
+        chat.deliver(update)
+    svg_entry, jpg_entry = ChatLogEntry.objects.filter(
+        user__telegram_id=chat.chat_id, direction="in", media_type="document"
+    ).order_by("id")
+    client = verified_client(staff)
+    served = client.get(f"/dashboard/support/file/{svg_entry.pk}/")
+    assert (served.status_code, served.content) == (200, svg)
+    assert served["Content-Type"] == "application/octet-stream"
+    assert served["Content-Disposition"].startswith("attachment;")
+    assert served["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert served["X-Content-Type-Options"] == "nosniff"
+    shown = client.get(f"/dashboard/support/file/{jpg_entry.pk}/")
+    assert shown["Content-Type"] == "image/jpeg"
+    assert shown["Content-Disposition"].startswith("inline;")
+    assert shown["Content-Security-Policy"] == "sandbox; default-src 'none'"
+
+
 def test_a_reply_to_a_user_who_blocked_the_bot_says_blocked(bot_api: str, staff: User) -> None:
     sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Gone")
     user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Gone")
     sandbox.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=sandbox_chat.chat_id)
-    response = verified_client(staff).post(
-        f"/dashboard/users/{user.pk}/message/", {"text": "hello"}, follow=True
-    )
-    assert any("blocked" in str(m) for m in response.context["messages"])
+    client = verified_client(staff)
+    form = {"text": "hello", "nonce": form_nonce(client, f"/dashboard/users/{user.pk}/")}
+    response = client.post(f"/dashboard/users/{user.pk}/message/", form, follow=True)
+    assert any("blocked" in m for m in _messages(response))
     assert TelegramUser.objects.get(pk=user.pk).is_blocked
+
+
+def _sandbox_thread(first_name: str) -> SupportThread:
+    """Ветка пользователя песочницы, которому бот ещё ничего не слал (лимит чата свободен)."""
+    sandbox_chat = sandbox.sandbox_user_get_or_create(first_name=first_name)
+    user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name=first_name)
+    return SupportThread.objects.create(user=user, last_activity_at=timezone.now())
+
+
+def _sent_texts(user: TelegramUser) -> list[str]:
+    return [
+        c.params.get("text") for c in sandbox.sandbox_calls(method="sendMessage", chat_id=user.telegram_id)
+    ]
+
+
+def test_the_same_reply_form_sent_twice_reaches_the_user_once(bot_api: str, staff: User) -> None:
+    """Двойной клик по «Отправить»: один nonce — одно сообщение пользователю."""
+    thread = _sandbox_thread("Twice")
+    client = verified_client(staff)
+    form = {
+        "text": "Проверили, всё в порядке",
+        "nonce": form_nonce(client, f"/dashboard/support/{thread.pk}/"),
+    }
+    first = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
+    second = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
+    assert _sent_texts(thread.user) == ["Проверили, всё в порядке"]
+    assert _messages(first) == ["Отправлено."]
+    assert any("уже была отправлена" in m for m in _messages(second))
+    assert StaffAuditLog.objects.filter(action="support.reply", actor=staff).count() == 1
+
+
+def test_a_refused_message_keeps_its_text_and_the_same_form_can_send_it_again(
+    bot_api: str, staff: User
+) -> None:
+    """Telegram отказал — сообщение точно не ушло: текст возвращается в форму, повтор формы отправляет."""
+    user = _sandbox_thread("Refused").user
+    sandbox.sandbox_inject_failure(method="sendMessage", failure="chat_not_found", chat_id=user.telegram_id)
+    client = verified_client(staff)
+    form = {"text": "Ваш промокод: SPRING", "nonce": form_nonce(client, f"/dashboard/users/{user.pk}/")}
+    refused = client.post(f"/dashboard/users/{user.pk}/message/", form, follow=True)
+    assert any(m.startswith("Telegram отказал") for m in _messages(refused))
+    assert "Ваш промокод: SPRING</textarea>" in refused.content.decode()
+    again = client.post(f"/dashboard/users/{user.pk}/message/", form, follow=True)
+    assert _messages(again) == ["Отправлено."]
+    assert _sent_texts(user) == ["Ваш промокод: SPRING", "Ваш промокод: SPRING"]  # отказ и доставка
+    assert "Ваш промокод: SPRING</textarea>" not in again.content.decode()
+
+
+def test_a_network_failure_says_the_outcome_is_unknown_keeps_the_text_and_does_not_resend(
+    bot_api: str, staff: User
+) -> None:
+    """502 / таймаут: сообщение могло дойти — «исход неизвестен», текст в форме, та же форма не шлёт снова."""
+    thread = _sandbox_thread("Unknown")
+    sandbox.sandbox_inject_failure(
+        method="sendMessage", failure="server_error", chat_id=thread.user.telegram_id
+    )
+    client = verified_client(staff)
+    form = {"text": "Деньги вернули", "nonce": form_nonce(client, f"/dashboard/support/{thread.pk}/")}
+    response = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
+    [note] = _messages(response)
+    assert note.startswith("Исход неизвестен")
+    assert "проверьте переписку" in note
+    assert "Telegram отказал" not in note
+    assert ">Деньги вернули</textarea>" in response.content.decode()
+    again = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
+    assert any("уже была отправлена" in m for m in _messages(again))
+    assert _sent_texts(thread.user) == ["Деньги вернули"]  # один вызов — тот, что упал
 
 
 def test_read_and_resolve_are_audited(staff: User) -> None:

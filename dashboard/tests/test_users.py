@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import pytest
@@ -19,7 +18,7 @@ from botapp.models import (
     StaffAuditLog,
     TelegramUser,
 )
-from botapp.tests.admin.conftest import verified_client
+from botapp.tests.admin.conftest import form_nonce, verified_client
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -42,15 +41,19 @@ def client_money() -> Client:
     return verified_client(cashier)
 
 
+@pytest.fixture
+def client_ban() -> Client:
+    moderator = User.objects.create_user("vera", password="pw", is_staff=True)  # pragma: allowlist secret
+    moderator.user_permissions.add(Permission.objects.get(codename="change_telegramuser"))
+    return verified_client(moderator)
+
+
 def _messages(response: object) -> list[str]:
     return [str(m) for m in response.context["messages"]]  # type: ignore[attr-defined]
 
 
 def _nonce(client: Client, user: TelegramUser) -> str:
-    page = client.get(f"/dashboard/users/{user.pk}/").content.decode()
-    match = re.search(r'name="nonce" value="([0-9a-f]{32})"', page)
-    assert match, "the adjustment form carries a one-time nonce"
-    return match.group(1)
+    return form_nonce(client, f"/dashboard/users/{user.pk}/")
 
 
 @pytest.mark.parametrize(
@@ -162,14 +165,24 @@ def test_a_debit_beyond_the_balance_is_refused(client_money: Client) -> None:
     assert any("больше доступного" in m for m in _messages(response))
 
 
-def test_ban_and_unban_are_audited(client_staff: Client) -> None:
+def test_ban_and_unban_are_audited(client_ban: Client) -> None:
     user = user_make()
-    client_staff.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "1"})
+    assert "Забанить" in client_ban.get(f"/dashboard/users/{user.pk}/").content.decode()
+    client_ban.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "1"})
     assert TelegramUser.objects.get(pk=user.pk).is_banned
-    client_staff.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "1"})  # повтор ничего не меняет
-    client_staff.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "0"})
+    client_ban.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "1"})  # повтор ничего не меняет
+    client_ban.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "0"})
     assert not TelegramUser.objects.get(pk=user.pk).is_banned
     actions = list(
         StaffAuditLog.objects.filter(target_id=str(user.pk)).order_by("id").values_list("action", flat=True)
     )
     assert actions == ["user.ban", "user.unban"]
+
+
+def test_staff_without_the_ban_permission_can_neither_ban_nor_see_the_form(client_staff: Client) -> None:
+    """Бан — право botapp.change_telegramuser, как в админке: одного is_staff мало."""
+    user = user_make()
+    assert "/ban/" not in client_staff.get(f"/dashboard/users/{user.pk}/").content.decode()
+    assert client_staff.post(f"/dashboard/users/{user.pk}/ban/", {"banned": "1"}).status_code == 403
+    assert not TelegramUser.objects.get(pk=user.pk).is_banned
+    assert not StaffAuditLog.objects.filter(action="user.ban").exists()

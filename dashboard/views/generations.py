@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from botapp.admin.adjust import NonceForm, nonce_new
 from botapp.billing.errors import InsufficientFunds
 from botapp.generation import staff
 from botapp.models import GenerationJob
@@ -32,24 +33,37 @@ class JobFilterForm(forms.Form):
     date_to = forms.DateField(required=False, label="по")
 
 
-def _release(job: GenerationJob, actor: Any) -> str:
+# Действие → (уровень сообщения, текст для персонала)
+Outcome = tuple[int, str]
+
+
+def _release(job: GenerationJob, actor: Any, nonce: str) -> Outcome:
     staff.job_release_stuck(job=job, actor=actor)
-    return f"Холд задания #{job.pk} возвращён."
+    return messages.SUCCESS, f"Холд задания #{job.pk} возвращён."
 
 
-def _redeliver(job: GenerationJob, actor: Any) -> str:
+def _redeliver(job: GenerationJob, actor: Any, nonce: str) -> Outcome:
     outcome = staff.job_redeliver(job=job, actor=actor)
     what = "доставка" if outcome == "delivery queued" else "повторная отправка"
-    return f"Задание #{job.pk}: {what} в очереди."
+    return messages.SUCCESS, f"Задание #{job.pk}: {what} в очереди."
 
 
-def _rerun(job: GenerationJob, actor: Any) -> str:
-    new_job = staff.job_rerun(job=job, actor=actor)
-    return f"Задание #{job.pk} перезапущено как #{new_job.pk} за счёт сервиса."
+def _rerun(job: GenerationJob, actor: Any, nonce: str) -> Outcome:
+    # Без nonce повтор формы не отличить от нового нажатия: вторая компенсация и второе задание
+    if not nonce:
+        return messages.ERROR, "Не перезапущено: форма устарела, обновите страницу и нажмите ещё раз."
+    rerun = staff.job_rerun(job=job, actor=actor, nonce=nonce)
+    if rerun.replayed:
+        return (
+            messages.WARNING,
+            f"Эта форма уже была отправлена: задание #{job.pk} перезапущено как #{rerun.job.pk} один раз, "
+            "повторно ничего не сделано.",
+        )
+    return messages.SUCCESS, f"Задание #{job.pk} перезапущено как #{rerun.job.pk} за счёт сервиса."
 
 
 # Как в админке: действия над заданиями двигают деньги или холды — нужно право на деньги
-ACTIONS: dict[str, Callable[[GenerationJob, Any], str]] = {
+ACTIONS: dict[str, Callable[[GenerationJob, Any, str], Outcome]] = {
     "release": _release,
     "redeliver": _redeliver,
     "rerun": _rerun,
@@ -78,6 +92,8 @@ def generation_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "can_act": request.user.has_perm(PERM_MONEY),
         "actions": ACTION_LABELS,
+        # Одна на страницу: ключ перезапуска — задание + nonce, у разных заданий он и так разный
+        "nonce": nonce_new(),
     }
     return render(request, "dashboard/generations.html", context)
 
@@ -85,12 +101,14 @@ def generation_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @money_required
 def generation_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
-    """Вернуть холд, доставить ещё раз или перезапустить; аудит пишет сервис."""
+    """Вернуть холд, доставить ещё раз или перезапустить (по nonce формы — один раз); аудит пишет сервис."""
     if action not in ACTIONS:
         raise Http404(action)
     job = get_object_or_404(GenerationJob.objects.select_related("user", "model"), pk=job_id)
+    form = NonceForm(request.POST)
+    nonce = form.cleaned_data["nonce"] if form.is_valid() else ""
     try:
-        messages.success(request, ACTIONS[action](job, request.user))
+        messages.add_message(request, *ACTIONS[action](job, request.user, nonce))
     except staff.StaffActionRefused as refused:
         messages.warning(request, f"Действие неприменимо: {refused}")
     except InsufficientFunds as exc:

@@ -6,9 +6,11 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from telegram.error import TelegramError
 
+from botapp.admin.adjust import NonceForm, nonce_new
 from botapp.models import ChatLogEntry
 from dashboard.access import staff_required
 from dashboard.models import SupportThread
@@ -20,12 +22,12 @@ from dashboard.services.support import (
     support_thread_mark_read,
     support_thread_set_resolved,
 )
-from dashboard.views.users import send_and_report
+from dashboard.views.users import draft_keep, draft_pop, send_and_report
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024  # лимит sendPhoto
 
 
-class ReplyForm(forms.Form):
+class ReplyForm(NonceForm):
     text = forms.CharField(
         label="Ответ", max_length=4096, required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
@@ -62,7 +64,7 @@ def support_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
         "thread": thread,
         "entries": support_dialog(thread=thread, everything=everything),
         "everything": everything,
-        "form": ReplyForm(),
+        "form": ReplyForm(initial={"text": draft_pop(request, user=thread.user), "nonce": nonce_new()}),
     }
     return render(request, "dashboard/support_thread.html", context)
 
@@ -70,10 +72,11 @@ def support_thread(request: HttpRequest, thread_id: int) -> HttpResponse:
 @require_POST
 @staff_required
 def support_reply_view(request: HttpRequest, thread_id: int) -> HttpResponse:
-    """Ответ пользователю через бота (общий лимитер), с автором-сотрудником."""
+    """Ответ пользователю через бота (общий лимитер), с автором-сотрудником; одна отправка на форму."""
     thread = get_object_or_404(SupportThread.objects.select_related("user"), pk=thread_id)
     form = ReplyForm(request.POST, request.FILES)
     if not form.is_valid():
+        draft_keep(request, user=thread.user, text=request.POST.get("text", ""))
         problems = [str(error) for errors in form.errors.values() for error in errors]
         messages.error(request, "Не отправлено: " + " ".join(problems))
         return redirect("dashboard:support_thread", thread_id=thread.pk)
@@ -82,6 +85,7 @@ def support_reply_view(request: HttpRequest, thread_id: int) -> HttpResponse:
         request,
         user=thread.user,
         text=form.cleaned_data["text"].strip(),
+        nonce=form.cleaned_data["nonce"],
         photo=photo.read() if photo else None,
     )
     return redirect("dashboard:support_thread", thread_id=thread.pk)
@@ -118,10 +122,13 @@ def support_media(request: HttpRequest, entry_id: int) -> HttpResponse:
     if len(media.data) > MEDIA_MAX_BYTES:
         raise Http404("файл больше 20 МБ")
     response = HttpResponse(media.data, content_type=media.content_type)
-    disposition = "inline" if media.content_type.startswith(("image/", "video/")) else "attachment"
-    response["Content-Disposition"] = f'{disposition}; filename="{media.filename}"'
+    # Имя не пустое (у сервиса есть запасное): «or» — только для типа
+    disposition = content_disposition_header(not media.inline, media.filename)
+    response["Content-Disposition"] = disposition or "attachment"
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    # Файл прислал пользователь: даже открытый напрямую в origin панели, он не исполнит ничего
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -32,6 +33,13 @@ def verified_client(user: User) -> Client:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return client
+
+
+def form_nonce(client: Client, url: str) -> str:
+    """Одноразовый nonce формы со страницы, как его отправил бы браузер (первый на странице)."""
+    match = re.search(r'name="nonce" value="([0-9a-f]{32})"', client.get(url).content.decode())
+    assert match, f"{url}: the form carries a one-time nonce"
+    return match.group(1)
 
 
 def changelist(model: str) -> str:

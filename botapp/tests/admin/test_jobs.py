@@ -103,3 +103,32 @@ def test_a_refused_rerun_leaves_no_compensation_behind(client_staff: Client) -> 
     assert GenerationJob.objects.count() == 1
     assert balance(user) == (100, 0)
     assert not LedgerTransaction.objects.filter(reason__startswith="re-run of job").exists()
+
+
+def test_a_rerun_of_an_unfinished_job_is_refused(client_staff: Client) -> None:
+    """В очереди, выполняется или сгенерировано — результат ещё может прийти: перезапуск отказан."""
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    jobs.job_claim(job_id=job.pk)
+    response = run_action(client_staff, "generationjob", "rerun", [job.pk])
+    assert any("is still running" in message for message in messages_of(response))
+    assert GenerationJob.objects.count() == 1
+    assert balance(user) == (86, 14)
+    assert not LedgerTransaction.objects.filter(reason__startswith="re-run of job").exists()
+    jobs.job_fail(job=job, category="test")
+
+
+def test_the_rerun_action_sent_again_while_the_rerun_is_active_does_nothing(client_staff: Client) -> None:
+    """У действия админки нет nonce: повторная отправка, пока новое задание не завершено, — отказ."""
+    user = user_make()
+    user_fund(user, 100)
+    job = _job(user)
+    jobs.job_fail(job=job, category="safety")
+    run_action(client_staff, "generationjob", "rerun", [job.pk])
+    response = run_action(client_staff, "generationjob", "rerun", [job.pk])
+    new_job = GenerationJob.objects.get(source_job=job)
+    assert any(f"already re-run as #{new_job.pk}" in message for message in messages_of(response))
+    assert balance(user) == (100, 14)
+    assert LedgerTransaction.objects.filter(reason__startswith="re-run of job").count() == 1
+    jobs.job_fail(job=new_job, category="test")
