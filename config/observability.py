@@ -112,6 +112,11 @@ def sentry_before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str,
     return redact_data(event)  # type: ignore[no-any-return]
 
 
+def sentry_before_send_transaction(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    # Спаны http.client (aiohttp, httpx) хранят полный URL /bot<token>/<method> в description и data
+    return redact_data(event)  # type: ignore[no-any-return]
+
+
 def sentry_before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     return redact_data(crumb)  # type: ignore[no-any-return]
 
@@ -128,5 +133,6 @@ def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> Non
         send_default_pii=False,
         traces_sample_rate=traces_sample_rate,
         before_send=sentry_before_send,  # type: ignore[arg-type]
+        before_send_transaction=sentry_before_send_transaction,  # type: ignore[arg-type]
         before_breadcrumb=sentry_before_breadcrumb,
     )
