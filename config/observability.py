@@ -90,6 +90,17 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def redact_log_handlers(logger: logging.Logger, **kwargs: Any) -> None:
+    """Повесить RedactingFilter на обработчики логгера, у которых его нет.
+
+    Для сигналов Celery: логгеру celery.task (get_task_logger) Celery ставит свой обработчик
+    и выключает propagate — записи задач идут мимо фильтра обработчика root из LOGGING.
+    """
+    for handler in logger.handlers:
+        if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 class JsonFormatter(logging.Formatter):
     """Одна JSON-строка на запись — для сборщиков логов в production."""
 
