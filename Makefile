@@ -52,9 +52,12 @@ messages: install
 		(sudo apt-get update -qq && sudo apt-get install -y -qq gettext)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py compilemessages --ignore='.venv/*'
 
-# Браузерные тесты: Debian chromium + chromedriver (никогда не скачанный браузер)
+# Браузерные тесты: Debian chromium + chromedriver (никогда не скачанный браузер).
+# Заданные CHROMIUM_BIN и CHROMEDRIVER_BIN (CI: Chrome раннера) заменяют каждый свою программу на PATH;
+# apt-get — только если хотя бы одной из двух нет
 browser:
-	@test -n "$$CHROMIUM_BIN" || command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@{ test -n "$$CHROMIUM_BIN" || command -v chromium >/dev/null; } && \
+		{ test -n "$$CHROMEDRIVER_BIN" || command -v chromedriver >/dev/null; } || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 

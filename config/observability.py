@@ -90,6 +90,17 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def redact_log_handlers(logger: logging.Logger, **kwargs: Any) -> None:
+    """Повесить RedactingFilter на обработчики логгера, у которых его нет.
+
+    Для сигналов Celery: логгеру celery.task (get_task_logger) Celery ставит свой обработчик
+    и выключает propagate — записи задач идут мимо фильтра обработчика root из LOGGING.
+    """
+    for handler in logger.handlers:
+        if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 class JsonFormatter(logging.Formatter):
     """Одна JSON-строка на запись — для сборщиков логов в production."""
 
@@ -112,6 +123,11 @@ def sentry_before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str,
     return redact_data(event)  # type: ignore[no-any-return]
 
 
+def sentry_before_send_transaction(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    # Спаны http.client (aiohttp, httpx) хранят полный URL /bot<token>/<method> в description и data
+    return redact_data(event)  # type: ignore[no-any-return]
+
+
 def sentry_before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     return redact_data(crumb)  # type: ignore[no-any-return]
 
@@ -128,5 +144,6 @@ def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> Non
         send_default_pii=False,
         traces_sample_rate=traces_sample_rate,
         before_send=sentry_before_send,  # type: ignore[arg-type]
+        before_send_transaction=sentry_before_send_transaction,  # type: ignore[arg-type]
         before_breadcrumb=sentry_before_breadcrumb,
     )

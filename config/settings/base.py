@@ -74,20 +74,28 @@ TEMPLATES = [
 ]
 
 
+def _sqlite_options() -> dict[str, object]:
+    # WAL + IMMEDIATE: веб, воркер и beat пишут в один файл без "database is locked"
+    return {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+
+
 def _database() -> dict[str, object]:
-    """PostgreSQL из DATABASE_URL или встроенный SQLite (WAL) для локального запуска."""
+    """PostgreSQL или SQLite из DATABASE_URL; без неё — встроенный SQLite (WAL) для локального запуска."""
     if not env.DATABASE_URL:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "db.sqlite3",
-            # WAL + IMMEDIATE: веб, воркер и beat пишут в один файл без "database is locked"
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
+            "OPTIONS": _sqlite_options(),
         }
     config: dict[str, object] = environ.Env.db_url_config(env.DATABASE_URL)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # sqlite:/// — тот же режим, что у встроенного; connect_timeout и пул psycopg SQLite не принимает
+        config["OPTIONS"] = _sqlite_options()
+        return config
     options: dict[str, object] = {"connect_timeout": env.DB_CONNECT_TIMEOUT_S}
     if runtime.is_asgi():
         # ASGI: соединения не живут между запросами (CONN_MAX_AGE=0), их держит пул psycopg

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import logging.config
 from typing import Any
 
+import aiohttp
+import httpx
 import pytest
 import sentry_sdk
 from django.conf import settings
 from sentry_sdk.transport import Transport
 
-from botapp.tests.support.fakes import fake_bot_token
-from config.observability import RedactingFilter, redact, sentry_before_breadcrumb, sentry_before_send
+from botapp.tests.support.fakes import fake_bot_api, fake_bot_token
+from config.observability import (
+    RedactingFilter,
+    init_sentry,
+    redact,
+    sentry_before_breadcrumb,
+    sentry_before_send,
+)
 
 TOKEN = fake_bot_token()
 GOOGLE_KEY = "AIza" + "SyD-1234567890abcdefghijklmnopqrstu"  # pragma: allowlist secret
@@ -102,5 +111,33 @@ def test_it_removes_a_bot_token_from_a_sentry_event() -> None:
     payload = b"".join(item.payload.get_bytes() for env in transport.envelopes for item in env.items)
     assert b"sendPhoto" in payload
     assert b"getMe" in payload
+    assert TOKEN.encode() not in payload
+    assert TOKEN.split(":")[1].encode() not in payload
+
+
+def test_it_removes_a_bot_token_from_sentry_performance_traces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Спаны http.client (aiohttp — клиент бота, httpx) несут полный URL /bot<token>/<method>."""
+    transport = CapturingTransport()
+    real_init = sentry_sdk.init
+    # Настройка — та же, что в production (init_sentry), меняется только транспорт
+    monkeypatch.setattr(sentry_sdk, "init", lambda **options: real_init(transport=transport, **options))
+
+    async def aiohttp_call(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.post(url, json={}) as response:
+            await response.read()
+
+    with fake_bot_api(lambda method, params: True) as (base, _api):
+        init_sentry(dsn="http://public@127.0.0.1:9/1", environment="test", traces_sample_rate=1.0)
+        try:
+            with sentry_sdk.start_transaction(op="celery.task", name="deliver"):
+                asyncio.run(aiohttp_call(f"{base}/bot{TOKEN}/sendPhoto"))
+                httpx.post(f"{base}/bot{TOKEN}/sendMessage", json={})
+            sentry_sdk.flush()
+        finally:
+            real_init(dsn=None)
+    payload = b"".join(envelope.serialize() for envelope in transport.envelopes)
+    # Спаны обоих клиентов дошли до транспорта — иначе проверять было бы нечего
+    assert b"sendPhoto" in payload
+    assert b"sendMessage" in payload
     assert TOKEN.encode() not in payload
     assert TOKEN.split(":")[1].encode() not in payload

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import httpx
 import pytest
+from django.conf import settings
 from telegram import (
     Bot,
     BotCommand,
@@ -360,3 +362,23 @@ def test_the_overall_rate_spans_chats(strict_sandbox: LiveSandbox) -> None:
     # 10/с с допуском в секунду: пачка из 11 и дальше по одному в 100 мс — 60 подряд не пройдут
     assert sent < 60
     assert retry_after == 1
+
+
+def test_the_emulator_answers_under_a_host_outside_allowed_hosts(live_sandbox: LiveSandbox) -> None:
+    """docker compose: worker и beat зовут эмулятор как http://web:8000 — Host не из ALLOWED_HOSTS."""
+    assert "web" not in settings.ALLOWED_HOSTS
+    chat_id = new_chat_id()
+    image = png(8, 8)
+
+    async def scenario(bot: Bot) -> Any:
+        message = await bot.send_photo(chat_id, image)
+        return await bot.get_file(message.photo[-1].file_id)
+
+    file = live_sandbox.run(scenario)
+    headers = {"Host": "web:8000"}
+    token = settings.TELEGRAM_BOT_TOKEN
+    me = httpx.post(f"{live_sandbox.base}/sandbox/api/bot{token}/getMe", headers=headers, timeout=10)
+    assert (me.status_code, me.json()["ok"]) == (200, True), me.text
+    assert httpx.get(str(file.file_path), headers=headers, timeout=10).content == image
+    # Прочие страницы Host проверяют: здесь адрес «web» не подходит
+    assert httpx.get(f"{live_sandbox.base}/sandbox/", headers=headers, timeout=10).status_code == 400
