@@ -79,3 +79,30 @@ def test_check_deploy_is_clean_with_realistic_values() -> None:
     result = _manage(SAFE, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000/sandbox/api"),
+        ({"TELEGRAM_SANDBOX_API_URL": "http://web:8000/sandbox/api/"}, "http://web:8000/sandbox/api"),
+        # С настоящим токеном песочницы нет: переменная compose для worker и beat не уводит их от Telegram
+        (
+            {
+                "TELEGRAM_SANDBOX_API_URL": "http://web:8000/sandbox/api",
+                "TELEGRAM_BOT_TOKEN": SAFE["TELEGRAM_BOT_TOKEN"],
+                "TG_WEBHOOK_SECRET": SAFE["TG_WEBHOOK_SECRET"],
+            },
+            "https://api.telegram.org",
+        ),
+    ],
+)
+def test_the_bot_api_address_follows_the_sandbox_variable_only_in_sandbox(
+    env: dict[str, str], expected: str
+) -> None:
+    shown = _manage(
+        {"DJANGO_SETTINGS_MODULE": "config.settings.base", "PORT": "8000", "TELEGRAM_BOT_TOKEN": "", **env},
+        "shell", "-c", "from django.conf import settings; print(settings.TELEGRAM_API_BASE_URL)",
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1] == expected
