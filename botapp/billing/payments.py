@@ -19,7 +19,15 @@ from django.utils import timezone
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, RefundRefused
 from botapp.billing.referrals import referral_reward_if_due
-from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage, TransactionKind
+from botapp.models import (
+    Account,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    TelegramUser,
+    TokenPackage,
+    TransactionKind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -194,10 +202,21 @@ def payment_stars_complete(
     )
 
 
+def _shortage_reason(needed: int, account: Account) -> str:
+    """Почему токены платежа не забрать: зарезервированные под идущие задания вернутся — стоит повторить."""
+    if account.on_hold and account.available + account.on_hold >= needed:
+        return (
+            f"{account.on_hold} of the user's tokens are reserved for running jobs: {needed} needed, "
+            f"{account.available} available; retry the refund after the jobs finish"
+        )
+    reserved = f", {account.on_hold} reserved for running jobs" if account.on_hold else ""
+    return f"the user has already spent the tokens: {needed} needed, {account.available} available{reserved}"
+
+
 def refund_begin(*, payment: Payment, actor: Any | None) -> int:
     """Шаг 1 возврата: забрать токены (статус refund_pending). Возвращает номер попытки.
 
-    Raises: RefundRefused — платёж не в статусе «оплачен» или токены уже потрачены.
+    Raises: RefundRefused — платёж не в статусе «оплачен», токены уже потрачены или в резерве под задания.
     """
     from botapp.billing.audit import audit_record
 
@@ -221,11 +240,8 @@ def refund_begin(*, payment: Payment, actor: Any | None) -> int:
                     reason="payment refund",
                 )
             except InsufficientFunds as exc:
-                # Политика: баланс в минус не уводим — пользователь уже потратил эти токены
-                raise RefundRefused(
-                    f"the user has already spent the tokens: {locked.tokens} needed, "
-                    f"{ledger.account_for(locked.user).available} available"
-                ) from exc
+                # Политика: баланс в минус не уводим; причина отказа — потрачены токены или только в резерве
+                raise RefundRefused(_shortage_reason(locked.tokens, ledger.account_for(locked.user))) from exc
         if actor is not None:
             audit_record(
                 actor=actor,

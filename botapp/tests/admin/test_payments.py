@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from botapp.billing import ledger, payments
+from botapp.generation import jobs
 from botapp.models import (
     LedgerTransaction,
     Payment,
@@ -23,6 +24,7 @@ from botapp.models import (
 )
 from botapp.tests.admin.conftest import changelist, messages_of, run_action
 from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support.fakes import fake_bot_token
 
 pytestmark = pytest.mark.django_db
@@ -98,6 +100,27 @@ def test_refunding_spent_tokens_is_refused_before_telegram_and_moves_nothing(cli
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PAID
     assert balance(user) == (20, 0)
     assert not StaffAuditLog.objects.exists()
+
+
+def test_refunding_tokens_reserved_for_a_running_job_is_refused_with_a_retry_hint(
+    client_staff: Client,
+) -> None:
+    user = user_make()
+    user_fund(user, 50)
+    payment = _payment(user, tokens=50)
+    job = image_job_make(user, key="running")
+    assert balance(user) == (36, 14)
+    page = run_action(client_staff, "payment", "refund", [payment.pk])
+    [message] = messages_of(page)
+    assert "already spent" not in message
+    assert (
+        "14 of the user's tokens are reserved for running jobs: 50 needed, 36 available; "
+        "retry the refund after the jobs finish"
+    ) in message
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PAID
+    assert balance(user) == (36, 14)
+    assert not StaffAuditLog.objects.exists()
+    jobs.job_fail(job=job, category="test")
 
 
 def test_a_card_payment_cannot_be_refunded_as_stars(client_staff: Client) -> None:

@@ -271,11 +271,11 @@ def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(sandbox_
     chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
-    ledger.hold(user=_user(chat), amount=60, key="job-spent")
+    ledger.capture(hold=ledger.hold(user=_user(chat), amount=60, key="job-spent"), amount=60)
     with pytest.raises(RefundRefused, match="already spent"):
         stars.stars_refund(payment=Payment.objects.get(), actor=None)
     assert Payment.objects.get().status == Payment.Status.PAID
-    assert balance(_user(chat)) == (10, 60)
+    assert balance(_user(chat)) == (10, 0)
     assert services.sandbox_calls(method="refundStarPayment") == []
 
 
