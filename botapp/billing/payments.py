@@ -282,11 +282,21 @@ def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
 
 @dataclass(frozen=True)
 class ExternalRefund:
-    """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано."""
+    """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано.
+
+    taken — снято с доступного сейчас; owed — не хватило, записано долгом (RefundDebt); reserved —
+    часть долга, что была в резерве под идущие задания: она спишется, когда их холды вернутся.
+    """
 
     payment: Payment
     changed: bool
     taken: int
+    owed: int = 0
+    reserved: int = 0
+
+    @property
+    def spent(self) -> int:
+        return self.owed - self.reserved
 
 
 def payment_refunded_externally(
@@ -294,14 +304,15 @@ def payment_refunded_externally(
 ) -> ExternalRefund | None:
     """Возврат, сделанный у провайдера (refunded_payment Telegram, кабинет lava): забрать, сколько есть.
 
-    Деньги уже ушли, отказаться нельзя; баланс в минус не уводим — недостачу записываем
-    в платёж (refund_shortfall) и поднимаем событие ошибки для персонала. Повтор (платёж уже
-    возвращён) ничего не меняет: changed=False. actor — сотрудник, отметивший возврат в админке:
-    он попадает в проводку и, в той же транзакции, в журнал аудита. None — платежа нет.
+    Деньги уже ушли, отказаться нельзя; баланс в минус не уводим — недостача записывается в платёж
+    (refund_shortfall) и долгом пользователя (ledger.take_back): токены, зарезервированные под идущие
+    задания, спишутся, когда их холды вернутся. Повтор (платёж уже возвращён) ничего не меняет:
+    changed=False. actor — сотрудник, отметивший возврат в админке: он попадает в проводку и, в той же
+    транзакции, в журнал аудита. None — платежа нет.
     """
     from botapp.billing.audit import audit_record
 
-    take = 0
+    outcome = ledger.TakeBack(taken=0, owed=0, reserved=0)
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(method=method, external_id=external_id).first()
         if payment is None:
@@ -309,21 +320,17 @@ def payment_refunded_externally(
         if payment.status == Payment.Status.REFUNDED:
             return ExternalRefund(payment=payment, changed=False, taken=0)
         if payment.status == Payment.Status.PAID and payment.tokens:
-            account = ledger.account_for(payment.user)
-            locked_available = type(account).objects.select_for_update().get(pk=account.pk).available
-            take = min(payment.tokens, locked_available)
-            if take:
-                ledger.debit(
-                    user=payment.user,
-                    amount=take,
-                    key=f"refund:{payment.pk}:external",
-                    kind=TransactionKind.PAYMENT_REFUND,
-                    destination=SALES_ACCOUNT[PaymentMethod(method)],
-                    reference=payment,
-                    actor_id=actor.pk if actor else None,
-                    reason="refunded by the payment provider",
-                )
-            payment.refund_shortfall = payment.tokens - take
+            outcome = ledger.take_back(
+                user=payment.user,
+                amount=payment.tokens,
+                key=f"refund:{payment.pk}:external",
+                kind=TransactionKind.PAYMENT_REFUND,
+                destination=SALES_ACCOUNT[PaymentMethod(method)],
+                reference=payment,
+                actor_id=actor.pk if actor else None,
+                reason="refunded by the payment provider",
+            )
+            payment.refund_shortfall = outcome.owed
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "refund_shortfall"])
@@ -332,12 +339,17 @@ def payment_refunded_externally(
                 actor=actor,
                 action="payment.refund_external",
                 target=payment,
-                details={"taken": take, "shortfall": payment.refund_shortfall},
+                details={"taken": outcome.taken, "shortfall": outcome.owed, "reserved": outcome.reserved},
             )
-    if payment.refund_shortfall:
+    if outcome.owed:
         logger.error(
-            "payment %s refunded by provider, %s tokens were already spent",
+            "payment %s refunded by provider: %s tokens taken back, %s reserved by running jobs "
+            "(owed, taken when their holds are released), %s already spent (owed)",
             payment.pk,
-            payment.refund_shortfall,
+            outcome.taken,
+            outcome.reserved,
+            outcome.spent,
         )
-    return ExternalRefund(payment=payment, changed=True, taken=take)
+    return ExternalRefund(
+        payment=payment, changed=True, taken=outcome.taken, owed=outcome.owed, reserved=outcome.reserved
+    )

@@ -184,7 +184,7 @@ def test_a_card_payment_refunded_in_lava_is_marked_once_and_its_tokens_taken_bac
     assert (post.actor, post.user) == (staff, user)
     [audit] = StaffAuditLog.objects.all()
     assert (audit.actor, audit.action, audit.target_id) == (staff, "payment.refund_external", str(payment.pk))
-    assert audit.details == {"taken": 300, "shortfall": 0}
+    assert audit.details == {"taken": 300, "shortfall": 0, "reserved": 0}
 
     # Второе нажатие (двойной клик, «назад» в браузере) ничего не меняет
     page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
@@ -211,7 +211,30 @@ def test_marking_a_lava_refund_takes_only_unspent_tokens_and_records_the_shortfa
     assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 250)
     assert balance(user) == (0, 0)  # баланс не уходит в минус
     [audit] = StaffAuditLog.objects.all()
-    assert audit.details == {"taken": 50, "shortfall": 250}
+    assert audit.details == {"taken": 50, "shortfall": 250, "reserved": 0}
+
+
+def test_marking_a_lava_refund_tells_reserved_from_spent_and_takes_the_reserved_when_released(
+    client_staff: Client,
+) -> None:
+    user = user_make()
+    payment = _lava_paid(user, tokens=300)
+    ledger.capture(hold=ledger.hold(user=user, amount=200, key="test-spend"), amount=200)
+    job = image_job_make(user, key="running", outputs=4)
+    assert balance(user) == (46, 54)
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert messages_of(page) == [
+        f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: 46; 54 в резерве под идущие задания — "
+        "спишутся, когда их холды вернутся; 200 уже потрачены. Недостача записана в платёж и долгом "
+        "пользователя."
+    ]
+    assert Payment.objects.get(pk=payment.pk).refund_shortfall == 254
+    [audit] = StaffAuditLog.objects.all()
+    assert audit.details == {"taken": 46, "shortfall": 254, "reserved": 54}
+    assert balance(user) == (0, 54)
+    jobs.job_fail(job=job, category="test")
+    assert balance(user) == (0, 0)  # вернувшийся холд целиком ушёл в погашение
+    assert ledger.debt_outstanding(user=user) == 200
 
 
 def test_a_stars_payment_cannot_be_marked_refunded_in_lava(client_staff: Client) -> None:

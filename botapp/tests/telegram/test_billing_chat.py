@@ -8,11 +8,23 @@ import pytest
 
 from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
-from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage, TransactionKind
+from botapp.generation import jobs
+from botapp.models import (
+    Invoice,
+    LedgerEntry,
+    Payment,
+    PromoCode,
+    Referral,
+    TelegramUser,
+    TokenPackage,
+    TransactionKind,
+)
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
 from botapp.telegram.formatting import images, tokens, videos
 from botapp.tests.billing.factories import balance, user_fund
+from botapp.tests.generation.factories import image_job_make
+from botapp.tests.support.broker import broker_purge
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -309,6 +321,33 @@ def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_
         assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
     assert Payment.objects.get().status == Payment.Status.REFUNDED
     assert balance(_user(chat)) == (20, 0)
+
+
+def test_a_refund_while_tokens_are_reserved_takes_them_back_when_the_job_is_cancelled(
+    sandbox_mode_server: str,
+) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    user = _user(chat)
+    job = image_job_make(user, key="reserved", outputs=4)
+    assert balance(user) == (20 + 50 - 54, 54)
+    update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999002)
+    for _ in range(2):
+        update = SandboxUpdate.objects.create(payload=update.payload)
+        assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
+    payment = Payment.objects.get()
+    assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 50 - 16)
+    assert balance(user) == (0, 54)
+    # Задание отменено, холд вернулся — сначала гасится долг по возврату, а не остаётся пользователю
+    assert jobs.job_cancel(job_id=job.pk, user=user) == "cancelled"
+    broker_purge("generation")
+    assert balance(user) == (20, 0)
+    assert ledger.debt_outstanding(user=user) == 0
+    taken = LedgerEntry.objects.filter(
+        account__user=user, transaction__kind=TransactionKind.PAYMENT_REFUND
+    ).values_list("amount", flat=True)
+    assert sorted(taken) == [-34, -16]
 
 
 def test_reconciliation_credits_a_payment_whose_update_was_lost_once(sandbox_bot_api: str) -> None:
