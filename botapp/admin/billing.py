@@ -172,6 +172,7 @@ class PaymentAdmin(ReadOnlyAdmin):
             except RefundRefused as exc:
                 self.message_user(request, f"Платёж #{payment.pk}: не отмечен — {exc}", messages.ERROR)
                 continue
+            referral = " Награда за приглашение по этому платежу отменена." if outcome.reversal else ""
             if outcome.owed:
                 # Резерв и потраченное — раздельно: резерв спишется сам, когда холды заданий вернутся
                 parts = []
@@ -184,13 +185,13 @@ class PaymentAdmin(ReadOnlyAdmin):
                 self.message_user(
                     request,
                     f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}; "
-                    f"{'; '.join(parts)}. Недостача записана в платёж и долгом пользователя.",
+                    f"{'; '.join(parts)}. Недостача записана в платёж и долгом пользователя.{referral}",
                     messages.WARNING,
                 )
             else:
                 self.message_user(
                     request,
-                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}.",
+                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}.{referral}",
                     messages.SUCCESS,
                 )
 
@@ -215,8 +216,8 @@ class PromoRedemptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Referral)
 class ReferralAdmin(ReadOnlyAdmin):
-    list_display = ("id", "inviter", "invitee", "created_at", "rewarded_at")
-    list_filter = (("rewarded_at", admin.EmptyFieldListFilter),)
+    list_display = ("id", "inviter", "invitee", "created_at", "rewarded_at", "reward_payment", "reversed_at")
+    list_filter = (("rewarded_at", admin.EmptyFieldListFilter), ("reversed_at", admin.EmptyFieldListFilter))
     search_fields = ("inviter__telegram_id__exact", "inviter__username", "invitee__telegram_id__exact")
     list_select_related = ("inviter", "invitee")
 

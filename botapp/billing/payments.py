@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, RefundRefused
-from botapp.billing.referrals import referral_reward_if_due
+from botapp.billing.referrals import RewardReversal, referral_reward_if_due, referral_reward_reverse
 from botapp.models import (
     Account,
     Invoice,
@@ -178,7 +178,7 @@ def payment_complete(
             )
             if payment.invoice_id is not None:
                 Invoice.objects.filter(pk=payment.invoice_id).update(status=Invoice.Status.PAID)
-            referral_reward_if_due(invitee=user)
+            referral_reward_if_due(invitee=user, payment=payment)
     if created and not payment.tokens:
         logger.error("payment %s %s not credited: %s", method, external_id, note)
     available = ledger.account_for(user).available
@@ -253,10 +253,17 @@ def refund_begin(*, payment: Payment, actor: Any | None) -> int:
 
 
 def refund_finish(*, payment: Payment) -> None:
-    """Шаг 3а: провайдер вернул деньги — платёж возвращён."""
-    Payment.objects.filter(pk=payment.pk, status=Payment.Status.REFUND_PENDING).update(
-        status=Payment.Status.REFUNDED, refunded_at=timezone.now()
-    )
+    """Шаг 3а: провайдер вернул деньги — платёж возвращён, реферальная награда за него отменена.
+
+    Награда отменяется здесь, а не на шаге 1: отказ провайдера (refund_compensate) ничего не должен
+    возвращать обратно. Условный переход — и отмена в той же транзакции — ровно один раз.
+    """
+    with transaction.atomic():
+        finished = Payment.objects.filter(pk=payment.pk, status=Payment.Status.REFUND_PENDING).update(
+            status=Payment.Status.REFUNDED, refunded_at=timezone.now()
+        )
+        if finished:
+            referral_reward_reverse(payment=payment)
 
 
 def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
@@ -293,6 +300,8 @@ class ExternalRefund:
     taken: int
     owed: int = 0
     reserved: int = 0
+    # Награда за приглашение, выданная за этот платёж, отменена (None — её не было)
+    reversal: RewardReversal | None = None
 
     @property
     def spent(self) -> int:
@@ -334,13 +343,12 @@ def payment_refunded_externally(
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "refund_shortfall"])
+        reversal = referral_reward_reverse(payment=payment)
         if actor is not None:
-            audit_record(
-                actor=actor,
-                action="payment.refund_external",
-                target=payment,
-                details={"taken": outcome.taken, "shortfall": outcome.owed, "reserved": outcome.reserved},
-            )
+            details = {"taken": outcome.taken, "shortfall": outcome.owed, "reserved": outcome.reserved}
+            if reversal is not None:
+                details["referral_reversed"] = reversal.referral.pk
+            audit_record(actor=actor, action="payment.refund_external", target=payment, details=details)
     if outcome.owed:
         logger.error(
             "payment %s refunded by provider: %s tokens taken back, %s reserved by running jobs "
@@ -351,5 +359,10 @@ def payment_refunded_externally(
             outcome.spent,
         )
     return ExternalRefund(
-        payment=payment, changed=True, taken=outcome.taken, owed=outcome.owed, reserved=outcome.reserved
+        payment=payment,
+        changed=True,
+        taken=outcome.taken,
+        owed=outcome.owed,
+        reserved=outcome.reserved,
+        reversal=reversal,
     )

@@ -62,6 +62,7 @@ class TransactionKind(models.TextChoices):
     REFUND_REVERSAL = "refund_reversal", "отмена возврата платежа"
     PROMO = "promo", "промокод"
     REFERRAL_REWARD = "referral_reward", "реферальная награда"
+    REFERRAL_REVERSAL = "referral_reversal", "отмена реферальной награды"
     ADJUSTMENT = "adjustment", "корректировка"
     CHARGEBACK = "chargeback", "чарджбэк"
 
@@ -412,18 +413,34 @@ class WelcomeClaim(models.Model):
 
 
 class Referral(models.Model):
-    """Кто кого пригласил. Награда — после первого оплаченного пополнения приглашённого."""
+    """Кто кого пригласил. Награда — после первого оплаченного пополнения приглашённого.
+
+    Возврат этого пополнения отменяет награду обоим (reversed_at, один раз); повторной награды нет.
+    """
 
     inviter = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="referrals_made")
     invitee = models.OneToOneField(TelegramUser, on_delete=models.PROTECT, related_name="referred_by")
     created_at = models.DateTimeField(auto_now_add=True)
     rewarded_at = models.DateTimeField(null=True, blank=True)
+    reward_payment = models.ForeignKey(
+        "Payment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="пополнение, за которое выдана награда: его возврат награду отменяет",
+    )
+    reversed_at = models.DateTimeField(null=True, blank=True, help_text="награда отменена возвратом")
 
     class Meta:
         verbose_name = "реферал"
         verbose_name_plural = "рефералы"
         constraints = [
             models.CheckConstraint(condition=~Q(inviter=F("invitee")), name="referral_not_self"),
+            models.CheckConstraint(
+                condition=Q(reversed_at__isnull=True) | Q(rewarded_at__isnull=False),
+                name="referral_reversed_after_reward",
+            ),
         ]
 
     def __str__(self) -> str:

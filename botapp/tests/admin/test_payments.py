@@ -12,12 +12,13 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from botapp.billing import ledger, payments
+from botapp.billing import ledger, payments, referrals
 from botapp.generation import jobs
 from botapp.models import (
     LedgerTransaction,
     Payment,
     PaymentMethod,
+    Referral,
     StaffAuditLog,
     TelegramUser,
     TransactionKind,
@@ -235,6 +236,29 @@ def test_marking_a_lava_refund_tells_reserved_from_spent_and_takes_the_reserved_
     jobs.job_fail(job=job, category="test")
     assert balance(user) == (0, 0)  # вернувшийся холд целиком ушёл в погашение
     assert ledger.debt_outstanding(user=user) == 200
+
+
+def test_marking_a_lava_refund_cancels_the_referral_rewards_of_that_payment_once(
+    client_staff: Client,
+) -> None:
+    inviter, friend = user_make(), user_make()
+    code = referrals.referral_code_for(user=inviter)
+    assert referrals.referral_attach(invitee=friend, code=code) == "attached"
+    payment = _lava_paid(friend, tokens=300)
+    assert (balance(inviter), balance(friend)) == ((30, 0), (320, 0))
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert messages_of(page) == [
+        f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: 300. "
+        "Награда за приглашение по этому платежу отменена."
+    ]
+    assert (balance(inviter), balance(friend)) == ((0, 0), (0, 0))
+    referral = Referral.objects.get()
+    assert referral.reversed_at is not None
+    [audit] = StaffAuditLog.objects.all()
+    assert audit.details["referral_reversed"] == referral.pk
+    run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert (balance(inviter), balance(friend)) == ((0, 0), (0, 0))
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.REFERRAL_REVERSAL).count() == 2
 
 
 def test_a_stars_payment_cannot_be_marked_refunded_in_lava(client_staff: Client) -> None:

@@ -12,9 +12,11 @@ from botapp.generation import jobs
 from botapp.models import (
     Invoice,
     LedgerEntry,
+    LedgerTransaction,
     Payment,
     PromoCode,
     Referral,
+    RefundDebt,
     TelegramUser,
     TokenPackage,
     TransactionKind,
@@ -397,6 +399,50 @@ def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server:
     assert balance(_user(inviter)) == (50, 0)  # награда один раз
     [stats] = inviter.say("/invite")
     assert "Friends joined: 1, paid: 1." in stats.text
+
+
+@pytest.mark.parametrize("refund", ["admin", "telegram"])
+def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
+    sandbox_bot_api: str, refund: str
+) -> None:
+    inviter = Chat(sandbox_bot_api, "ru")
+    inviter.say("/start")
+    inviter.say("/invite")
+    code = _user(inviter).referral_code
+    friend = Chat(sandbox_bot_api, "en")
+    friend.say(f"/start ref_{code}")
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(friend)) == (20 + 50 + 20, 0)
+    # Награда пригласившего почти вся в резерве под задание: её недостача — долг, как у токенов платежа
+    job = ledger.hold(user=_user(inviter), amount=40, key="inviter-job")
+    assert balance(_user(inviter)) == (20 + 30 - 40, 40)
+    payment = Payment.objects.get()
+    if refund == "admin":
+        stars.stars_refund(payment=payment, actor=None)
+    update = refunded_payment_update(friend, payment, stars=50, message_id=999003)
+    for _ in range(2):
+        copy = SandboxUpdate.objects.create(payload=update.payload)
+        assert services.sandbox_update_deliver(update_id=copy.pk, base_url=friend.base) == 200
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(friend)) == (20, 0)
+    assert balance(_user(inviter)) == (0, 40)
+    assert ledger.debt_outstanding(user=_user(inviter)) == 20
+    ledger.release(hold=job, reason="job failed")
+    assert balance(_user(inviter)) == (20, 0)
+    referral = Referral.objects.get()
+    assert referral.reward_payment_id == payment.pk
+    assert referral.reversed_at is not None
+    reversals = LedgerTransaction.objects.filter(kind=TransactionKind.REFERRAL_REVERSAL)
+    assert sorted(reversals.values_list("idempotency_key", flat=True)) == [
+        f"debt:{RefundDebt.objects.get().pk}:hold:{job.pk}",
+        f"referral:{referral.pk}:invitee:reversal",
+        f"referral:{referral.pk}:inviter:reversal",
+    ]
+    [stats] = inviter.say("/invite")
+    assert "Пришло друзей: 1, из них оплатили: 0." in stats.text
+    [reply] = inviter.say("/balance")
+    inviter.press(reply, "bal:hist:0")
+    assert inviter.expected("Referral reward cancelled") in inviter.bot_messages()[-1].text
 
 
 def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
