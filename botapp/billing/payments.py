@@ -291,8 +291,9 @@ def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
 class ExternalRefund:
     """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано.
 
-    taken — снято с доступного сейчас; owed — не хватило, записано долгом (RefundDebt); reserved —
-    часть долга, что была в резерве под идущие задания: она спишется, когда их холды вернутся.
+    taken — сколько токенов платежа снято с доступного (при возврате из админки — ещё на его шаге 1);
+    owed — не хватило, записано долгом (RefundDebt); reserved — часть долга, что была в резерве под
+    идущие задания: она спишется, когда их холды вернутся.
     """
 
     payment: Payment
@@ -306,6 +307,18 @@ class ExternalRefund:
     @property
     def spent(self) -> int:
         return self.owed - self.reserved
+
+    @property
+    def bonus_cancelled(self) -> int:
+        """Сколько бонуса за приглашение отменено у самого плательщика (снято и записано долгом)."""
+        invitee = self.reversal.invitee if self.reversal else None
+        return invitee.taken + invitee.owed if invitee else 0
+
+    @property
+    def payer_owed(self) -> int:
+        """Весь долг плательщика от этого возврата: токены платежа и отменённый бонус."""
+        invitee = self.reversal.invitee if self.reversal else None
+        return self.owed + (invitee.owed if invitee else 0)
 
 
 def payment_refunded_externally(
@@ -340,6 +353,9 @@ def payment_refunded_externally(
                 reason="refunded by the payment provider",
             )
             payment.refund_shortfall = outcome.owed
+        elif payment.status == Payment.Status.REFUND_PENDING:
+            # Возврат начат из админки: токены уже сняты его шагом 1, Telegram лишь сообщил о финале
+            outcome = ledger.TakeBack(taken=payment.tokens, owed=0, reserved=0)
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "refund_shortfall"])

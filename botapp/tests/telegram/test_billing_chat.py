@@ -301,7 +301,13 @@ def refunded_payment_update(chat: Chat, payment: Payment, *, stars: int, message
                 "message_id": message_id,
                 "date": 1_790_000_000,
                 "chat": {"id": chat.chat_id, "type": "private", "first_name": "Ann"},
-                "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann"},
+                # Язык — как в настоящем апдейте: без него бот считает пользователя русскоязычным
+                "from": {
+                    "id": chat.chat_id,
+                    "is_bot": False,
+                    "first_name": "Ann",
+                    "language_code": chat.language,
+                },
                 "refunded_payment": {
                     "currency": "XTR",
                     "total_amount": stars,
@@ -313,31 +319,87 @@ def refunded_payment_update(chat: Chat, payment: Payment, *, stars: int, message
     )
 
 
-def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_mode_server: str) -> None:
-    chat = Chat(sandbox_mode_server, "en")
+def _deliver_refunds(chat: Chat, update: SandboxUpdate, copies: int = 2) -> list[str]:
+    """Доставить копии апдейта refunded_payment (Telegram может прислать дважды); ответы бота на каждую."""
+    replies = []
+    for _ in range(copies):
+        copy = SandboxUpdate.objects.create(payload=update.payload)
+        assert services.sandbox_update_deliver(update_id=copy.pk, base_url=chat.base) == 200
+        replies.append(chat.bot_messages()[-1].text)
+    return replies
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(
+    sandbox_mode_server: str, language: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999001)
-    for _ in range(2):
-        update = SandboxUpdate.objects.create(payload=update.payload)
-        assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
+    first, second = _deliver_refunds(chat, update)
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(chat)) == (20, 0)
+    assert first == chat.expected("The payment was refunded. Taken back from the balance: {tokens}.").format(
+        tokens=chat.count(tokens, 50)
+    )
+    assert second == chat.expected("This payment has already been refunded; nothing changed.")
+    _assert_language(second, language)
+
+
+def test_telegram_confirming_a_refund_begun_in_the_admin_says_the_tokens_were_taken(
+    sandbox_bot_api: str,
+) -> None:
+    chat = Chat(sandbox_bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    services.sandbox_inject_failure(method="refundStarPayment", retry_after=1)
+    with pytest.raises(RefundRefused, match="outcome unknown"):
+        stars.stars_refund(payment=Payment.objects.get(), actor=None)
+    assert Payment.objects.get().status == Payment.Status.REFUND_PENDING
+    update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999005)
+    [reply] = _deliver_refunds(chat, update, 1)
+    # Токены сняты ещё шагом 1 возврата из админки: «списано 50», а не «списано 0»
+    assert reply == chat.expected("The payment was refunded. Taken back").format(
+        tokens=chat.count(tokens, 50)
+    )
     assert Payment.objects.get().status == Payment.Status.REFUNDED
     assert balance(_user(chat)) == (20, 0)
 
 
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_refund_of_a_payment_we_do_not_know_says_so(sandbox_mode_server: str, language: str) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    unknown = Payment(external_id="stxUNKNOWN", raw={"invoice_payload": "nb:unknown"})
+    [reply] = _deliver_refunds(chat, refunded_payment_update(chat, unknown, stars=50, message_id=999004), 1)
+    assert reply == chat.expected("Telegram reported a refund of a payment we have no record of.")
+    _assert_language(reply, language)
+    assert balance(_user(chat)) == (20, 0)
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
 def test_a_refund_while_tokens_are_reserved_takes_them_back_when_the_job_is_cancelled(
-    sandbox_mode_server: str,
+    sandbox_mode_server: str, language: str
 ) -> None:
-    chat = Chat(sandbox_mode_server, "en")
+    chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     user = _user(chat)
     job = image_job_make(user, key="reserved", outputs=4)
     assert balance(user) == (20 + 50 - 54, 54)
     update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999002)
-    for _ in range(2):
-        update = SandboxUpdate.objects.create(payload=update.payload)
-        assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
+    reply, _again = _deliver_refunds(chat, update)
+    # Не «токены списаны»: снято 16, а 34 в резерве под задание — они спишутся, когда холд вернётся
+    assert reply == "\n".join(
+        [
+            chat.expected("The payment was refunded. Taken back from the balance: {tokens}.").format(
+                tokens=chat.count(tokens, 16)
+            ),
+            chat.expected("Still owed: {tokens}.").format(tokens=chat.count(tokens, 34)),
+        ]
+    )
+    _assert_language(reply, language)
     payment = Payment.objects.get()
     assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 50 - 16)
     assert balance(user) == (0, 54)
@@ -420,9 +482,17 @@ def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     if refund == "admin":
         stars.stars_refund(payment=payment, actor=None)
     update = refunded_payment_update(friend, payment, stars=50, message_id=999003)
-    for _ in range(2):
-        copy = SandboxUpdate.objects.create(payload=update.payload)
-        assert services.sandbox_update_deliver(update_id=copy.pk, base_url=friend.base) == 200
+    first, _again = _deliver_refunds(friend, update)
+    if refund == "telegram":
+        taken, bonus = friend.count(tokens, 50), friend.count(tokens, 20)
+        assert first == "\n".join(
+            [
+                friend.expected("The payment was refunded. Taken back").format(tokens=taken),
+                friend.expected("The invitation bonus for this payment").format(tokens=bonus),
+            ]
+        )
+    else:
+        assert first == friend.expected("This payment has already been refunded; nothing changed.")
     assert Payment.objects.get().status == Payment.Status.REFUNDED
     assert balance(_user(friend)) == (20, 0)
     assert balance(_user(inviter)) == (0, 40)
