@@ -29,6 +29,7 @@ from botapp.models import (
     PromoCode,
     PromoRedemption,
     Referral,
+    RefundDebt,
     StaffAuditLog,
     TokenPackage,
     WelcomeClaim,
@@ -75,6 +76,17 @@ class AccountAdmin(ReadOnlyAdmin):
 class HoldAdmin(ReadOnlyAdmin):
     list_display = ("id", "account", "amount", "status", "captured_amount", "created_at", "settled_at")
     list_filter = ("status",)
+    search_fields = ("idempotency_key", "reference_id", "account__user__telegram_id__exact")
+    list_select_related = ("account",)
+
+
+@admin.register(RefundDebt)
+class RefundDebtAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id", "created_at", "account", "kind", "amount", "reserved", "repaid", "repaid_at",
+        "reference_type", "reference_id",
+    )  # fmt: skip
+    list_filter = ("kind", ("repaid_at", admin.EmptyFieldListFilter))
     search_fields = ("idempotency_key", "reference_id", "account__user__telegram_id__exact")
     list_select_related = ("account",)
 
@@ -160,18 +172,26 @@ class PaymentAdmin(ReadOnlyAdmin):
             except RefundRefused as exc:
                 self.message_user(request, f"Платёж #{payment.pk}: не отмечен — {exc}", messages.ERROR)
                 continue
-            shortfall = outcome.payment.refund_shortfall
-            if shortfall:
+            referral = " Награда за приглашение по этому платежу отменена." if outcome.reversal else ""
+            if outcome.owed:
+                # Резерв и потраченное — раздельно: резерв спишется сам, когда холды заданий вернутся
+                parts = []
+                if outcome.reserved:
+                    parts.append(
+                        f"{outcome.reserved} в резерве под идущие задания — спишутся, когда их холды вернутся"
+                    )
+                if outcome.spent:
+                    parts.append(f"{outcome.spent} уже потрачены")
                 self.message_user(
                     request,
                     f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}; "
-                    f"{shortfall} уже потрачены — недостача записана в платёж.",
+                    f"{'; '.join(parts)}. Недостача записана в платёж и долгом пользователя.{referral}",
                     messages.WARNING,
                 )
             else:
                 self.message_user(
                     request,
-                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}.",
+                    f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: {outcome.taken}.{referral}",
                     messages.SUCCESS,
                 )
 
@@ -196,8 +216,8 @@ class PromoRedemptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Referral)
 class ReferralAdmin(ReadOnlyAdmin):
-    list_display = ("id", "inviter", "invitee", "created_at", "rewarded_at")
-    list_filter = (("rewarded_at", admin.EmptyFieldListFilter),)
+    list_display = ("id", "inviter", "invitee", "created_at", "rewarded_at", "reward_payment", "reversed_at")
+    list_filter = (("rewarded_at", admin.EmptyFieldListFilter), ("reversed_at", admin.EmptyFieldListFilter))
     search_fields = ("inviter__telegram_id__exact", "inviter__username", "invitee__telegram_id__exact")
     list_select_related = ("inviter", "invitee")
 

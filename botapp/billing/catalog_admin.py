@@ -146,8 +146,8 @@ def payment_refund(*, payment: Payment, actor: Any) -> None:
 def payment_lava_refunded(*, payment: Payment, actor: Any) -> payments.ExternalRefund:
     """Деньги за оплату картой вернули в кабинете lava.top: снять токены через журнал и закрыть платёж.
 
-    API возврата у lava нет — сотрудник отмечает сделанное. Потраченные токены не отбираются
-    (баланс не уходит в минус): недостача — в refund_shortfall. Аудит — в той же транзакции.
+    API возврата у lava нет — сотрудник отмечает сделанное. Баланс в минус не уходит: недостача — в
+    refund_shortfall и долгом пользователя (спишется из вернувшихся холдов). Аудит — в той же транзакции.
     Raises: RefundRefused — не платёж lava или он уже возвращён (повторное нажатие ничего не меняет).
     """
     if payment.method != PaymentMethod.LAVA:

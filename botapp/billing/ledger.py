@@ -10,15 +10,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from botapp.billing.errors import HoldAlreadySettled, InsufficientFunds
-from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction, TelegramUser, TransactionKind, rows
+from botapp.models import (
+    Account,
+    Hold,
+    LedgerEntry,
+    LedgerTransaction,
+    RefundDebt,
+    TelegramUser,
+    TransactionKind,
+    rows,
+)
+
+logger = logging.getLogger(__name__)
 
 AVAILABLE = LedgerEntry.Bucket.AVAILABLE
 ON_HOLD = LedgerEntry.Bucket.ON_HOLD
@@ -57,6 +70,21 @@ class Settlement:
     captured: int
     released: int
     replayed: bool
+    # Из released: сколько сразу ушло на погашение долгов по возвратам (RefundDebt)
+    debt_repaid: int = 0
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """Итог take_back: taken — снято сейчас, owed — записано долгом, reserved — часть долга, что в холде."""
+
+    taken: int
+    owed: int
+    reserved: int
+
+    @property
+    def spent(self) -> int:
+        return self.owed - self.reserved
 
 
 def system_account_id(code: str) -> int:
@@ -388,7 +416,110 @@ def _settle(*, hold: Hold, status: str, captured: int, reason: str, savepoint: b
             reason=reason,
             savepoint=False,
         )
-    return Settlement(hold.pk, status, captured, released, replayed=False)
+        debt_repaid = 0
+        if released:
+            # Та же транзакция, что и возврат холда: урегулирование одно — и погашение из него одно.
+            # Только после проводки: её UPDATE держит строку счёта, так что параллельный take_back либо
+            # уже закоммичен (его долг виден этому запросу), либо ждёт нас и заберёт вернувшееся сам.
+            # Полное списание (частый случай) этот запрос не делает
+            debt_repaid = _debts_repay(
+                account_id=hold.account_id, owner_id=owner_id, limit=released, trigger=f"hold:{hold.pk}"
+            )
+    return Settlement(hold.pk, status, captured, released, replayed=False, debt_repaid=debt_repaid)
+
+
+def _debts_repay(*, account_id: int, owner_id: int, limit: int, trigger: str) -> int:
+    """Погасить долги по возвратам (старые первыми) из limit токенов, только что вернувшихся в доступное.
+
+    Вызывается внутри транзакции возврата холда: строка счёта уже заблокирована её UPDATE, так что
+    limit токенов точно в доступном. Проводка погашения — с ключом `debt:<долг>:<повод>`, repaid растёт
+    условным UPDATE (сравнение с прочитанным под блокировкой), CHECK не даёт погасить больше долга.
+    Возвращает, сколько погашено.
+    """
+    repaid = 0
+    owner = TelegramUser(pk=owner_id)
+    debts = RefundDebt.objects.select_for_update().filter(account_id=account_id, repaid_at__isnull=True)
+    for debt in debts.order_by("pk"):
+        part = min(debt.outstanding, limit - repaid)
+        if part <= 0:
+            break
+        posted = ledger_post(
+            key=f"debt:{debt.pk}:{trigger}",
+            kind=debt.kind,
+            user=owner,
+            movements=[
+                Movement(account_id, AVAILABLE, -part),
+                Movement(system_account_id(debt.destination), AVAILABLE, part, user_account=False),
+            ],
+            reference=debt,
+            reason="refund debt repaid",
+            savepoint=False,
+        )
+        if posted.replayed:
+            continue
+        settled = debt.repaid + part == debt.amount
+        updated = RefundDebt.objects.filter(pk=debt.pk, repaid=debt.repaid).update(
+            repaid=F("repaid") + part, repaid_at=timezone.now() if settled else None
+        )
+        if updated != 1:
+            raise RuntimeError(f"refund debt {debt.pk} changed under its lock")
+        repaid += part
+        logger.info("refund debt %s: %s tokens repaid from %s", debt.pk, part, trigger)
+    return repaid
+
+
+def debt_outstanding(*, user: TelegramUser) -> int:
+    """Сколько токенов пользователь ещё должен по возвратам."""
+    open_debts = RefundDebt.objects.filter(account__user=user, repaid_at__isnull=True)
+    total = open_debts.aggregate(total=models.Sum(F("amount") - F("repaid")))["total"]
+    return int(total or 0)
+
+
+def take_back(
+    *,
+    user: TelegramUser,
+    amount: int,
+    key: str,
+    kind: str,
+    destination: str,
+    reference: models.Model,
+    actor_id: int | None = None,
+    reason: str = "",
+) -> TakeBack:
+    """Забрать amount токенов после возврата денег: сколько есть в доступном, остальное — долгом.
+
+    Деньги уже ушли, отказаться нельзя, а баланс в минус не уводим. Недостача — RefundDebt с ключом
+    `<key>:debt`: токены в холде вернутся при неудаче задания и сразу погасят долг (_debts_repay).
+    Вызывающий гарантирует один вызов на причину (строка платежа под блокировкой, условный UPDATE
+    реферала); ключи проводки и долга — вторая линия обороны.
+    """
+    if amount <= 0:
+        raise ValueError("take back amount must be positive")
+    account = account_for(user)
+    with transaction.atomic():
+        # Под блокировкой счёта: доступное и резерв не меняются между чтением и списанием
+        locked = Account.objects.select_for_update().only("available", "on_hold").get(pk=account.pk)
+        taken = min(amount, locked.available)
+        if taken:
+            debit(
+                user=user, amount=taken, key=key, kind=kind, destination=destination,
+                reference=reference, actor_id=actor_id, reason=reason,
+            )  # fmt: skip
+        owed = amount - taken
+        reserved = min(owed, locked.on_hold)
+        if owed:
+            RefundDebt.objects.get_or_create(
+                idempotency_key=f"{key}:debt",
+                defaults={
+                    "account_id": account.pk,
+                    "kind": kind,
+                    "destination": destination,
+                    "amount": owed,
+                    "reserved": reserved,
+                    **_reference_fields(reference),
+                },
+            )
+    return TakeBack(taken=taken, owed=owed, reserved=reserved)
 
 
 def capture(*, hold: Hold, amount: int, savepoint: bool = True) -> Settlement:

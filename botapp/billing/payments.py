@@ -18,8 +18,16 @@ from django.utils import timezone
 
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, RefundRefused
-from botapp.billing.referrals import referral_reward_if_due
-from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage, TransactionKind
+from botapp.billing.referrals import RewardReversal, referral_reward_if_due, referral_reward_reverse
+from botapp.models import (
+    Account,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    TelegramUser,
+    TokenPackage,
+    TransactionKind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +178,7 @@ def payment_complete(
             )
             if payment.invoice_id is not None:
                 Invoice.objects.filter(pk=payment.invoice_id).update(status=Invoice.Status.PAID)
-            referral_reward_if_due(invitee=user)
+            referral_reward_if_due(invitee=user, payment=payment)
     if created and not payment.tokens:
         logger.error("payment %s %s not credited: %s", method, external_id, note)
     available = ledger.account_for(user).available
@@ -194,10 +202,21 @@ def payment_stars_complete(
     )
 
 
+def _shortage_reason(needed: int, account: Account) -> str:
+    """Почему токены платежа не забрать: зарезервированные под идущие задания вернутся — стоит повторить."""
+    if account.on_hold and account.available + account.on_hold >= needed:
+        return (
+            f"{account.on_hold} of the user's tokens are reserved for running jobs: {needed} needed, "
+            f"{account.available} available; retry the refund after the jobs finish"
+        )
+    reserved = f", {account.on_hold} reserved for running jobs" if account.on_hold else ""
+    return f"the user has already spent the tokens: {needed} needed, {account.available} available{reserved}"
+
+
 def refund_begin(*, payment: Payment, actor: Any | None) -> int:
     """Шаг 1 возврата: забрать токены (статус refund_pending). Возвращает номер попытки.
 
-    Raises: RefundRefused — платёж не в статусе «оплачен» или токены уже потрачены.
+    Raises: RefundRefused — платёж не в статусе «оплачен», токены уже потрачены или в резерве под задания.
     """
     from botapp.billing.audit import audit_record
 
@@ -221,11 +240,8 @@ def refund_begin(*, payment: Payment, actor: Any | None) -> int:
                     reason="payment refund",
                 )
             except InsufficientFunds as exc:
-                # Политика: баланс в минус не уводим — пользователь уже потратил эти токены
-                raise RefundRefused(
-                    f"the user has already spent the tokens: {locked.tokens} needed, "
-                    f"{ledger.account_for(locked.user).available} available"
-                ) from exc
+                # Политика: баланс в минус не уводим; причина отказа — потрачены токены или только в резерве
+                raise RefundRefused(_shortage_reason(locked.tokens, ledger.account_for(locked.user))) from exc
         if actor is not None:
             audit_record(
                 actor=actor,
@@ -237,10 +253,17 @@ def refund_begin(*, payment: Payment, actor: Any | None) -> int:
 
 
 def refund_finish(*, payment: Payment) -> None:
-    """Шаг 3а: провайдер вернул деньги — платёж возвращён."""
-    Payment.objects.filter(pk=payment.pk, status=Payment.Status.REFUND_PENDING).update(
-        status=Payment.Status.REFUNDED, refunded_at=timezone.now()
-    )
+    """Шаг 3а: провайдер вернул деньги — платёж возвращён, реферальная награда за него отменена.
+
+    Награда отменяется здесь, а не на шаге 1: отказ провайдера (refund_compensate) ничего не должен
+    возвращать обратно. Условный переход — и отмена в той же транзакции — ровно один раз.
+    """
+    with transaction.atomic():
+        finished = Payment.objects.filter(pk=payment.pk, status=Payment.Status.REFUND_PENDING).update(
+            status=Payment.Status.REFUNDED, refunded_at=timezone.now()
+        )
+        if finished:
+            referral_reward_reverse(payment=payment)
 
 
 def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
@@ -266,11 +289,36 @@ def refund_compensate(*, payment: Payment, attempt: int, reason: str) -> None:
 
 @dataclass(frozen=True)
 class ExternalRefund:
-    """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано."""
+    """Итог отметки внешнего возврата: changed=False — платёж уже был возвращён, ничего не сделано.
+
+    taken — сколько токенов платежа снято с доступного (при возврате из админки — ещё на его шаге 1);
+    owed — не хватило, записано долгом (RefundDebt); reserved — часть долга, что была в резерве под
+    идущие задания: она спишется, когда их холды вернутся.
+    """
 
     payment: Payment
     changed: bool
     taken: int
+    owed: int = 0
+    reserved: int = 0
+    # Награда за приглашение, выданная за этот платёж, отменена (None — её не было)
+    reversal: RewardReversal | None = None
+
+    @property
+    def spent(self) -> int:
+        return self.owed - self.reserved
+
+    @property
+    def bonus_cancelled(self) -> int:
+        """Сколько бонуса за приглашение отменено у самого плательщика (снято и записано долгом)."""
+        invitee = self.reversal.invitee if self.reversal else None
+        return invitee.taken + invitee.owed if invitee else 0
+
+    @property
+    def payer_owed(self) -> int:
+        """Весь долг плательщика от этого возврата: токены платежа и отменённый бонус."""
+        invitee = self.reversal.invitee if self.reversal else None
+        return self.owed + (invitee.owed if invitee else 0)
 
 
 def payment_refunded_externally(
@@ -278,14 +326,15 @@ def payment_refunded_externally(
 ) -> ExternalRefund | None:
     """Возврат, сделанный у провайдера (refunded_payment Telegram, кабинет lava): забрать, сколько есть.
 
-    Деньги уже ушли, отказаться нельзя; баланс в минус не уводим — недостачу записываем
-    в платёж (refund_shortfall) и поднимаем событие ошибки для персонала. Повтор (платёж уже
-    возвращён) ничего не меняет: changed=False. actor — сотрудник, отметивший возврат в админке:
-    он попадает в проводку и, в той же транзакции, в журнал аудита. None — платежа нет.
+    Деньги уже ушли, отказаться нельзя; баланс в минус не уводим — недостача записывается в платёж
+    (refund_shortfall) и долгом пользователя (ledger.take_back): токены, зарезервированные под идущие
+    задания, спишутся, когда их холды вернутся. Повтор (платёж уже возвращён) ничего не меняет:
+    changed=False. actor — сотрудник, отметивший возврат в админке: он попадает в проводку и, в той же
+    транзакции, в журнал аудита. None — платежа нет.
     """
     from botapp.billing.audit import audit_record
 
-    take = 0
+    outcome = ledger.TakeBack(taken=0, owed=0, reserved=0)
     with transaction.atomic():
         payment = Payment.objects.select_for_update().filter(method=method, external_id=external_id).first()
         if payment is None:
@@ -293,35 +342,43 @@ def payment_refunded_externally(
         if payment.status == Payment.Status.REFUNDED:
             return ExternalRefund(payment=payment, changed=False, taken=0)
         if payment.status == Payment.Status.PAID and payment.tokens:
-            account = ledger.account_for(payment.user)
-            locked_available = type(account).objects.select_for_update().get(pk=account.pk).available
-            take = min(payment.tokens, locked_available)
-            if take:
-                ledger.debit(
-                    user=payment.user,
-                    amount=take,
-                    key=f"refund:{payment.pk}:external",
-                    kind=TransactionKind.PAYMENT_REFUND,
-                    destination=SALES_ACCOUNT[PaymentMethod(method)],
-                    reference=payment,
-                    actor_id=actor.pk if actor else None,
-                    reason="refunded by the payment provider",
-                )
-            payment.refund_shortfall = payment.tokens - take
+            outcome = ledger.take_back(
+                user=payment.user,
+                amount=payment.tokens,
+                key=f"refund:{payment.pk}:external",
+                kind=TransactionKind.PAYMENT_REFUND,
+                destination=SALES_ACCOUNT[PaymentMethod(method)],
+                reference=payment,
+                actor_id=actor.pk if actor else None,
+                reason="refunded by the payment provider",
+            )
+            payment.refund_shortfall = outcome.owed
+        elif payment.status == Payment.Status.REFUND_PENDING:
+            # Возврат начат из админки: токены уже сняты его шагом 1, Telegram лишь сообщил о финале
+            outcome = ledger.TakeBack(taken=payment.tokens, owed=0, reserved=0)
         payment.status = Payment.Status.REFUNDED
         payment.refunded_at = timezone.now()
         payment.save(update_fields=["status", "refunded_at", "refund_shortfall"])
+        reversal = referral_reward_reverse(payment=payment)
         if actor is not None:
-            audit_record(
-                actor=actor,
-                action="payment.refund_external",
-                target=payment,
-                details={"taken": take, "shortfall": payment.refund_shortfall},
-            )
-    if payment.refund_shortfall:
+            details = {"taken": outcome.taken, "shortfall": outcome.owed, "reserved": outcome.reserved}
+            if reversal is not None:
+                details["referral_reversed"] = reversal.referral.pk
+            audit_record(actor=actor, action="payment.refund_external", target=payment, details=details)
+    if outcome.owed:
         logger.error(
-            "payment %s refunded by provider, %s tokens were already spent",
+            "payment %s refunded by provider: %s tokens taken back, %s reserved by running jobs "
+            "(owed, taken when their holds are released), %s already spent (owed)",
             payment.pk,
-            payment.refund_shortfall,
+            outcome.taken,
+            outcome.reserved,
+            outcome.spent,
         )
-    return ExternalRefund(payment=payment, changed=True, taken=take)
+    return ExternalRefund(
+        payment=payment,
+        changed=True,
+        taken=outcome.taken,
+        owed=outcome.owed,
+        reserved=outcome.reserved,
+        reversal=reversal,
+    )

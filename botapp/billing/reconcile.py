@@ -13,7 +13,7 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from botapp.models import Account, GenerationJob, Hold, LedgerEntry, LedgerTransaction
+from botapp.models import Account, GenerationJob, Hold, LedgerEntry, LedgerTransaction, RefundDebt
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ _T = {
     "entry": LedgerEntry._meta.db_table,
     "tx": LedgerTransaction._meta.db_table,
     "hold": Hold._meta.db_table,
+    "debt": RefundDebt._meta.db_table,
 }
 
 # (имя проверки, SQL, который возвращает строки-нарушения)
@@ -92,6 +93,16 @@ CHECKS: list[tuple[str, str]] = [
         LEFT JOIN {hold} h ON h.account_id = a.id AND h.status = 'active'
         WHERE a.kind = 'user'
         GROUP BY a.id, a.on_hold HAVING a.on_hold <> COALESCE(SUM(h.amount), 0)
+        """,
+    ),
+    (
+        # Погашено по строке долга ровно столько, сколько списали проводки погашения этого долга
+        "refund debt repaid differs from its ledger postings",
+        """
+        SELECT d.id, d.repaid, COALESCE(SUM(-e.amount), 0) FROM {debt} d
+        LEFT JOIN {tx} t ON t.reference_type = 'botapp.refunddebt' AND t.reference_id = CAST(d.id AS VARCHAR)
+        LEFT JOIN {entry} e ON e.transaction_id = t.id AND e.account_id = d.account_id
+        GROUP BY d.id, d.repaid HAVING d.repaid <> COALESCE(SUM(-e.amount), 0)
         """,
     ),
 ]

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from botapp.billing import ledger
-from botapp.models import Payment, PricingSettings, Referral, TelegramUser, TransactionKind
+from botapp.models import (
+    Account,
+    LedgerEntry,
+    Payment,
+    PricingSettings,
+    Referral,
+    TelegramUser,
+    TransactionKind,
+)
+
+logger = logging.getLogger(__name__)
 
 # Алфавит диплинков, без регистра: коды храним в нижнем регистре
 CODE_ALPHABET = string.ascii_lowercase + string.digits
@@ -72,8 +84,11 @@ def referral_attach(*, invitee: TelegramUser, code: str) -> str:
     return "attached"
 
 
-def referral_reward_if_due(*, invitee: TelegramUser) -> bool:
-    """После оплаты приглашённого: наградить обоих один раз (условный UPDATE rewarded_at)."""
+def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> bool:
+    """После оплаты приглашённого: наградить обоих один раз (условный UPDATE rewarded_at).
+
+    payment запоминается: его возврат отменит награду (referral_reward_reverse).
+    """
     settings_row, _ = PricingSettings.objects.get_or_create(pk=1)
     with transaction.atomic():
         referral = (
@@ -82,7 +97,8 @@ def referral_reward_if_due(*, invitee: TelegramUser) -> bool:
         if referral is None:
             return False
         referral.rewarded_at = timezone.now()
-        referral.save(update_fields=["rewarded_at"])
+        referral.reward_payment = payment
+        referral.save(update_fields=["rewarded_at", "reward_payment"])
         rewards = (
             (referral.inviter, settings_row.referral_inviter_reward, "inviter"),
             (invitee, settings_row.referral_invitee_reward, "invitee"),
@@ -100,10 +116,64 @@ def referral_reward_if_due(*, invitee: TelegramUser) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class RewardReversal:
+    """Отменённая награда: сколько снято и сколько записано долгом у каждого (None — награды не было)."""
+
+    referral: Referral
+    inviter: ledger.TakeBack | None
+    invitee: ledger.TakeBack | None
+
+
+def referral_reward_reverse(*, payment: Payment) -> RewardReversal | None:
+    """Возврат пополнения, за которое дана награда: забрать её у обоих, ровно один раз.
+
+    Вызывается в транзакции, переводящей платёж в «возвращён». Один раз — строка реферала под
+    блокировкой с условием reversed_at IS NULL (повтор события возврата ничего не найдёт) и ключи
+    `referral:<id>:<роль>:reversal`. Забирается выданное (из проводки награды, а не из нынешних
+    настроек); чего нет в доступном — долгом (ledger.take_back), как и токены самого платежа.
+    None — за этот платёж награды не было.
+    """
+    with transaction.atomic():
+        due = Referral.objects.select_for_update().filter(reward_payment=payment, reversed_at__isnull=True)
+        referral = due.first()
+        if referral is None:
+            return None
+        referral.reversed_at = timezone.now()
+        referral.save(update_fields=["reversed_at"])
+        keys = {role: f"referral:{referral.pk}:{role}" for role in ("inviter", "invitee")}
+        rewarded = dict(
+            LedgerEntry.objects.filter(
+                transaction__idempotency_key__in=keys.values(),
+                account__kind=Account.Kind.USER,
+                bucket=LedgerEntry.Bucket.AVAILABLE,
+            ).values_list("transaction__idempotency_key", "amount")
+        )
+        outcomes: dict[str, ledger.TakeBack | None] = {}
+        for role, user in (("inviter", referral.inviter), ("invitee", referral.invitee)):
+            amount = rewarded.get(keys[role], 0)
+            outcomes[role] = (
+                ledger.take_back(
+                    user=user,
+                    amount=amount,
+                    key=f"{keys[role]}:reversal",
+                    kind=TransactionKind.REFERRAL_REVERSAL,
+                    destination=ledger.REFERRALS,
+                    reference=referral,
+                    reason=f"payment {payment.pk} refunded",
+                )
+                if amount > 0
+                else None
+            )
+    result = RewardReversal(referral=referral, inviter=outcomes["inviter"], invitee=outcomes["invitee"])
+    logger.warning("referral %s reward reversed, payment %s refunded: %s", referral.pk, payment.pk, result)
+    return result
+
+
 def referral_stats(*, user: TelegramUser) -> tuple[int, int]:
-    """(сколько друзей пришло, сколько из них оплатили)."""
+    """(сколько друзей пришло, сколько из них оплатили); возвращённая оплата не считается."""
     joined = Referral.objects.filter(inviter=user).count()
-    paid = Referral.objects.filter(inviter=user, rewarded_at__isnull=False).count()
+    paid = Referral.objects.filter(inviter=user, rewarded_at__isnull=False, reversed_at__isnull=True).count()
     return joined, paid
 
 

@@ -62,6 +62,7 @@ class TransactionKind(models.TextChoices):
     REFUND_REVERSAL = "refund_reversal", "отмена возврата платежа"
     PROMO = "promo", "промокод"
     REFERRAL_REWARD = "referral_reward", "реферальная награда"
+    REFERRAL_REVERSAL = "referral_reversal", "отмена реферальной награды"
     ADJUSTMENT = "adjustment", "корректировка"
     CHARGEBACK = "chargeback", "чарджбэк"
 
@@ -156,6 +157,58 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"hold #{self.pk} {self.amount} ({self.status})"
+
+
+class RefundDebt(models.Model):
+    """Токены, которые пользователь должен после возврата денег: в момент возврата их не было в доступном.
+
+    Долг гасится из токенов, которые возвращаются пользователю из холдов (ledger._settle), — в той же
+    транзакции, что и возврат холда; иначе зарезервированные под задание токены после неудачи задания
+    остались бы у пользователя вместе с деньгами. repaid растёт только условным UPDATE, CHECK не даёт
+    погасить больше долга.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="refund_debts")
+    # Одна запись на причину (возврат платежа, отмена награды): повтор события долг не удваивает
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(
+        max_length=24, choices=TransactionKind.choices, help_text="вид проводок погашения"
+    )
+    destination = models.CharField(max_length=32, help_text="системный счёт, куда уходит погашение")
+    reference_type = models.CharField(max_length=48, blank=True, help_text="app_label.model")
+    reference_id = models.CharField(max_length=64, blank=True)
+    amount = models.PositiveBigIntegerField(help_text="сколько токенов не удалось забрать")
+    reserved = models.PositiveBigIntegerField(
+        default=0, help_text="из них в момент возврата были в резерве под идущие задания"
+    )
+    repaid = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    repaid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "долг по возврату"
+        verbose_name_plural = "долги по возвратам"
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_debt_amount_positive"),
+            models.CheckConstraint(condition=Q(reserved__lte=F("amount")), name="refund_debt_reserved_le"),
+            models.CheckConstraint(condition=Q(repaid__lte=F("amount")), name="refund_debt_repaid_le_amount"),
+            models.CheckConstraint(
+                condition=Q(repaid=F("amount"), repaid_at__isnull=False)
+                | (Q(repaid__lt=F("amount")) & Q(repaid_at__isnull=True)),
+                name="refund_debt_repaid_consistent",
+            ),
+        ]
+        indexes = [
+            # Возврат холда проверяет «есть ли долг» на каждом задании: индекс только по непогашенным
+            models.Index(fields=["account"], condition=Q(repaid_at__isnull=True), name="refund_debt_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.repaid}/{self.amount}"
+
+    @property
+    def outstanding(self) -> int:
+        return self.amount - self.repaid
 
 
 class PricingSettings(models.Model):
@@ -284,7 +337,7 @@ class Payment(models.Model):
     refund_attempts = models.PositiveSmallIntegerField(default=0)
     refund_shortfall = models.PositiveIntegerField(
         default=0,
-        help_text="сколько токенов не удалось вернуть: уже потрачены (возврат инициировал Telegram)",
+        help_text="сколько токенов не удалось забрать при внешнем возврате: записаны долгом (RefundDebt)",
     )
     note = models.CharField(max_length=300, blank=True)
     raw = models.JSONField(default=dict, blank=True)
@@ -360,18 +413,34 @@ class WelcomeClaim(models.Model):
 
 
 class Referral(models.Model):
-    """Кто кого пригласил. Награда — после первого оплаченного пополнения приглашённого."""
+    """Кто кого пригласил. Награда — после первого оплаченного пополнения приглашённого.
+
+    Возврат этого пополнения отменяет награду обоим (reversed_at, один раз); повторной награды нет.
+    """
 
     inviter = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="referrals_made")
     invitee = models.OneToOneField(TelegramUser, on_delete=models.PROTECT, related_name="referred_by")
     created_at = models.DateTimeField(auto_now_add=True)
     rewarded_at = models.DateTimeField(null=True, blank=True)
+    reward_payment = models.ForeignKey(
+        "Payment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="пополнение, за которое выдана награда: его возврат награду отменяет",
+    )
+    reversed_at = models.DateTimeField(null=True, blank=True, help_text="награда отменена возвратом")
 
     class Meta:
         verbose_name = "реферал"
         verbose_name_plural = "рефералы"
         constraints = [
             models.CheckConstraint(condition=~Q(inviter=F("invitee")), name="referral_not_self"),
+            models.CheckConstraint(
+                condition=Q(reversed_at__isnull=True) | Q(rewarded_at__isnull=False),
+                name="referral_reversed_after_reward",
+            ),
         ]
 
     def __str__(self) -> str:

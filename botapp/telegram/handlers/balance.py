@@ -29,6 +29,7 @@ KIND_LABELS: dict[str, Any] = {
     TransactionKind.REFUND_REVERSAL: gettext_lazy("Refund cancelled"),
     TransactionKind.PROMO: gettext_lazy("Promo code"),
     TransactionKind.REFERRAL_REWARD: gettext_lazy("Referral reward"),
+    TransactionKind.REFERRAL_REVERSAL: gettext_lazy("Referral reward cancelled"),
     TransactionKind.ADJUSTMENT: gettext_lazy("Adjustment by support"),
     TransactionKind.CHARGEBACK: gettext_lazy("Chargeback"),
 }

@@ -124,7 +124,40 @@ async def refunded_payment(update: Update, context: BotContext) -> None:
     """refunded_payment: Telegram вернул звёзды — забрать токены через журнал (как админский возврат)."""
     message = update.effective_message
     assert message is not None and message.refunded_payment is not None
-    await db(payments.payment_refunded_externally)(
+    result = await db(payments.payment_refunded_externally)(
         method=PaymentMethod.STARS, external_id=message.refunded_payment.telegram_payment_charge_id
     )
-    await message.reply_text(_("The payment was refunded; its tokens were taken back."))
+    await message.reply_text(refund_text(result))
+
+
+def refund_text(result: payments.ExternalRefund | None) -> str:
+    """Что случилось с токенами после возврата — по итогу сервиса, а не «всё забрали» на любой случай."""
+    if result is None:
+        return _(
+            "Telegram reported a refund of a payment we have no record of. "
+            "If something is wrong, write to /paysupport."
+        )
+    if not result.changed:
+        return _("This payment has already been refunded; nothing changed.")
+    if result.payment.tokens:
+        lines = [
+            _("The payment was refunded. Taken back from the balance: {tokens}.").format(
+                tokens=tokens(result.taken)
+            )
+        ]
+    else:
+        lines = [_("The payment was refunded.")]
+    if result.bonus_cancelled:
+        lines.append(
+            _("The invitation bonus for this payment was cancelled too: {tokens}.").format(
+                tokens=tokens(result.bonus_cancelled)
+            )
+        )
+    if result.payer_owed:
+        lines.append(
+            _(
+                "Still owed: {tokens}. They will be deducted from tokens that come back to the balance "
+                "after a failed or cancelled generation."
+            ).format(tokens=tokens(result.payer_owed))
+        )
+    return "\n".join(lines)

@@ -10,7 +10,15 @@ from django.test import Client
 from django.urls import reverse
 
 from botapp.billing import ledger
-from botapp.models import Payment, PaymentMethod, PromoCode, PromoRedemption, Referral, WelcomeClaim
+from botapp.models import (
+    Payment,
+    PaymentMethod,
+    PromoCode,
+    PromoRedemption,
+    Referral,
+    TransactionKind,
+    WelcomeClaim,
+)
 from botapp.tests.billing.factories import user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +28,7 @@ def test_every_botapp_admin_page_renders(client_staff: Client) -> None:
     user, friend = user_make(), user_make()
     user_fund(user, 30)
     ledger.hold(user=user, amount=5, key="job-1")
-    Payment.objects.create(
+    payment = Payment.objects.create(
         user=user,
         method=PaymentMethod.STARS,
         external_id="c-1",
@@ -28,6 +36,10 @@ def test_every_botapp_admin_page_renders(client_staff: Client) -> None:
         currency="XTR",
         tokens=50,
     )
+    ledger.take_back(
+        user=user, amount=50, key="refund-1", kind=TransactionKind.PAYMENT_REFUND,
+        destination=ledger.SALES_STARS, reference=payment,
+    )  # fmt: skip
     promo = PromoCode.objects.create(code="hello", amount=5, max_redemptions=2, redeemed_count=1)
     PromoRedemption.objects.create(promo=promo, user=user)
     Referral.objects.create(inviter=user, invitee=friend)

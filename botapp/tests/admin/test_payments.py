@@ -12,17 +12,20 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from botapp.billing import ledger, payments
+from botapp.billing import ledger, payments, referrals
+from botapp.generation import jobs
 from botapp.models import (
     LedgerTransaction,
     Payment,
     PaymentMethod,
+    Referral,
     StaffAuditLog,
     TelegramUser,
     TransactionKind,
 )
 from botapp.tests.admin.conftest import changelist, messages_of, run_action
 from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support.fakes import fake_bot_token
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +103,27 @@ def test_refunding_spent_tokens_is_refused_before_telegram_and_moves_nothing(cli
     assert not StaffAuditLog.objects.exists()
 
 
+def test_refunding_tokens_reserved_for_a_running_job_is_refused_with_a_retry_hint(
+    client_staff: Client,
+) -> None:
+    user = user_make()
+    user_fund(user, 50)
+    payment = _payment(user, tokens=50)
+    job = image_job_make(user, key="running")
+    assert balance(user) == (36, 14)
+    page = run_action(client_staff, "payment", "refund", [payment.pk])
+    [message] = messages_of(page)
+    assert "already spent" not in message
+    assert (
+        "14 of the user's tokens are reserved for running jobs: 50 needed, 36 available; "
+        "retry the refund after the jobs finish"
+    ) in message
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.PAID
+    assert balance(user) == (36, 14)
+    assert not StaffAuditLog.objects.exists()
+    jobs.job_fail(job=job, category="test")
+
+
 def test_a_card_payment_cannot_be_refunded_as_stars(client_staff: Client) -> None:
     payment = _payment(user_make(), method=PaymentMethod.LAVA, currency="RUB")
     page = run_action(client_staff, "payment", "refund", [payment.pk])
@@ -161,7 +185,7 @@ def test_a_card_payment_refunded_in_lava_is_marked_once_and_its_tokens_taken_bac
     assert (post.actor, post.user) == (staff, user)
     [audit] = StaffAuditLog.objects.all()
     assert (audit.actor, audit.action, audit.target_id) == (staff, "payment.refund_external", str(payment.pk))
-    assert audit.details == {"taken": 300, "shortfall": 0}
+    assert audit.details == {"taken": 300, "shortfall": 0, "reserved": 0}
 
     # Второе нажатие (двойной клик, «назад» в браузере) ничего не меняет
     page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
@@ -188,7 +212,53 @@ def test_marking_a_lava_refund_takes_only_unspent_tokens_and_records_the_shortfa
     assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 250)
     assert balance(user) == (0, 0)  # баланс не уходит в минус
     [audit] = StaffAuditLog.objects.all()
-    assert audit.details == {"taken": 50, "shortfall": 250}
+    assert audit.details == {"taken": 50, "shortfall": 250, "reserved": 0}
+
+
+def test_marking_a_lava_refund_tells_reserved_from_spent_and_takes_the_reserved_when_released(
+    client_staff: Client,
+) -> None:
+    user = user_make()
+    payment = _lava_paid(user, tokens=300)
+    ledger.capture(hold=ledger.hold(user=user, amount=200, key="test-spend"), amount=200)
+    job = image_job_make(user, key="running", outputs=4)
+    assert balance(user) == (46, 54)
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert messages_of(page) == [
+        f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: 46; 54 в резерве под идущие задания — "
+        "спишутся, когда их холды вернутся; 200 уже потрачены. Недостача записана в платёж и долгом "
+        "пользователя."
+    ]
+    assert Payment.objects.get(pk=payment.pk).refund_shortfall == 254
+    [audit] = StaffAuditLog.objects.all()
+    assert audit.details == {"taken": 46, "shortfall": 254, "reserved": 54}
+    assert balance(user) == (0, 54)
+    jobs.job_fail(job=job, category="test")
+    assert balance(user) == (0, 0)  # вернувшийся холд целиком ушёл в погашение
+    assert ledger.debt_outstanding(user=user) == 200
+
+
+def test_marking_a_lava_refund_cancels_the_referral_rewards_of_that_payment_once(
+    client_staff: Client,
+) -> None:
+    inviter, friend = user_make(), user_make()
+    code = referrals.referral_code_for(user=inviter)
+    assert referrals.referral_attach(invitee=friend, code=code) == "attached"
+    payment = _lava_paid(friend, tokens=300)
+    assert (balance(inviter), balance(friend)) == ((30, 0), (320, 0))
+    page = run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert messages_of(page) == [
+        f"Платёж #{payment.pk}: отмечен возвращённым, снято токенов: 300. "
+        "Награда за приглашение по этому платежу отменена."
+    ]
+    assert (balance(inviter), balance(friend)) == ((0, 0), (0, 0))
+    referral = Referral.objects.get()
+    assert referral.reversed_at is not None
+    [audit] = StaffAuditLog.objects.all()
+    assert audit.details["referral_reversed"] == referral.pk
+    run_action(client_staff, "payment", "mark_lava_refunded", [payment.pk])
+    assert (balance(inviter), balance(friend)) == ((0, 0), (0, 0))
+    assert LedgerTransaction.objects.filter(kind=TransactionKind.REFERRAL_REVERSAL).count() == 2
 
 
 def test_a_stars_payment_cannot_be_marked_refunded_in_lava(client_staff: Client) -> None:

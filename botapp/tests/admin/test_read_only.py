@@ -18,6 +18,7 @@ from botapp.models import (
     Payment,
     PromoRedemption,
     Referral,
+    RefundDebt,
     StaffAuditLog,
     WelcomeClaim,
 )
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 READ_ONLY: list[type[Model]] = [
     LedgerTransaction, Account, Hold, Payment, Invoice,
-    PromoRedemption, Referral, WelcomeClaim, StaffAuditLog,
+    PromoRedemption, Referral, WelcomeClaim, StaffAuditLog, RefundDebt,
 ]  # fmt: skip
 
 

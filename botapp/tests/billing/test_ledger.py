@@ -8,7 +8,16 @@ from django.db import IntegrityError, connection, transaction
 
 from botapp.billing import ledger
 from botapp.billing.errors import HoldAlreadySettled, InsufficientFunds
-from botapp.models import Account, Hold, LedgerEntry, LedgerTransaction, StaffAuditLog
+from botapp.models import (
+    Account,
+    Hold,
+    LedgerEntry,
+    LedgerTransaction,
+    RefundDebt,
+    StaffAuditLog,
+    TelegramUser,
+    TransactionKind,
+)
 from botapp.tests.billing.factories import balance, user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +178,71 @@ def test_adjust_cannot_take_more_than_available() -> None:
         ledger.adjust(user=user, amount=-11, actor=staff, reason="typo", key="adj-1")
     assert balance(user) == (10, 0)
     assert not StaffAuditLog.objects.exists()
+
+
+def _refund_taken_back(user: TelegramUser, amount: int, key: str = "refund-1") -> ledger.TakeBack:
+    """Деньги вернули у провайдера: забрать amount токенов (как payment_refunded_externally)."""
+    return ledger.take_back(
+        user=user, amount=amount, key=key, kind=TransactionKind.PAYMENT_REFUND,
+        destination=ledger.SALES_STARS, reference=user,
+    )  # fmt: skip
+
+
+def test_take_back_takes_the_available_part_and_records_the_reserved_rest_as_debt() -> None:
+    user = user_make()
+    user_fund(user, 70)
+    ledger.hold(user=user, amount=54, key="job-1")
+    outcome = _refund_taken_back(user, 50)
+    assert (outcome.taken, outcome.owed, outcome.reserved, outcome.spent) == (16, 34, 34, 0)
+    assert balance(user) == (0, 54)
+    assert ledger.debt_outstanding(user=user) == 34
+    debt = RefundDebt.objects.get()
+    assert (debt.amount, debt.reserved, debt.repaid, debt.destination) == (34, 34, 0, ledger.SALES_STARS)
+
+
+def test_a_released_hold_repays_the_refund_debt_first_and_only_once() -> None:
+    user = user_make()
+    user_fund(user, 70)
+    held = ledger.hold(user=user, amount=54, key="job-1")
+    _refund_taken_back(user, 50)
+    settled = ledger.release(hold=held, reason="provider failed")
+    assert (settled.released, settled.debt_repaid) == (54, 34)
+    assert balance(user) == (20, 0)
+    assert ledger.debt_outstanding(user=user) == 0
+    debt = RefundDebt.objects.get()
+    assert debt.repaid == 34
+    assert debt.repaid_at is not None
+    [repayment] = LedgerTransaction.objects.filter(reference_type="botapp.refunddebt")
+    assert (repayment.kind, repayment.idempotency_key) == (
+        TransactionKind.PAYMENT_REFUND,
+        f"debt:{debt.pk}:hold:{held.pk}",
+    )
+    again = ledger.release(hold=held, reason="provider failed")
+    assert again.replayed
+    assert balance(user) == (20, 0)
+    assert LedgerTransaction.objects.filter(reference_type="botapp.refunddebt").count() == 1
+
+
+def test_only_the_released_part_of_a_capture_repays_and_older_debts_go_first() -> None:
+    user = user_make()
+    user_fund(user, 100)
+    first_job = ledger.hold(user=user, amount=100, key="job-1")
+    _refund_taken_back(user, 40, key="refund-1")
+    _refund_taken_back(user, 20, key="refund-2")
+    assert balance(user) == (0, 100)
+    settled = ledger.capture(hold=first_job, amount=70)
+    assert (settled.released, settled.debt_repaid) == (30, 30)
+    assert balance(user) == (0, 0)
+    assert list(RefundDebt.objects.order_by("pk").values_list("repaid", flat=True)) == [30, 0]
+    user_fund(user, 50)
+    ledger.release(hold=ledger.hold(user=user, amount=50, key="job-2"), reason="cancelled")
+    assert list(RefundDebt.objects.order_by("pk").values_list("repaid", flat=True)) == [40, 20]
+    assert balance(user) == (20, 0)
+    assert ledger.debt_outstanding(user=user) == 0
+
+
+def test_the_database_refuses_to_repay_more_than_the_debt() -> None:
+    user = user_make()
+    _refund_taken_back(user, 10)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RefundDebt.objects.update(repaid=11)

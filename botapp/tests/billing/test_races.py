@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from botapp.billing import ledger, payments
-from botapp.models import Hold, LedgerTransaction, Payment, PromoCode
+from botapp.models import Hold, LedgerTransaction, Payment, PromoCode, TransactionKind
 from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
 from botapp.tests.support.parallel import run_in_processes
 
@@ -51,6 +55,70 @@ def test_racing_capture_and_release_settle_a_hold_once() -> None:
     assert len(set(winners)) == 1
     assert LedgerTransaction.objects.filter(idempotency_key=f"settle:hold:{held.pk}").count() == 1
     assert balance(user) in ((60, 0), (100, 0))
+
+
+def _in_thread(work: Callable[[], object], *, pause: threading.Event | None = None) -> threading.Thread:
+    """work в своей нити и своём соединении; pause — не коммитить, пока событие не выставлено."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                work()
+                done.set()
+                if pause is not None:
+                    pause.wait(30)
+        finally:
+            done.set()
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    if pause is not None:
+        assert done.wait(30)
+    return thread
+
+
+def _wait_until_someone_waits_for_a_lock() -> None:
+    with connection.cursor() as cursor:
+        for _ in range(300):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the second transaction never waited for the first")
+
+
+@pytest.mark.parametrize("first", ["refund", "release"])
+def test_a_refund_racing_the_release_of_the_reserved_tokens_takes_them_all_back(first: str) -> None:
+    user = user_make()
+    user_fund(user, 70)
+    held = ledger.hold(user=user, amount=54, key="job-1")
+
+    def refund() -> object:
+        return ledger.take_back(
+            user=user, amount=50, key="refund-1", kind=TransactionKind.PAYMENT_REFUND,
+            destination=ledger.SALES_STARS, reference=user,
+        )  # fmt: skip
+
+    def release() -> object:
+        return ledger.release(hold=held, reason="job failed")
+
+    steps = {"refund": refund, "release": release}
+    # Первая транзакция сделала своё и держит блокировки; вторая упирается в них, потом первая коммитит
+    commit = threading.Event()
+    holder = _in_thread(steps[first], pause=commit)
+    waiter = _in_thread(steps["release" if first == "refund" else "refund"])
+    _wait_until_someone_waits_for_a_lock()
+    commit.set()
+    holder.join(30)
+    waiter.join(30)
+    # Какая бы сторона ни успела первой, возврат забрал все 50: доступным сейчас или из вернувшегося холда
+    assert balance(user) == (20, 0)
+    assert ledger.debt_outstanding(user=user) == 0
 
 
 def test_three_concurrent_successful_payment_copies_credit_once() -> None:

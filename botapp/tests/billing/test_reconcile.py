@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from botapp.billing import ledger, reconcile
-from botapp.models import Account, ErrorGroup, Hold, LedgerEntry
+from botapp.models import Account, ErrorGroup, Hold, LedgerEntry, RefundDebt, TransactionKind
 from botapp.tests.billing.factories import user_fund, user_make
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +69,17 @@ def test_an_active_hold_that_is_not_on_the_balance_is_detected(funded: Account) 
     report = reconcile.reconcile_ledger()
     assert "on-hold balance differs from active holds" in report.problems
     Hold.objects.filter(idempotency_key="ghost").delete()
+
+
+def test_a_refund_debt_marked_repaid_without_a_repayment_posting_is_detected(funded: Account) -> None:
+    assert funded.user is not None
+    ledger.hold(user=funded.user, amount=80, key="job-2")
+    ledger.take_back(
+        user=funded.user, amount=50, key="refund-1", kind=TransactionKind.PAYMENT_REFUND,
+        destination=ledger.SALES_STARS, reference=funded,
+    )  # fmt: skip
+    RefundDebt.objects.update(repaid=10)
+    report = reconcile.reconcile_ledger()
+    assert "refund debt repaid differs from its ledger postings" in report.problems
+    RefundDebt.objects.update(repaid=0)
+    assert reconcile.reconcile_ledger().ok

@@ -8,11 +8,25 @@ import pytest
 
 from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
-from botapp.models import Invoice, Payment, PromoCode, Referral, TelegramUser, TokenPackage, TransactionKind
+from botapp.generation import jobs
+from botapp.models import (
+    Invoice,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    PromoCode,
+    Referral,
+    RefundDebt,
+    TelegramUser,
+    TokenPackage,
+    TransactionKind,
+)
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
 from botapp.telegram.formatting import images, tokens, videos
 from botapp.tests.billing.factories import balance, user_fund
+from botapp.tests.generation.factories import image_job_make
+from botapp.tests.support.broker import broker_purge
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -271,11 +285,11 @@ def test_a_refund_of_spent_tokens_is_refused_and_telegram_is_not_called(sandbox_
     chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
-    ledger.hold(user=_user(chat), amount=60, key="job-spent")
+    ledger.capture(hold=ledger.hold(user=_user(chat), amount=60, key="job-spent"), amount=60)
     with pytest.raises(RefundRefused, match="already spent"):
         stars.stars_refund(payment=Payment.objects.get(), actor=None)
     assert Payment.objects.get().status == Payment.Status.PAID
-    assert balance(_user(chat)) == (10, 60)
+    assert balance(_user(chat)) == (10, 0)
     assert services.sandbox_calls(method="refundStarPayment") == []
 
 
@@ -287,7 +301,13 @@ def refunded_payment_update(chat: Chat, payment: Payment, *, stars: int, message
                 "message_id": message_id,
                 "date": 1_790_000_000,
                 "chat": {"id": chat.chat_id, "type": "private", "first_name": "Ann"},
-                "from": {"id": chat.chat_id, "is_bot": False, "first_name": "Ann"},
+                # Язык — как в настоящем апдейте: без него бот считает пользователя русскоязычным
+                "from": {
+                    "id": chat.chat_id,
+                    "is_bot": False,
+                    "first_name": "Ann",
+                    "language_code": chat.language,
+                },
                 "refunded_payment": {
                     "currency": "XTR",
                     "total_amount": stars,
@@ -299,16 +319,99 @@ def refunded_payment_update(chat: Chat, payment: Payment, *, stars: int, message
     )
 
 
-def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(sandbox_mode_server: str) -> None:
-    chat = Chat(sandbox_mode_server, "en")
+def _deliver_refunds(chat: Chat, update: SandboxUpdate, copies: int = 2) -> list[str]:
+    """Доставить копии апдейта refunded_payment (Telegram может прислать дважды); ответы бота на каждую."""
+    replies = []
+    for _ in range(copies):
+        copy = SandboxUpdate.objects.create(payload=update.payload)
+        assert services.sandbox_update_deliver(update_id=copy.pk, base_url=chat.base) == 200
+        replies.append(chat.bot_messages()[-1].text)
+    return replies
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_refunded_payment_message_from_telegram_takes_the_tokens_back(
+    sandbox_mode_server: str, language: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999001)
-    for _ in range(2):
-        update = SandboxUpdate.objects.create(payload=update.payload)
-        assert services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base) == 200
+    first, second = _deliver_refunds(chat, update)
     assert Payment.objects.get().status == Payment.Status.REFUNDED
     assert balance(_user(chat)) == (20, 0)
+    assert first == chat.expected("The payment was refunded. Taken back from the balance: {tokens}.").format(
+        tokens=chat.count(tokens, 50)
+    )
+    assert second == chat.expected("This payment has already been refunded; nothing changed.")
+    _assert_language(second, language)
+
+
+def test_telegram_confirming_a_refund_begun_in_the_admin_says_the_tokens_were_taken(
+    sandbox_bot_api: str,
+) -> None:
+    chat = Chat(sandbox_bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    services.sandbox_inject_failure(method="refundStarPayment", retry_after=1)
+    with pytest.raises(RefundRefused, match="outcome unknown"):
+        stars.stars_refund(payment=Payment.objects.get(), actor=None)
+    assert Payment.objects.get().status == Payment.Status.REFUND_PENDING
+    update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999005)
+    [reply] = _deliver_refunds(chat, update, 1)
+    # Токены сняты ещё шагом 1 возврата из админки: «списано 50», а не «списано 0»
+    assert reply == chat.expected("The payment was refunded. Taken back").format(
+        tokens=chat.count(tokens, 50)
+    )
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(chat)) == (20, 0)
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_refund_of_a_payment_we_do_not_know_says_so(sandbox_mode_server: str, language: str) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    unknown = Payment(external_id="stxUNKNOWN", raw={"invoice_payload": "nb:unknown"})
+    [reply] = _deliver_refunds(chat, refunded_payment_update(chat, unknown, stars=50, message_id=999004), 1)
+    assert reply == chat.expected("Telegram reported a refund of a payment we have no record of.")
+    _assert_language(reply, language)
+    assert balance(_user(chat)) == (20, 0)
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_refund_while_tokens_are_reserved_takes_them_back_when_the_job_is_cancelled(
+    sandbox_mode_server: str, language: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50))
+    user = _user(chat)
+    job = image_job_make(user, key="reserved", outputs=4)
+    assert balance(user) == (20 + 50 - 54, 54)
+    update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999002)
+    reply, _again = _deliver_refunds(chat, update)
+    # Не «токены списаны»: снято 16, а 34 в резерве под задание — они спишутся, когда холд вернётся
+    assert reply == "\n".join(
+        [
+            chat.expected("The payment was refunded. Taken back from the balance: {tokens}.").format(
+                tokens=chat.count(tokens, 16)
+            ),
+            chat.expected("Still owed: {tokens}.").format(tokens=chat.count(tokens, 34)),
+        ]
+    )
+    _assert_language(reply, language)
+    payment = Payment.objects.get()
+    assert (payment.status, payment.refund_shortfall) == (Payment.Status.REFUNDED, 50 - 16)
+    assert balance(user) == (0, 54)
+    # Задание отменено, холд вернулся — сначала гасится долг по возврату, а не остаётся пользователю
+    assert jobs.job_cancel(job_id=job.pk, user=user) == "cancelled"
+    broker_purge("generation")
+    assert balance(user) == (20, 0)
+    assert ledger.debt_outstanding(user=user) == 0
+    taken = LedgerEntry.objects.filter(
+        account__user=user, transaction__kind=TransactionKind.PAYMENT_REFUND
+    ).values_list("amount", flat=True)
+    assert sorted(taken) == [-34, -16]
 
 
 def test_reconciliation_credits_a_payment_whose_update_was_lost_once(sandbox_bot_api: str) -> None:
@@ -358,6 +461,58 @@ def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server:
     assert balance(_user(inviter)) == (50, 0)  # награда один раз
     [stats] = inviter.say("/invite")
     assert "Friends joined: 1, paid: 1." in stats.text
+
+
+@pytest.mark.parametrize("refund", ["admin", "telegram"])
+def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
+    sandbox_bot_api: str, refund: str
+) -> None:
+    inviter = Chat(sandbox_bot_api, "ru")
+    inviter.say("/start")
+    inviter.say("/invite")
+    code = _user(inviter).referral_code
+    friend = Chat(sandbox_bot_api, "en")
+    friend.say(f"/start ref_{code}")
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(friend)) == (20 + 50 + 20, 0)
+    # Награда пригласившего почти вся в резерве под задание: её недостача — долг, как у токенов платежа
+    job = ledger.hold(user=_user(inviter), amount=40, key="inviter-job")
+    assert balance(_user(inviter)) == (20 + 30 - 40, 40)
+    payment = Payment.objects.get()
+    if refund == "admin":
+        stars.stars_refund(payment=payment, actor=None)
+    update = refunded_payment_update(friend, payment, stars=50, message_id=999003)
+    first, _again = _deliver_refunds(friend, update)
+    if refund == "telegram":
+        taken, bonus = friend.count(tokens, 50), friend.count(tokens, 20)
+        assert first == "\n".join(
+            [
+                friend.expected("The payment was refunded. Taken back").format(tokens=taken),
+                friend.expected("The invitation bonus for this payment").format(tokens=bonus),
+            ]
+        )
+    else:
+        assert first == friend.expected("This payment has already been refunded; nothing changed.")
+    assert Payment.objects.get().status == Payment.Status.REFUNDED
+    assert balance(_user(friend)) == (20, 0)
+    assert balance(_user(inviter)) == (0, 40)
+    assert ledger.debt_outstanding(user=_user(inviter)) == 20
+    ledger.release(hold=job, reason="job failed")
+    assert balance(_user(inviter)) == (20, 0)
+    referral = Referral.objects.get()
+    assert referral.reward_payment_id == payment.pk
+    assert referral.reversed_at is not None
+    reversals = LedgerTransaction.objects.filter(kind=TransactionKind.REFERRAL_REVERSAL)
+    assert sorted(reversals.values_list("idempotency_key", flat=True)) == [
+        f"debt:{RefundDebt.objects.get().pk}:hold:{job.pk}",
+        f"referral:{referral.pk}:invitee:reversal",
+        f"referral:{referral.pk}:inviter:reversal",
+    ]
+    [stats] = inviter.say("/invite")
+    assert "Пришло друзей: 1, из них оплатили: 0." in stats.text
+    [reply] = inviter.say("/balance")
+    inviter.press(reply, "bal:hist:0")
+    assert inviter.expected("Referral reward cancelled") in inviter.bot_messages()[-1].text
 
 
 def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
