@@ -76,6 +76,8 @@ class GenerationJob(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["model", "status", "created_at"]),
+            # Список генераций панели и админки — новые сверху по всем заданиям: без индекса — сортировка всех
+            models.Index(fields=["-created_at", "-id"], name="job_newest_first"),
             models.Index(
                 fields=["next_poll_at"],
                 condition=Q(status="running") & ~Q(operation_name=""),

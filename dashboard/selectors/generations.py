@@ -6,9 +6,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus
 
@@ -53,11 +54,17 @@ def jobs_filtered(*, filters: JobFilters) -> QuerySet[GenerationJob]:
         jobs = jobs.filter(error_category=filters.error_category)
     if filters.user:
         jobs = jobs.filter(_user_q(filters.user))
+    # Диапазон, а не created_at__date: функция над столбцом не даёт PostgreSQL взять индекс
     if filters.date_from:
-        jobs = jobs.filter(created_at__date__gte=filters.date_from)
+        jobs = jobs.filter(created_at__gte=_day_start(filters.date_from))
     if filters.date_to:
-        jobs = jobs.filter(created_at__date__lte=filters.date_to)
+        jobs = jobs.filter(created_at__lt=_day_start(filters.date_to + timedelta(days=1)))
     return jobs
+
+
+def _day_start(day: date) -> datetime:
+    """Начало суток в часовом поясе проекта (как считал created_at__date)."""
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def job_rows(*, jobs: Iterable[GenerationJob]) -> list[JobRow]:

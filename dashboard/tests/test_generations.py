@@ -67,6 +67,14 @@ def test_filters_narrow_the_list_and_show_prompt_and_thumbnail(client_money: Cli
     tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
     page = client_money.get("/dashboard/generations/", {"date_from": tomorrow}).content.decode()
     assert "a delivered sunset" not in page
+    # Сутки «по» включительно, в часовом поясе проекта: сегодняшнее задание — в «с сегодня по сегодня»
+    today = timezone.localdate().isoformat()
+    one_day = {"date_from": today, "date_to": today}
+    page = client_money.get("/dashboard/generations/", one_day).content.decode()
+    assert "a delivered sunset" in page
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+    page = client_money.get("/dashboard/generations/", {"date_to": yesterday}).content.decode()
+    assert "a delivered sunset" not in page
     jobs.job_fail(job=done, category="test")
 
 
