@@ -140,6 +140,11 @@ def web_server(env: Mapping[str, str], log: Path, port: int | None = None) -> It
         "--port",
         str(port),
         "--no-access-log",
+        # Как у боевого web (gunicorn --keep-alive 75): по умолчанию uvicorn закрывает простаивающее
+        # соединение через 5 с, и залп из заранее открытых соединений на медленной машине получал
+        # «Connection reset by peer» (тест лимитера «500 чатов» в полном прогоне)
+        "--timeout-keep-alive",
+        "75",
     ]
     with running(command, env, log):
         base = f"http://127.0.0.1:{port}"
