@@ -40,13 +40,13 @@ def lava_poll() -> None:
 def _receipt_send(outcome: lava.WebhookOutcome) -> None:
     """Тот же чек, что после вебхука; не дошёл — не беда: токены уже на балансе."""
     from botapp.telegram import keyboards
-    from botapp.telegram.handlers.topup import receipt_text, unmatched_text
+    from botapp.telegram.handlers.topup import settled_text
     from botapp.telegram.outbound import bot_call
 
     user = outcome.user
     assert user is not None
     with translation.override(user.effective_language):
-        text = receipt_text(outcome.tokens, outcome.available) if outcome.tokens else unmatched_text()
+        text = settled_text(outcome.tokens, outcome.available)
         menu = keyboards.main_menu()
     try:
         bot_call(lambda bot: bot.send_message(user.telegram_id, text, reply_markup=menu))

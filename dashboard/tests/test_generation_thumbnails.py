@@ -8,11 +8,11 @@ import pytest
 from django.contrib.auth.models import User
 from PIL import Image
 
-from botapp.generation import jobs
-from botapp.models import GenerationModel, JobOutput
+from botapp.models import JobOutput
 from botapp.providers.storage import media_storage
 from botapp.tests.admin.conftest import verified_client
 from botapp.tests.billing.factories import user_fund, user_make
+from botapp.tests.generation.factories import image_job_make
 from botapp.tests.support.fake_supabase import FakeSupabase
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +28,7 @@ def test_a_page_of_thumbnails_is_signed_in_one_storage_request(supabase: FakeSup
     user = user_make()
     user_fund(user, 100)
     for number in range(4):
-        job, _ = jobs.job_create(
-            user=user,
-            model=GenerationModel.objects.get(slug="nano-banana-2"),
-            prompt=f"picture {number}",
-            params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-            reference_file_ids=[],
-            idempotency_key=f"thumb-{number}",
-        )
+        job = image_job_make(user, key=f"thumb-{number}", prompt=f"picture {number}")
         key = f"jobs/{job.pk}/0.png"
         if number < 3:  # у последнего объект уже стёрт сроком хранения — страница открывается без него
             media_storage().put(kind="image", key=key, data=_png(), content_type="image/png")
@@ -54,14 +47,7 @@ def test_a_page_of_thumbnails_is_signed_in_one_storage_request(supabase: FakeSup
 def test_thumbnails_are_left_out_when_storage_is_down(supabase: FakeSupabase) -> None:
     user = user_make()
     user_fund(user, 100)
-    job, _ = jobs.job_create(
-        user=user,
-        model=GenerationModel.objects.get(slug="nano-banana-2"),
-        prompt="a quiet harbour",
-        params={"aspect_ratio": "1:1", "size": "1K", "outputs": 1},
-        reference_file_ids=[],
-        idempotency_key="thumb-down",
-    )
+    job = image_job_make(user, key="thumb-down", prompt="a quiet harbour")
     JobOutput.objects.create(job=job, index=0, status="ok", storage_key=f"jobs/{job.pk}/0.png")
     staff = verified_client(User.objects.create_user("ivo", is_staff=True))
     supabase.fail_next(503, times=10)

@@ -17,7 +17,7 @@ from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext, get_application
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import tokens as token_count
-from botapp.telegram.handlers.topup import receipt_text, unmatched_text
+from botapp.telegram.handlers.topup import settled_text
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
 
@@ -120,7 +120,7 @@ async def lava_receipt_send(*, user: TelegramUser, tokens: int, available: int) 
     tokens == 0 — чек lava не сошёлся со счётом: платёж записан, решает персонал; покупатель должен это знать.
     """
     with translation.override(user.effective_language):
-        text = receipt_text(tokens, available) if tokens else unmatched_text()
+        text = settled_text(tokens, available)
         try:
             application = await get_application()
             await application.bot.send_message(user.telegram_id, text, reply_markup=keyboards.main_menu())

@@ -101,10 +101,7 @@ async def successful_payment(update: Update, context: BotContext) -> None:
     )
     if not result.created:
         return
-    if result.payment.tokens:
-        text = receipt_text(result.payment.tokens, result.available)
-    else:
-        text = unmatched_text()
+    text = settled_text(result.payment.tokens, result.available)
     await message.reply_text(text, reply_markup=keyboards.main_menu())
 
 
@@ -118,6 +115,11 @@ def receipt_text(amount: int, available: int) -> str:
 def unmatched_text() -> str:
     """Платёж записан без зачисления (нет счёта, сумма не та): деньги не пропали, решает поддержка."""
     return _("Payment received, but we could not match it to an invoice. Support will sort it out.")
+
+
+def settled_text(tokens: int, available: int) -> str:
+    """Ответ на записанный платёж: чек зачисления или (tokens == 0) — «разберётся поддержка»."""
+    return receipt_text(tokens, available) if tokens else unmatched_text()
 
 
 async def refunded_payment(update: Update, context: BotContext) -> None:

@@ -7,7 +7,6 @@ lava — локальная подделка по вендорной специ�
 from __future__ import annotations
 
 import base64
-import contextlib
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,6 @@ from botapp.billing import lava
 from botapp.models import Invoice, LedgerTransaction, Payment, PaymentMethod, TelegramUser, TokenPackage
 from botapp.providers.base import ProviderPermanentError, ProviderTransientError
 from botapp.tasks import billing as billing_tasks
-from botapp.telegram import outbound
 from botapp.telegram.formatting import tokens
 from botapp.tests.billing.factories import balance, billing_seed, package_make, user_make
 from botapp.tests.support import processes
@@ -391,17 +389,6 @@ def test_a_receipt_below_the_invoice_is_recorded_for_staff_not_credited(fake: Fa
     assert len(chat.bot_messages()) == messages
 
 
-@contextlib.contextmanager
-def _bot_api_of(server: str) -> Iterator[None]:
-    """Вызовы Bot API из процесса теста (как у воркера) — в эмулятор сервера."""
-    with override_settings(TELEGRAM_API_BASE_URL=f"{server}/sandbox/api"):
-        outbound.bot_reset()
-        try:
-            yield
-        finally:
-            outbound.bot_reset()
-
-
 def test_a_payment_whose_webhook_never_came_is_credited_by_the_poll(fake: FakeLava, server: str) -> None:
     package = _package(fake)
     chat = Chat(server, "ru")
@@ -419,7 +406,7 @@ def test_a_payment_whose_webhook_never_came_is_credited_by_the_poll(fake: FakeLa
     fake.pay(paid.external_id)
     fake.decline(declined.external_id)
 
-    with _lava_settings(fake), _bot_api_of(server):
+    with _lava_settings(fake), processes.bot_api_of(server):
         billing_tasks.lava_poll()
         billing_tasks.lava_poll()  # повтор ничего не зачисляет второй раз
 

@@ -13,11 +13,10 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings as django_settings
-from django.test import Client, override_settings
+from django.test import Client
 from telegram import Bot
 
 from botapp.sandbox import ratelimit
-from botapp.telegram import outbound
 from botapp.tests.support import processes
 
 T = TypeVar("T")
@@ -194,7 +193,5 @@ def sandbox_mode_server(django_db_setup: Any, django_db_blocker: Any, logs_dir: 
 @pytest.fixture
 def sandbox_bot_api(sandbox_mode_server: str) -> Iterator[str]:
     """Вызовы Bot API из процесса теста (как у воркера: доставка, возврат, сверка) — в эмулятор сервера."""
-    with override_settings(TELEGRAM_API_BASE_URL=f"{sandbox_mode_server}/sandbox/api"):
-        outbound.bot_reset()
+    with processes.bot_api_of(sandbox_mode_server):
         yield sandbox_mode_server
-        outbound.bot_reset()

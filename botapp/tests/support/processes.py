@@ -170,3 +170,18 @@ def shell_report(env: Mapping[str, str], code: str) -> Any:
     )
     [line] = [row for row in done.stdout.splitlines() if row.startswith("REPORT ")]
     return json.loads(line.removeprefix("REPORT "))
+
+
+@contextmanager
+def bot_api_of(base: str) -> Iterator[None]:
+    """Вызовы Bot API из процесса теста (как у воркера: доставка, возврат, сверка) — в эмулятор base."""
+    from django.test import override_settings
+
+    from botapp.telegram import outbound
+
+    with override_settings(TELEGRAM_API_BASE_URL=f"{base}/sandbox/api"):
+        outbound.bot_reset()
+        try:
+            yield
+        finally:
+            outbound.bot_reset()
