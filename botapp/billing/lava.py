@@ -58,10 +58,6 @@ class WebhookOutcome:
     available: int = 0
 
     @property
-    def credited(self) -> bool:
-        return self.action == "credited"
-
-    @property
     def settled(self) -> bool:
         """Платёж записан этим вызовом: зачислен или (чек не сошёлся) ждёт персонал — сказать покупателю."""
         return self.action in ("credited", "unmatched")
