@@ -68,6 +68,28 @@ def celery_beat_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: 
         yield proc
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _migration_data_after_flush() -> Iterator[None]:
+    """Каталог, пакеты и системные счета миграции 0004 — снова после каждой очистки базы.
+
+    Транзакционный тест стирает базу командой flush, а она, как и migrate, шлёт post_migrate. Так
+    эти данные есть в начале любого теста, в каком бы порядке тесты ни шли (у процессов
+    pytest-xdist порядок свой).
+    """
+    from django.apps import apps
+    from django.db.models.signals import post_migrate
+
+    from botapp.tests.billing.factories import billing_seed
+
+    def reseed(**kwargs: Any) -> None:
+        billing_seed()
+
+    sender = apps.get_app_config("botapp")
+    post_migrate.connect(reseed, sender=sender, weak=False, dispatch_uid="tests-billing-seed")
+    yield
+    post_migrate.disconnect(sender=sender, dispatch_uid="tests-billing-seed")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_health_cache() -> Iterator[None]:
     from botapp.ops import health

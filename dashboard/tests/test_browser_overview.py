@@ -10,7 +10,6 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from botapp.tests.billing.factories import billing_seed
 from botapp.tests.sandbox.test_browser import browser  # noqa: F401 — общая фикстура браузера
 from dashboard.tests.test_overview import seed_overview
 
@@ -25,7 +24,6 @@ def test_staff_log_in_with_totp_and_see_the_weeks_numbers_on_a_phone(
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    billing_seed()  # транзакционный тест стёр каталог моделей из миграции
     seed_overview(timezone.now())
     user = User.objects.create_user("olga", password="long password 1", is_staff=True)
     device = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)

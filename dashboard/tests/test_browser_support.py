@@ -17,7 +17,7 @@ from botapp.tests.sandbox.conftest import (
     sandbox_mode_server,  # noqa: F401 — общая фикстура
 )
 from botapp.tests.sandbox.test_browser import browser  # noqa: F401 — общая фикстура
-from botapp.tests.telegram.conftest import _billing_seeded  # noqa: F401
+from botapp.tests.telegram.conftest import _server_sees_test_data  # noqa: F401
 from botapp.tests.telegram.test_chat_paths import Chat
 from dashboard.models import SupportThread
 

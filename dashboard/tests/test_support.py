@@ -23,7 +23,7 @@ from botapp.tests.sandbox.conftest import (  # noqa: F401 — общая фик�
     png,
     sandbox_mode_server,
 )
-from botapp.tests.telegram.conftest import _billing_seeded  # noqa: F401
+from botapp.tests.telegram.conftest import _server_sees_test_data  # noqa: F401
 from botapp.tests.telegram.test_chat_paths import Chat
 from dashboard.models import StaffProfile, SupportThread
 

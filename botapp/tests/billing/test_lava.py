@@ -26,7 +26,7 @@ from botapp.models import Invoice, LedgerTransaction, Payment, PaymentMethod, Te
 from botapp.providers.base import ProviderPermanentError, ProviderTransientError
 from botapp.tasks import billing as billing_tasks
 from botapp.telegram.formatting import tokens
-from botapp.tests.billing.factories import balance, billing_seed, package_make, user_make
+from botapp.tests.billing.factories import balance, package_make, user_make
 from botapp.tests.support import processes
 from botapp.tests.support.fake_lava import FakeLava
 from botapp.tests.telegram.test_chat_paths import Chat, _inline
@@ -54,7 +54,6 @@ def _fresh(fake: FakeLava, request: pytest.FixtureRequest) -> Iterator[None]:
     fake.requests.clear()
     fake.outage = fake.barrier = None
     request.getfixturevalue("transactional_db")
-    billing_seed()
     yield
     assert fake.violations == [], f"requests that do not match lava's spec: {fake.violations}"
 

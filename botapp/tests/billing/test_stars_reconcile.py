@@ -17,7 +17,7 @@ from botapp.billing import catalog_admin, payments, stars
 from botapp.models import Payment, PricingSettings, TelegramUser, TokenPackage
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxStarPayment
-from botapp.tests.billing.factories import balance, billing_seed, user_make
+from botapp.tests.billing.factories import balance, user_make
 from botapp.tests.sandbox.conftest import sandbox_bot_api, sandbox_mode_server  # noqa: F401 — общие фикстуры
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -28,7 +28,6 @@ OTHER_BOTS_PAYMENTS = 1149
 
 @pytest.fixture
 def bot_api(sandbox_bot_api: str) -> str:  # noqa: F811 — параметр-фикстура, не переопределение
-    billing_seed()
     return sandbox_bot_api
 
 

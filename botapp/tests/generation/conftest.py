@@ -72,12 +72,10 @@ def stack(
 
 
 @pytest.fixture(autouse=True)
-def _seeded_and_clean(request: pytest.FixtureRequest) -> None:
+def _transactional_and_clean(request: pytest.FixtureRequest) -> None:
+    """Стенд — другие процессы: данные теста закоммичены; журнал подделки Gemini — с чистого листа."""
     if "stack" in request.fixturenames:
-        from botapp.tests.billing.factories import billing_seed
-
         request.getfixturevalue("transactional_db")
-        billing_seed()
         request.getfixturevalue("stack").gemini.clear()
 
 

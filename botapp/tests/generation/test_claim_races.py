@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from django.conf import settings
 
 from botapp.generation import jobs
 from botapp.models import GenerationJob, GenerationModel, JobStatus
-from botapp.tests.billing.factories import billing_seed, user_fund, user_make
-from botapp.tests.support.broker import broker_purge
+from botapp.tests.billing.factories import user_fund, user_make
 from botapp.tests.support.parallel import run_in_processes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -19,14 +16,12 @@ TARGET = "botapp.tests.generation.parallel_targets:claim"
 
 
 @pytest.fixture(autouse=True)
-def _published_jobs_removed() -> Iterator[None]:
-    """Созданные задания публикуются на коммите, а воркера здесь нет: убрать их сообщения."""
-    yield
-    broker_purge("generation")
+def _jobs_unpublished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Захватывают только процессы теста: воркер сессии (тот же префикс Redis) не должен успеть первым."""
+    monkeypatch.setattr(jobs, "job_publish", lambda job_id, **kwargs: None)
 
 
 def _jobs(count: int) -> list[GenerationJob]:
-    billing_seed()
     user = user_make()
     user_fund(user, 1000)
     model = GenerationModel.objects.get(slug="nano-banana-2")

@@ -17,7 +17,7 @@ from django.utils import timezone
 from botapp.generation import delivery
 from botapp.models import GenerationJob, TelegramUser
 from botapp.sandbox import services
-from botapp.tests.billing.factories import billing_seed, user_fund
+from botapp.tests.billing.factories import user_fund
 from botapp.tests.sandbox.conftest import sandbox_bot_api, sandbox_mode_server  # noqa: F401 — общие фикстуры
 from botapp.tests.support.fake_supabase import FakeSupabase
 from botapp.tests.telegram.test_chat_paths import Chat
@@ -43,7 +43,6 @@ def test_a_slow_read_from_storage_keeps_the_delivery_lease(
     supabase: FakeSupabase,
     settings: Any,
 ) -> None:
-    billing_seed()  # каталог из миграции: транзакционные тесты до этого его стёрли
     settings.DELIVERY_LEASE_S = 1.5
     chat = Chat(sandbox_bot_api, "en")
     chat.say("/start")

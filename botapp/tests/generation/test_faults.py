@@ -135,9 +135,6 @@ def rig_module(
 @pytest.fixture
 def rig(rig_module: Rig, transactional_db: Any) -> Iterator[Rig]:
     """Стенд без воркера: тест запускает его сам (или берёт фикстуру worker)."""
-    from botapp.tests.billing.factories import billing_seed
-
-    billing_seed()
     rig_module.gemini.clear()
     yield rig_module
     rig_module.stop_all()

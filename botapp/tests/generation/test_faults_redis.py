@@ -60,9 +60,6 @@ def redis_rig_module(
 
 @pytest.fixture
 def redis_rig(redis_rig_module: Rig, transactional_db: Any) -> Iterator[Rig]:
-    from botapp.tests.billing.factories import billing_seed
-
-    billing_seed()
     redis_rig_module.gemini.clear()
     yield redis_rig_module
     redis_rig_module.stop_all()

@@ -242,9 +242,6 @@ def test_a_generation_that_used_half_its_time_limit_hands_the_delivery_to_a_task
 def test_a_long_upload_renews_its_delivery_lease_while_it_runs(
     deliveries_published: Callable[[], int],
 ) -> None:
-    from botapp.tests.billing.factories import billing_seed
-
-    billing_seed()
     job = _generated()
     GenerationJob.objects.filter(pk=job.pk).update(lease_until=None)
 

@@ -113,9 +113,7 @@ def test_buying_a_package_with_pay_stars_shows_the_new_balance(
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from botapp.models import TokenPackage
-    from botapp.tests.billing.factories import billing_seed
 
-    billing_seed()
     package = TokenPackage.objects.get(stars=50)
     wait = WebDriverWait(browser, 30)
     browser.get(f"{sandbox_mode_server}/sandbox/")

@@ -55,6 +55,8 @@ def django_env(**overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX,
+        # Папка данных процесса тестов (у каждого процесса pytest-xdist своя)
+        "DATA_DIR": str(settings.DATA_DIR),
     }
     return base_env(**{**values, **overrides})
 

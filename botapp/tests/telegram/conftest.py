@@ -12,10 +12,7 @@ from botapp.tests.sandbox.conftest import (  # noqa: F401 — общие фик�
 
 
 @pytest.fixture(autouse=True)
-def _billing_seeded(request: pytest.FixtureRequest) -> None:
-    """Каталог и пакеты из миграции: транзакционные тесты чата стирают их между тестами."""
+def _server_sees_test_data(request: pytest.FixtureRequest) -> None:
+    """Сервер песочницы — другой процесс: данные теста должны быть закоммичены (транзакционная БД)."""
     if "sandbox_mode_server" in request.fixturenames:
-        from botapp.tests.billing.factories import billing_seed
-
         request.getfixturevalue("transactional_db")
-        billing_seed()
