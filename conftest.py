@@ -23,9 +23,13 @@ def _dump_log(log: Path) -> None:
         print(f"--- {log.name} (tail) ---\n" + log.read_text(errors="replace")[-4000:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[Any]:
-    """`celery -A config worker` как в production, на Redis и тестовой PostgreSQL."""
+    """`celery -A config worker` как в production, на Redis и тестовой PostgreSQL.
+
+    На модуль, а не на сессию: живой воркер слушает префикс Redis процесса тестов и забрал бы задания,
+    которые тесты следующих файлов публикуют, не ожидая исполнителя (порядок файлов у pytest-xdist свой).
+    """
     from botapp.ops import heartbeats
 
     log = logs_dir / "worker.log"
@@ -46,7 +50,7 @@ def celery_worker_process(django_db_setup: Any, django_db_blocker: Any, logs_dir
     _dump_log(log) if proc.returncode not in (0, -15, None) else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def celery_beat_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: Path) -> Iterator[Any]:
     """`celery -A config beat` с DatabaseScheduler, как в production."""
     from botapp.ops import heartbeats
