@@ -574,16 +574,18 @@ def test_a_cancel_right_after_the_claim_keeps_the_provider_idle(monkeypatch: pyt
 def test_a_delivery_retry_lost_with_the_worker_is_republished_by_the_sweeper(rig: Rig) -> None:
     rig.worker_start()
     chat = Chat(rig.base, "en")
-    services.sandbox_inject_failure(method="sendPhoto", failure="flood", chat_id=chat.chat_id, retry_after=5)
+    # Окно «аренда ещё держит» — retry_after + DELIVERY_GRACE_S от отказа; под нагрузкой (xdist) убийство
+    # воркера и сборщик в подпроцессе занимают секунды
+    services.sandbox_inject_failure(method="sendPhoto", failure="flood", chat_id=chat.chat_id, retry_after=8)
     _order(rig, "a brass key", chat=chat)
     wait_for(lambda: services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id), timeout=30)
     # Повтор доставки ждёт своего часа в памяти воркера — и гибнет вместе с ним
     rig.worker_stop(signal.SIGKILL)
     job = _job(chat)
     assert job.status == JobStatus.GENERATED
-    rig.worker_start()
     # До срока повтора аренда доставки за ним: сборщик копию не публикует
     assert rig.sweep()["deliveries"] == 0
+    rig.worker_start()
     wait_for(
         lambda: GenerationJob.objects.filter(
             pk=job.pk, lease_until__lt=timezone.now() - timedelta(seconds=DELIVERY_GRACE_S)
