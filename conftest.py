@@ -72,6 +72,25 @@ def celery_beat_process(django_db_setup: Any, django_db_blocker: Any, logs_dir: 
         yield proc
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """Тестовая база pytest-django; перед её удалением — закрыть чужие сеансы в ней.
+
+    Соединения потоков пула `db()` во встроенных серверах (CONN_MAX_AGE вне ASGI) живут до конца
+    процесса, и DROP DATABASE pytest-django падал с «is being accessed by other users», оставляя базу.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _migration_data_after_flush() -> Iterator[None]:
     """Каталог, пакеты и системные счета миграции 0004 — снова после каждой очистки базы.
