@@ -113,6 +113,18 @@ def _migration_data_after_flush() -> Iterator[None]:
     post_migrate.disconnect(sender=sender, dispatch_uid="tests-billing-seed")
 
 
+@pytest.fixture
+def jobs_unpublished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Новые задания не уходят в брокер: их берут только процессы самого теста.
+
+    Воркер того же префикса Redis, живой в это время (фикстура модуля, стенд), иначе взял бы задание
+    первым, а в брокере после теста не остаётся сообщений о заданиях стёртой базы.
+    """
+    from botapp.generation import jobs
+
+    monkeypatch.setattr(jobs, "job_publish", lambda job_id, **kwargs: None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_health_cache() -> Iterator[None]:
     from botapp.ops import health

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from botapp.tests.support.processes import BIN, ROOT, base_env, web_server
+from botapp.tests.support.processes import base_env, migrate, web_server
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +26,7 @@ def _sqlite_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 def test_migrate_and_asgi_web_work_with_a_sqlite_database_url(tmp_path: Path) -> None:
     env, db = _sqlite_env(tmp_path)
-    subprocess.run(
-        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
+    migrate(env)
     # Файл из URL, а не var/db.sqlite3, и в режиме WAL, как встроенный
     assert not (tmp_path / "data" / "db.sqlite3").exists()
     with sqlite3.connect(db) as conn:

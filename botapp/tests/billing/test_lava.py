@@ -127,6 +127,13 @@ def _invoice(fake: FakeLava, user: TelegramUser | None = None, **package: Any) -
         return lava.lava_invoice_create(user=user, package_id=_package(fake, **package).pk, currency="RUB")
 
 
+def _chat_user(server: str, language: str) -> tuple[Chat, TelegramUser]:
+    """Покупатель, написавший боту /start: чек приходит в его чат."""
+    chat = Chat(server, language)
+    chat.say("/start")
+    return chat, TelegramUser.objects.get(telegram_id=chat.chat_id)
+
+
 def _post(base: str, payload: Any, *, key: str | None = WEBHOOK_KEY, **headers: str) -> httpx.Response:
     if key is not None:
         headers["X-Api-Key"] = key
@@ -363,13 +370,8 @@ def test_the_amount_and_currency_come_from_lavas_receipt_not_the_webhook(fake: F
 
 def test_a_receipt_below_the_invoice_is_recorded_for_staff_not_credited(fake: FakeLava, server: str) -> None:
     """Оператор снизил цену оффера в кабинете lava, не поправив пакет: полный пакет за полцены не выдаём."""
-    package = _package(fake, price="199.00", tokens=300)
-    chat = Chat(server, "en")
-    chat.say("/start")
-    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(lava_email="buyer@example.com")
-    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
-    with _lava_settings(fake):
-        invoice = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+    chat, user = _chat_user(server, "en")
+    invoice = _invoice(fake, user, price="199.00", tokens=300)
     fake.pay(invoice.external_id, amount=99.0)
 
     assert _post(server, fake.webhook_payload(invoice.external_id, amount=199.0)).status_code == 200
@@ -389,15 +391,9 @@ def test_a_receipt_below_the_invoice_is_recorded_for_staff_not_credited(fake: Fa
 
 
 def test_a_payment_whose_webhook_never_came_is_credited_by_the_poll(fake: FakeLava, server: str) -> None:
-    package = _package(fake)
-    chat = Chat(server, "ru")
-    chat.say("/start")
-    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(lava_email="buyer@example.com")
-    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
-    with _lava_settings(fake):
-        paid = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
-        waiting = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
-        declined = lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+    chat, user = _chat_user(server, "ru")
+    paid, waiting, declined = (_invoice(fake, user) for _ in range(3))
+    package = paid.package
     # Счёт моложе минуты не трогаем: покупатель ещё на странице оплаты, вебхук вот-вот придёт
     Invoice.objects.filter(pk__in=[paid.pk, waiting.pk, declined.pk]).update(
         created_at=timezone.now() - timedelta(minutes=5)
@@ -485,9 +481,7 @@ def test_only_post_is_accepted(server: str) -> None:
 
 def test_delete_me_strips_the_buyer_email_from_lava_payments(fake: FakeLava, server: str) -> None:
     """E-mail покупателя приходит и в вебхуке, и в контракте lava: после /delete_me его нет в платежах."""
-    chat = Chat(server, "en")
-    chat.say("/start")
-    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    chat, user = _chat_user(server, "en")
     paid, late = _invoice(fake, user), _invoice(fake, user)
     fake.pay(paid.external_id)
     assert _post(server, fake.webhook_payload(paid.external_id)).status_code == 200

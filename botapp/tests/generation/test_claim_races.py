@@ -10,15 +10,14 @@ from botapp.models import GenerationJob, GenerationModel, JobStatus
 from botapp.tests.billing.factories import user_fund, user_make
 from botapp.tests.support.parallel import run_in_processes
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+# Задания захватывают только процессы теста: в брокер они не попадают
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("jobs_unpublished"),
+]
 
 TARGET = "botapp.tests.generation.parallel_targets:claim"
-
-
-@pytest.fixture(autouse=True)
-def _jobs_unpublished(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Захватывают только процессы теста: воркер сессии (тот же префикс Redis) не должен успеть первым."""
-    monkeypatch.setattr(jobs, "job_publish", lambda job_id, **kwargs: None)
 
 
 def _jobs(count: int) -> list[GenerationJob]:

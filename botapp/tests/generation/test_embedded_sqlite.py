@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from botapp.tests.support.processes import BIN, ROOT, base_env, shell_report
+from botapp.tests.support.processes import base_env, migrate, shell_report
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +35,7 @@ print("REPORT " + json.dumps({
 
 def test_a_job_is_claimed_once_on_the_embedded_sqlite_database(tmp_path: Path) -> None:
     env = base_env(DJANGO_SETTINGS_MODULE="config.settings.base", DATA_DIR=str(tmp_path), LOG_LEVEL="WARNING")
-    subprocess.run(
-        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=300,
-    )
+    migrate(env)
     assert (tmp_path / "db.sqlite3").exists()
     report = shell_report(env, CODE)
     assert report == {

@@ -154,6 +154,17 @@ def web_server(env: Mapping[str, str], log: Path, port: int | None = None) -> It
         yield base
 
 
+def migrate(env: Mapping[str, str]) -> None:
+    """`manage.py migrate` подпроцессом с окружением стенда (своя база — например, файл SQLite)."""
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=dict(env),
+        check=True,
+        timeout=300,
+    )
+
+
 def shell_report(env: Mapping[str, str], code: str) -> Any:
     """`manage.py shell -c code` с окружением стенда; code печатает строку `REPORT <json>` — вернуть её JSON.
 

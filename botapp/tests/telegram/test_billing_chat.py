@@ -379,15 +379,13 @@ def test_a_refund_of_a_payment_we_do_not_know_says_so(sandbox_mode_server: str, 
 
 @pytest.mark.parametrize("language", ["ru", "en"])
 def test_a_refund_while_tokens_are_reserved_takes_them_back_when_the_job_is_cancelled(
-    sandbox_mode_server: str, language: str, monkeypatch: pytest.MonkeyPatch
+    sandbox_mode_server: str, language: str, jobs_unpublished: None
 ) -> None:
     chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     _buy(chat, TokenPackage.objects.get(stars=50))
     user = _user(chat)
-    # Задание ждёт в очереди: в полном прогоне воркер сессии (тот же префикс Redis) иначе взял бы его
-    # и выполнил раньше отмены — в брокер оно не попадает
-    monkeypatch.setattr(jobs, "job_publish", lambda job_id, **kwargs: None)
+    # Задание ждёт в очереди (jobs_unpublished): никакой воркер не выполнит его раньше отмены
     job = image_job_make(user, key="reserved", outputs=4)
     assert balance(user) == (20 + 50 - 54, 54)
     update = refunded_payment_update(chat, Payment.objects.get(), stars=50, message_id=999002)
