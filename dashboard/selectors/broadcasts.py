@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from botapp.models import Payment, TelegramUser
@@ -14,12 +14,16 @@ from dashboard.models import Broadcast, BroadcastRecipient, StaffProfile
 
 LIST_LIMIT = 100
 
+# /delete_me — просьба забыть человека: рассылок ему больше нет, пока он сам не напишет боту снова
+# (любой апдейт двигает last_seen_at позже data_erased_at)
+NOT_OPTED_OUT = Q(data_erased_at__isnull=True) | Q(last_seen_at__gt=F("data_erased_at"))
+
 
 def broadcast_audience(
     *, audience: str, language: str = "", active_days: int | None = None, ids: Sequence[int] = ()
 ) -> QuerySet[TelegramUser]:
-    """Кому уйдёт рассылка: забаненные персоналом и заблокировавшие бота исключены всегда."""
-    users = TelegramUser.objects.filter(is_banned=False, is_blocked=False)
+    """Кому уйдёт рассылка: забаненные, заблокировавшие бота и стёршие свои данные исключены всегда."""
+    users = TelegramUser.objects.filter(NOT_OPTED_OUT, is_banned=False, is_blocked=False)
     if audience == Broadcast.Audience.LANGUAGE:
         # Как TelegramUser.effective_language: выбранный язык важнее языка клиента
         russian_client = Q(language_code="") | Q(language_code__startswith="ru")

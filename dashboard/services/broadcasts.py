@@ -405,7 +405,11 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) AS picked, {users} AS u
 WHERE r.id = picked.id AND u.id = r.user_id
-RETURNING r.id, u.telegram_id, u.is_banned
+RETURNING r.id, u.telegram_id, CASE
+    WHEN u.is_banned THEN 'banned after the launch'
+    WHEN u.data_erased_at IS NOT NULL AND u.last_seen_at <= u.data_erased_at
+        THEN 'erased their data after the launch'
+    ELSE '' END
 """
 
 
@@ -426,14 +430,14 @@ def _claim(broadcast_id: int, reclaim: datetime | None) -> _Batch:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         claimed = cursor.fetchall()
-        # Получатели зафиксированы при запуске, а рассылка на 100 тыс. идёт около часа: забаненному за это
-        # время не пишем (бан — «ничего, кроме одного сообщения в сутки»)
-        banned = [rid for rid, _chat, is_banned in claimed if is_banned]
-        if banned:
-            BroadcastRecipient.objects.filter(pk__in=banned).update(
-                status=BroadcastRecipient.Status.FAILED, lease_until=None, error="banned after the launch"
+        # Получатели зафиксированы при запуске, а рассылка на 100 тыс. идёт около часа: забаненному
+        # (бан — «ничего, кроме одного сообщения в сутки») и стёршему данные за это время не пишем
+        for reason in {reason for _rid, _chat, reason in claimed if reason}:
+            dropped = [rid for rid, _chat, why in claimed if why == reason]
+            BroadcastRecipient.objects.filter(pk__in=dropped).update(
+                status=BroadcastRecipient.Status.FAILED, lease_until=None, error=reason
             )
-        batch.rows = sorted((int(rid), int(chat)) for rid, chat, is_banned in claimed if not is_banned)
+        batch.rows = sorted((int(rid), int(chat)) for rid, chat, reason in claimed if not reason)
     return batch
 
 

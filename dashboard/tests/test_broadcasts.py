@@ -202,7 +202,8 @@ def _sql_count(where: str, params: list[Any] | None = None) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM botapp_telegramuser u "  # noqa: S608 — условия пишет сам тест
-            f"WHERE NOT u.is_banned AND NOT u.is_blocked AND {where}",
+            "WHERE NOT u.is_banned AND NOT u.is_blocked "
+            f"AND (u.data_erased_at IS NULL OR u.last_seen_at > u.data_erased_at) AND {where}",
             params or [],
         )
         return int(cursor.fetchone()[0])
@@ -251,6 +252,22 @@ def test_active_counts_last_seen_within_n_days(people: dict[str, TelegramUser]) 
 def test_an_id_list_still_drops_banned_blocked_and_unknown(people: dict[str, TelegramUser]) -> None:
     ids = [people["ru"].telegram_id, people["banned"].telegram_id, people["blocked"].telegram_id, 999]
     assert _names(people, broadcast_audience(audience="ids", ids=ids)) == {"ru"}
+
+
+def test_users_who_erased_their_data_get_no_broadcast_until_they_write_again() -> None:
+    erased, came_back, other = user_make(language="ru"), user_make(language="ru"), user_make(language="ru")
+    now = timezone.now()
+    before, day_ago = now - timedelta(seconds=1), now - timedelta(days=1)
+    TelegramUser.objects.filter(pk=erased.pk).update(data_erased_at=now, last_seen_at=before)
+    TelegramUser.objects.filter(pk=came_back.pk).update(data_erased_at=day_ago, last_seen_at=now)
+    for audience in ("all", "language", "active", "ids"):
+        users = broadcast_audience(
+            audience=audience,
+            language="ru",
+            active_days=30,
+            ids=[u.telegram_id for u in (erased, came_back, other)],
+        )
+        assert set(users.values_list("pk", flat=True)) == {came_back.pk, other.pk}, audience
 
 
 def test_starting_materialises_each_recipient_once(people: dict[str, TelegramUser], sender: User) -> None:
@@ -431,6 +448,17 @@ def test_a_user_banned_after_the_launch_is_not_sent_the_broadcast(sender: User) 
     assert [rid for rid, _chat in batch.rows] == [first.pk, last.pk]
     banned.refresh_from_db()
     assert (banned.status, banned.error, banned.lease_until) == ("failed", "banned after the launch", None)
+
+
+def test_a_user_who_erased_their_data_after_the_launch_is_not_sent_the_broadcast(sender: User) -> None:
+    broadcast = _started(sender, 3)
+    first, erased, last = BroadcastRecipient.objects.filter(broadcast=broadcast).order_by("pk")
+    later = timezone.now() + timedelta(seconds=1)
+    TelegramUser.objects.filter(pk=erased.user_id).update(data_erased_at=later)
+    batch = service._claim(broadcast.pk, reclaim=None)
+    assert [rid for rid, _chat in batch.rows] == [first.pk, last.pk]
+    erased.refresh_from_db()
+    assert (erased.status, erased.error) == ("failed", "erased their data after the launch")
 
 
 def test_a_paused_or_cancelled_broadcast_sends_nothing(sender: User) -> None:

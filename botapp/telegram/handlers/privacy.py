@@ -17,8 +17,8 @@ async def delete_me(update: Update, context: BotContext) -> None:
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         _(
-            "This erases your prompts, results, media and chat history. "
-            "Your token history is kept, anonymised. Continue?"
+            "This erases your prompts, results, media and chat history, and we stop sending you "
+            "announcements. Your token history is kept, anonymised. Continue?"
         ),
         reply_markup=keyboards.delete_confirm_keyboard(),
     )

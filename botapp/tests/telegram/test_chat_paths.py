@@ -423,6 +423,20 @@ def test_delete_me_asks_first_then_erases_personal_data(sandbox_mode_server: str
     assert not ChatLogEntry.objects.filter(user=user, direction="in").exists()
 
 
+def test_after_delete_me_broadcasts_skip_the_user_until_they_write_again(sandbox_mode_server: str) -> None:
+    from dashboard.selectors.broadcasts import broadcast_audience
+
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    [question] = chat.say("/delete_me")
+    chat.press(question, "del:yes")
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    assert user.data_erased_at is not None
+    assert not broadcast_audience(audience="ids", ids=[chat.chat_id]).exists()
+    chat.say("/start")
+    assert broadcast_audience(audience="ids", ids=[chat.chat_id]).exists()
+
+
 def test_commands_are_published_for_ru_en_and_default(sandbox_mode_server: str) -> None:
     from io import StringIO
 
