@@ -141,7 +141,8 @@ def init_sentry(*, dsn: str, environment: str, traces_sample_rate: float) -> Non
         dsn=dsn,
         environment=environment,
         integrations=[DjangoIntegration(), CeleryIntegration()],
-        send_default_pii=False,
+        # Ни send_default_pii (устарел в 2.x), ни data_collection: по умолчанию персональные данные не
+        # собираются и стоит EventScrubber SDK
         traces_sample_rate=traces_sample_rate,
         before_send=sentry_before_send,  # type: ignore[arg-type]
         before_send_transaction=sentry_before_send_transaction,  # type: ignore[arg-type]
