@@ -225,6 +225,7 @@ def main():
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--skip-baseline", action="store_true", help="только наш сервер (отладка)")
     parser.add_argument("--worker-class", default="uvicorn_worker.UvicornWorker")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "webhook.json"))
     args = parser.parse_args()
     redis_port = urlsplit(args.redis_url).port or 6379
@@ -273,7 +274,7 @@ def main():
                 "--bind",
                 f"127.0.0.1:{web_port}",
                 "--workers",
-                "2",
+                str(args.workers),
                 "--keep-alive",
                 "75",
             ],
@@ -304,7 +305,8 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "note": "TELEGRAM_RATE_* raised to 100000 for this run; Bot API = bench/fake_bot_api.py; 5% dups",
-        "server": "gunicorn -k uvicorn_worker.UvicornWorker --workers 2 --keep-alive 75; PostgreSQL; Redis",
+        "server": f"gunicorn -k {args.worker_class} --workers {args.workers} --keep-alive 75; "
+        "PostgreSQL; Redis",
         "results": results,
         "ratios": {
             "closed_throughput_vs_baseline": round(
