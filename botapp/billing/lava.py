@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,11 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db.models import F
 from django.utils import timezone
 
 from botapp.billing import payments
 from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage
-from botapp.providers.base import ProviderError, ProviderTransientError
+from botapp.providers.base import ProviderError, ProviderPermanentError, ProviderTransientError
 from botapp.providers.payments import lava as lava_api
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,9 @@ PENDING_STATUSES = frozenset({"NEW", "IN_PROGRESS"})
 POLL_MAX_AGE_S = 48 * 3600
 POLL_MIN_AGE_S = 60
 POLL_LIMIT = 200
+# Проход короче мягкого лимита задачи (300 с): 200 медленных ответов lava его бы съели, и проход
+# обрывался бы на одном и том же месте
+POLL_BUDGET_S = 120.0
 
 
 class LavaNotOffered(Exception):
@@ -187,7 +192,12 @@ def lava_invoice_settle(*, invoice: Invoice, webhook: dict[str, Any] | None = No
         return WebhookOutcome("duplicate")
     contract = lava_api.lava_contract_get(contract_id=contract_id)
     status = contract.status if contract is not None else "unknown to lava"
-    if contract is None or contract.status in PENDING_STATUSES:
+    waiting = contract is None or contract.status in PENDING_STATUSES
+    if contract is not None and contract.completed and not contract.has_receipt:
+        # Оплачен, а чека (суммы и валюты) ещё нет — ждём его, а не пишем платёж на 0: записанный
+        # платёж сделал бы все следующие вебхуки и опросы повтором
+        waiting, status = True, "COMPLETED without a receipt"
+    if waiting or contract is None:
         if webhook is not None:
             raise ProviderTransientError(f"lava contract {contract_id} is {status} after payment.success")
         return WebhookOutcome(f"pending: contract is {status[:20]}")
@@ -225,8 +235,11 @@ def lava_invoice_settle(*, invoice: Invoice, webhook: dict[str, Any] | None = No
 def lava_poll_open() -> list[WebhookOutcome]:
     """Открытые счета lava за POLL_MAX_AGE_S: перечитать у lava и зачислить оплаченные.
 
-    Страховка на потерянный вебхук. Сбой lava на одном счёте — остальные ждут следующего прохода.
+    Страховка на потерянный вебхук. Первыми — давнее всех перечитанные (polled_at): брошенные счета
+    не заслоняют оплаченный, за несколько проходов опрос обходит все открытые. lava отказала по одному
+    счёту (4xx) — следующий; lava не отвечает (5xx, 429, таймаут) — остальные ждут следующего прохода.
     """
+    started = time.monotonic()
     now = timezone.now()
     invoices = (
         Invoice.objects.select_related("user", "package")
@@ -237,12 +250,18 @@ def lava_poll_open() -> list[WebhookOutcome]:
             created_at__lte=now - timedelta(seconds=POLL_MIN_AGE_S),
         )
         .exclude(external_id="")
-        .order_by("created_at")[:POLL_LIMIT]
+        .order_by(F("polled_at").asc(nulls_first=True), "created_at")[:POLL_LIMIT]
     )
-    outcomes = []
+    outcomes: list[WebhookOutcome] = []
     for invoice in invoices:
+        if outcomes and time.monotonic() - started > POLL_BUDGET_S:
+            break
+        Invoice.objects.filter(pk=invoice.pk).update(polled_at=timezone.now())
         try:
             outcome = lava_invoice_settle(invoice=invoice)
+        except ProviderPermanentError as exc:
+            logger.warning("lava poll skipped invoice %s: %s", invoice.pk, exc)
+            continue
         except ProviderError as exc:
             logger.warning("lava poll stopped at invoice %s: %s", invoice.pk, exc)
             break

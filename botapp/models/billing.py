@@ -299,6 +299,9 @@ class Invoice(models.Model):
     payment_url = models.URLField(blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
+    polled_at = models.DateTimeField(
+        null=True, blank=True, help_text="когда опрос lava последний раз перечитал счёт (очередь опроса)"
+    )
 
     class Meta:
         verbose_name = "счёт на оплату"

@@ -52,6 +52,11 @@ class LavaContract:
     def completed(self) -> bool:
         return self.status == STATUS_COMPLETED
 
+    @property
+    def has_receipt(self) -> bool:
+        """В чеке есть сумма и валюта — есть с чем сверить счёт."""
+        return self.amount is not None and bool(self.currency)
+
 
 def _request(method: str, path: str, *, json: dict[str, Any] | None = None) -> httpx.Response:
     if not settings.LAVA_API_KEY:

@@ -173,6 +173,8 @@ class Contract:
     amount: float
     status: str = "NEW"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    receipt: bool = True  # чек (сумма, валюта) в ответе; в спецификации он необязателен
+    refused_with: int = 0  # lava отказывает в чтении контракта этим статусом (например, 403 — чужой магазин)
 
 
 class _Refused(Exception):
@@ -214,11 +216,19 @@ class FakeLava:
         self.contracts[contract.id] = contract
         return contract.id
 
-    def pay(self, contract_id: str, amount: float | None = None) -> None:
-        """Покупатель оплатил на странице lava; amount — иная сумма чека (скидка оффера в кабинете lava)."""
+    def pay(self, contract_id: str, amount: float | None = None, *, receipt: bool = True) -> None:
+        """Покупатель оплатил на странице lava; amount — иная сумма чека (скидка оффера в кабинете lava).
+
+        receipt=False — lava уже пишет COMPLETED, а чека в ответе ещё нет.
+        """
         self.contracts[contract_id].status = "COMPLETED"
+        self.contracts[contract_id].receipt = receipt
         if amount is not None:
             self.contracts[contract_id].amount = amount
+
+    def refuse(self, contract_id: str, status: int = 403) -> None:
+        """lava отвечает на чтение этого контракта ошибкой клиента (4xx), и так будет всегда."""
+        self.contracts[contract_id].refused_with = status
 
     def decline(self, contract_id: str) -> None:
         self.contracts[contract_id].status = "FAILED"
@@ -422,15 +432,19 @@ class FakeLava:
         contract = self.contracts.get(contract_id)
         if contract is None:
             raise _Refused(404, f"Invoice with such id = '{contract_id}' not found")
-        return 200, {
+        if contract.refused_with:
+            raise _Refused(contract.refused_with, "Access denied")
+        answer: dict[str, Any] = {
             "id": contract.id,
             "type": "INVOICE",
             "datetime": contract.created_at,
             "status": contract.status,
-            "receipt": {"amount": contract.amount, "currency": contract.currency, "fee": 0.0},
             "buyer": {"email": contract.email},
             "product": {"name": "Tokens", "offer": contract.offer_id},
         }
+        if contract.receipt:
+            answer["receipt"] = {"amount": contract.amount, "currency": contract.currency, "fee": 0.0}
+        return 200, answer
 
 
 def _now() -> str:
