@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 
 EMAIL_MAX_LENGTH = 254
 CURRENCIES = lava_api.CURRENCIES
-# Событие, после которого стоит перечитать контракт; остальные (отказы, подписки) не про нас
+# Событие, после которого стоит перечитать контракт; остальные (отказы, подписки) не про нас, но
+# списанное продление подписки — ошибка настройки оффера, о которой персонал должен узнать
 SUCCESS_EVENT = "payment.success"
+RECURRING_SUCCESS_EVENT = "subscription.recurring.payment.success"
 # Покупатель в теле вебхука и в контракте (e-mail, маска карты) — личные данные; сверке и отчётам
 # хватает остального (id контракта, сумма, валюта, статус), поэтому /delete_me его вырезает
 BUYER_KEY = "buyer"
@@ -166,6 +168,11 @@ def lava_webhook_handle(*, payload: dict[str, Any]) -> WebhookOutcome:
     contract_id = _contract_id(payload)
     if contract_id is None:
         return WebhookOutcome("ignored: no contract id")
+    if payload.get("eventType") == RECURRING_SUCCESS_EVENT:
+        # Бот продаёт только разовые пакеты: продление подписки значит, что оффер в кабинете lava
+        # настроен как подписка. Деньги списаны, токенов нет — персоналу нужно вернуть их у lava
+        logger.error("lava charged a subscription renewal, contract %s: refund it at lava", contract_id)
+        return WebhookOutcome("ignored: subscription renewal")
     if payload.get("eventType") != SUCCESS_EVENT:
         return WebhookOutcome(f"ignored: event {str(payload.get('eventType'))[:40]}")
     invoice = (

@@ -517,6 +517,21 @@ def test_a_completed_contract_without_a_receipt_waits_for_it(fake: FakeLava, ser
     assert (payment.amount, payment.currency, payment.tokens) == (invoice.amount, "RUB", invoice.tokens)
 
 
+def test_a_subscription_renewal_credits_nothing_and_is_logged_as_an_error(
+    fake: FakeLava, server: str, logs_dir: Path
+) -> None:
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    payload = fake.webhook_payload(
+        invoice.external_id, event="subscription.recurring.payment.success", status="subscription-active"
+    )
+    assert _post(server, payload).status_code == 200
+    _credited_nothing(invoice.user)
+    log = (logs_dir / "lava-key.log").read_text(errors="replace").splitlines()
+    [line] = [row for row in log if f"subscription renewal, contract {invoice.external_id}" in row]
+    assert "ERROR" in line
+
+
 def test_an_unknown_contract_is_ignored_and_credits_nobody(fake: FakeLava, server: str) -> None:
     user = user_make()
     # Оплаченный у lava контракт, которого у нас нет (другой клиент того же ключа), и выдуманный
