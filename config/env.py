@@ -126,6 +126,12 @@ if CELERY_WORKER_POOL not in ("prefork", "threads", "solo"):
     raise ValueError(f"CELERY_WORKER_POOL: prefork, threads или solo, а не {CELERY_WORKER_POOL!r}")
 HEALTH_CACHE_S = _float("HEALTH_CACHE_S", 2.0)
 
+# --- тесты ---
+# Номер процесса pytest-xdist (gw0, gw1…; пусто — один процесс) ставит сам xdist:
+# config/settings/test.py разводит по нему DATA_DIR
+PYTEST_XDIST_WORKER = _str("PYTEST_XDIST_WORKER")
+DATA_DIR_GIVEN = is_set("DATA_DIR")
+
 
 def embedded_defaults() -> dict[str, str]:
     """Какие интеграции работают на встроенных заменах и каких переменных не хватает."""

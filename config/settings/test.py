@@ -16,15 +16,12 @@ if env.REDIS_KEY_PREFIX == "nb:":
 
     env.REDIS_KEY_PREFIX = f"nbtest:{uuid.uuid4().hex[:8]}:"
 
-import os
-
 # pytest-xdist: у каждого процесса тестов своя БД (суффикс pytest-django) и свой префикс Redis выше,
 # а локальные файлы (медиа, кэш) — своя папка: номера заданий в соседних БД совпадают
-_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER")
-if _xdist_worker and not os.environ.get("DATA_DIR"):
-    env.DATA_DIR = env.DATA_DIR / f"test-{_xdist_worker}"
+if env.PYTEST_XDIST_WORKER and not env.DATA_DIR_GIVEN:
+    env.DATA_DIR = env.DATA_DIR / f"test-{env.PYTEST_XDIST_WORKER}"
 
-from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
