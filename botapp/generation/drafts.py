@@ -108,15 +108,28 @@ def draft_save(*, user: TelegramUser, draft: dict[str, Any]) -> None:
     services.conversation_set(user=user, state=DRAFT_STATE, data=draft)
 
 
-def draft_get(*, user: TelegramUser, nonce: str | None = None) -> dict[str, Any] | None:
-    return draft_of(ConversationState.objects.filter(user=user, state=DRAFT_STATE).first(), nonce=nonce)
+def draft_get(
+    *, user: TelegramUser, nonce: str | None = None, card_message_id: int | None = None
+) -> dict[str, Any] | None:
+    state = ConversationState.objects.filter(user=user, state=DRAFT_STATE).first()
+    return draft_of(state, nonce=nonce, card_message_id=card_message_id)
 
 
-def draft_of(state: ConversationState | None, *, nonce: str | None = None) -> dict[str, Any] | None:
-    """Черновик из уже прочитанного шага диалога (вебхук читает его вместе с захватом апдейта)."""
+def draft_of(
+    state: ConversationState | None, *, nonce: str | None = None, card_message_id: int | None = None
+) -> dict[str, Any] | None:
+    """Черновик из уже прочитанного шага диалога (вебхук читает его вместе с захватом апдейта).
+
+    card_message_id — карточка, на которой нажали кнопку. Живая у черновика одна, последняя
+    отправленная (её правят на месте); у прежних копий тот же nonce, но показывают они уже не то —
+    «✅» на такой запустил бы не ту модель и не за ту цену, что на ней написаны.
+    """
     if state is None or state.state != DRAFT_STATE:
         return None
     if nonce is not None and state.data.get("nonce") != nonce:
+        return None
+    live = state.data.get("card_message_id")
+    if card_message_id is not None and live is not None and live != card_message_id:
         return None
     return dict(state.data)
 
@@ -255,17 +268,18 @@ def _cycle(values: list[Any], current: Any) -> Any:
     return values[(values.index(current) + 1) % len(values)] if current in values else values[0]
 
 
-def draft_cycle(*, user: TelegramUser, nonce: str, param: str) -> dict[str, Any] | None:
+def draft_cycle(
+    *, user: TelegramUser, nonce: str, param: str, card_message_id: int | None = None
+) -> dict[str, Any] | None:
     """Кнопка карточки: следующее разрешённое каталогом значение параметра."""
-    draft = draft_get(user=user, nonce=nonce)
+    draft = draft_get(user=user, nonce=nonce, card_message_id=card_message_id)
     if draft is None:
         return None
     model = model_get(draft["model"], draft["kind"])
     if param == "model":
         slugs = [m.slug for m in models_for(draft["kind"])]
-        keep = {
-            k: draft[k] for k in ("nonce", "prompt", "refs", "media_group", "negative_prompt") if k in draft
-        }
+        kept = ("nonce", "prompt", "refs", "media_group", "negative_prompt", "card_message_id")
+        keep = {k: draft[k] for k in kept if k in draft}
         draft = draft_new(user=user, kind=draft["kind"], model_slug=_cycle(slugs, draft["model"]), **keep)
         new_model = model_get(draft["model"], draft["kind"])
         draft["refs"] = draft["refs"][: new_model.max_reference_images]

@@ -305,37 +305,37 @@ async def card_button(update: Update, context: BotContext) -> None:
     user = context.db_user
     parts = query.data.split(":")
     action, nonce = parts[1], parts[-1]
+    pressed = query.message.message_id if query.message is not None else None
     if action == "c":
-        draft = await db(drafts.draft_cycle)(user=user, nonce=nonce, param=parts[2])
-        await query.answer()
-        if draft is not None and isinstance(query.message, Message):
+        draft = await db(drafts.draft_cycle)(user=user, nonce=nonce, param=parts[2], card_message_id=pressed)
+    else:
+        draft = await db(drafts.draft_get)(user=user, nonce=nonce, card_message_id=pressed)
+    if draft is None:
+        # Старая карточка: задание по ней уже создано, черновик заменён или есть карточка новее
+        await query.answer(_("This card is no longer active."))
+        if isinstance(query.message, Message):
+            await query.message.edit_reply_markup(reply_markup=None)
+        return
+    await query.answer()
+    if action == "c":
+        if isinstance(query.message, Message):
             await _show_card(context, user, draft, edit=query.message)
         return
-    draft = await db(drafts.draft_get)(user=user, nonce=nonce)
     if action == "neg":
-        await query.answer()
-        if draft is not None:
-            await db(drafts.draft_await_negative)(user=user, draft=draft)
-            await context.bot.send_message(
-                user.telegram_id,
-                _(
-                    "Send what the video should avoid, for example: text, watermarks, blur. "
-                    "Send a dash (-) to clear it."
-                ),
-            )
+        await db(drafts.draft_await_negative)(user=user, draft=draft)
+        await context.bot.send_message(
+            user.telegram_id,
+            _(
+                "Send what the video should avoid, for example: text, watermarks, blur. "
+                "Send a dash (-) to clear it."
+            ),
+        )
         return
     if action == "x":
-        await query.answer()
-        if draft is not None:
-            await db(services.conversation_set)(user=user, state="")
+        await db(services.conversation_set)(user=user, state="")
         if isinstance(query.message, Message):
             await query.message.edit_text(_("Cancelled."))
         return
-    if draft is None:
-        # Старая карточка: задание по ней уже создано (или черновик заменён)
-        await query.answer(_("This card is no longer active."))
-        return
-    await query.answer()
     shown = int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
     card = query.message if isinstance(query.message, Message) else None
     await _start(context, user, draft, card=card, shown_price=shown)
@@ -419,10 +419,19 @@ async def result_button(update: Update, context: BotContext) -> None:
         await _show_card(context, user, draft)
     elif action == "orig":
         await send_original(context, user, job, index)
-    elif action == "edit":
-        await context.bot.send_message(
-            user.telegram_id, _("Reply to the image with what to change, and I will edit it.")
+    elif action == "edit" and job.kind == "image":
+        # Как «оживить»: черновик правки с этим изображением ждёт текст — следующее сообщение и есть
+        # правка (ответ на картинку по-прежнему работает и без кнопки)
+        reference = await db(drafts.output_reference)(user=user, job_id=job_id, index=index)
+        if reference is None:
+            return
+        draft = await db(drafts.draft_new)(
+            user=user, kind="image", model_slug=job.model.slug, refs=[reference]
         )
+        draft["source_job"] = job.pk
+        await db(drafts.draft_save)(user=user, draft=draft)
+        await context.bot.send_message(user.telegram_id, _("Describe what to change in the image."))
+        await _show_card(context, user, draft)
     elif action == "anim":
         reference = await db(drafts.output_reference)(user=user, job_id=job_id, index=index)
         if reference is None:

@@ -344,6 +344,33 @@ def test_replying_to_a_result_edits_it_from_our_stored_copy(stack: Stack) -> Non
     assert len(services.sandbox_calls(method="getFile")) == get_files_before  # наша копия, не getFile
 
 
+def test_the_edit_button_takes_the_next_message_as_the_edit(stack: Stack) -> None:
+    chat = Chat(stack.base, "en")
+    chat.say("/start")
+    _fund(chat, 50)
+    first = _generated(chat, "a blue house")
+    result = next(m for m in reversed(chat.bot_messages()) if any(
+        str(b["callback_data"]) == f"res:edit:{first.pk}:0" for b in _inline(m)
+    ))  # fmt: skip
+    chat.press(result, f"res:edit:{first.pk}:0")
+    hint, empty_card = chat.bot_messages()[-2:]
+    assert hint.text == "Describe what to change in the image."
+    assert "Photos: 1" in empty_card.text
+    stack.gemini.clear()
+    [card] = chat.say("make the roof red")
+    assert "Photos: 1" in card.text
+    assert "make the roof red" in card.text
+    chat.press(card, _button(card, "gen:ok:"))
+    edit = _wait_terminal(chat)
+    assert (edit.status, edit.source_job_id, edit.prompt) == (
+        JobStatus.DELIVERED,
+        first.pk,
+        "make the roof red",
+    )
+    [call] = stack.gemini.requests_to(":generateContent")
+    assert len(call.inline_images()) == 1
+
+
 def test_again_on_an_edit_whose_source_passed_retention_takes_the_source_from_telegram(stack: Stack) -> None:
     chat = Chat(stack.base, "en")
     chat.say("/start")

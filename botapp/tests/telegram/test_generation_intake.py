@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
-from botapp.models import GenerationJob, TelegramUser
+from botapp.models import ConversationState, GenerationJob, TelegramUser
 from botapp.sandbox import services
-from botapp.tests.billing.factories import balance
-from botapp.tests.telegram.test_chat_paths import Chat, _inline
+from botapp.telegram.keyboards import menu_labels
+from botapp.tests.billing.factories import balance, user_fund
+from botapp.tests.telegram.test_chat_paths import Chat, _inline, current_button
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,3 +61,34 @@ def test_a_too_long_prompt_is_flagged_on_the_card_and_refused_without_charging(
     assert chat.bot_messages()[-1].text == expected
     assert not GenerationJob.objects.exists()
     assert balance(TelegramUser.objects.get(telegram_id=chat.chat_id)) == (20, 0)
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_only_the_latest_card_of_a_draft_is_live(sandbox_mode_server: str, language: str) -> None:
+    """Прежняя копия карточки того же черновика показывает уже не то: её кнопки ничего не меняют.
+
+    Иначе «Модель ▸» на старой карточке меняла черновик, а «✅» на новой (где написана прежняя
+    модель и цена) запускала другую модель.
+    """
+    chat = Chat(sandbox_mode_server, language)
+    with translation.override(language):
+        [menu] = chat.say(menu_labels()["video"])
+    chat.press(menu, "gen:m:video:veo-3-1-fast")
+    [old] = chat.say("a busy street at night")
+    chat.press(old, current_button(old, "gen:neg:"))
+    [new] = chat.say("blur")
+    assert "Veo 3.1 Fast" in new.text
+
+    chat.press(old, current_button(old, "gen:c:model:"))
+    answer = services.sandbox_calls(method="answerCallbackQuery")[-1]
+    assert answer.params.get("text") == chat.expected("This card is no longer active.")
+    old.refresh_from_db()
+    assert _inline(old) == []  # кнопки мёртвой карточки убраны
+    user = TelegramUser.objects.get(telegram_id=chat.chat_id)
+    state = ConversationState.objects.get(user=user)
+    assert state.data["model"] == "veo-3-1-fast"
+
+    user_fund(user, 500)
+    chat.press(new, current_button(new, "gen:ok:"))
+    [job] = GenerationJob.objects.filter(user=user)
+    assert job.model.slug == "veo-3-1-fast"
