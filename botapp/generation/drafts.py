@@ -14,7 +14,7 @@ from django.db import connection, transaction
 
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, PricingError
-from botapp.generation.jobs import JobRefused, job_create, job_price, queue_position
+from botapp.generation.jobs import JobRefused, job_create, job_price, prompt_too_long, queue_position
 from botapp.generation.media import STORED_PREFIX
 from botapp.models import ConversationState, GenerationJob, GenerationModel, JobOutput, TelegramUser, rows
 from botapp.users import services
@@ -29,6 +29,10 @@ class Card:
     model: GenerationModel
     price: int | None
     available: int
+
+    @property
+    def too_long(self) -> bool:
+        return bool(self.draft["prompt"]) and prompt_too_long(self.model, self.draft["prompt"])
 
 
 def models_for(kind: str) -> list[GenerationModel]:

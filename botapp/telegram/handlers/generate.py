@@ -42,6 +42,10 @@ def refusal_text(exc: jobs.JobRefused, language: str = "en") -> str:
     return texts.get(exc.code, texts["bad_parameters"]).format(**details)
 
 
+# Сколько запроса показывать на карточке: длинный целиком не влез бы в сообщение рядом с параметрами
+PROMPT_SHOWN = 700
+
+
 def _too_long_text(length: int) -> str:
     return ngettext(
         "The prompt is too long: {length} character, at most {limit}. Please shorten it.",
@@ -54,8 +58,11 @@ def _card_text(card: drafts.Card, language: str) -> str:
     draft = card.draft
     lines = [f"<b>{escape(card.model.display_name(language))}</b>"]
     if draft["prompt"]:
-        lines.append(_("Prompt: {prompt}").format(prompt=escape(draft["prompt"][:700])))
-        if jobs.prompt_too_long(card.model, draft["prompt"]):
+        shown = (
+            draft["prompt"] if len(draft["prompt"]) <= PROMPT_SHOWN else draft["prompt"][:PROMPT_SHOWN] + "…"
+        )
+        lines.append(_("Prompt: {prompt}").format(prompt=escape(shown)))
+        if card.too_long:
             # Сказать сразу, а не после «Сгенерировать»: карточка с ценой обещала бы то, что не примут
             length, limit = len(draft["prompt"]), card.model.max_prompt_length
             lines.append("⚠️ " + _too_long_text(length).format(length=length, limit=limit))
@@ -104,7 +111,10 @@ def _card_keyboard(card: drafts.Card) -> InlineKeyboardMarkup:
     ]
     if kind == "video":
         rows[1].append(InlineKeyboardButton(_("➖ Avoid…"), callback_data=f"gen:neg:{nonce}"))
-    if card.draft["prompt"] or (kind == "video" and card.draft["refs"]):
+    if card.too_long:
+        # Такой запрос не примут: кнопка с ценой обещала бы запуск — только отмена, ждём запрос короче
+        rows.append([InlineKeyboardButton(_("✖️ Cancel"), callback_data=f"gen:x:{nonce}")])
+    elif card.draft["prompt"] or (kind == "video" and card.draft["refs"]):
         rows.append(
             [
                 # Показанная цена едет в кнопке: если к нажатию она выросла, задание не создаётся
@@ -181,7 +191,10 @@ async def model_chosen(update: Update, context: BotContext) -> None:
         if kind == "image"
         else _("Send a prompt for the video, or a photo with a caption to animate it.")
     )
-    await context.bot.send_message(context.db_user.telegram_id, hint)
+    # Назвать выбранную модель: кнопки выбора остаются в истории, и без этого не видно, что выбрано
+    model = await db(drafts.model_get)(slug, kind)
+    name = escape(model.display_name(context.db_user.effective_language))
+    await context.bot.send_message(context.db_user.telegram_id, f"<b>{name}</b>\n{hint}", parse_mode="HTML")
 
 
 # getFile: Telegram отдаёт боту файлы не больше 20 МБ

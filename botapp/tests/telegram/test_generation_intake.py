@@ -51,14 +51,17 @@ def test_an_image_file_over_20_mb_is_refused_with_a_clear_message(
 def test_a_too_long_prompt_is_flagged_on_the_card_and_refused_without_charging(
     sandbox_mode_server: str, language: str, expected: str
 ) -> None:
-    """Предупреждение сразу на карточке; «Сгенерировать» — понятный отказ, без холда и задания."""
+    """Предупреждение сразу на карточке и без «Сгенерировать»; без карточки — понятный отказ, без холда."""
     chat = Chat(sandbox_mode_server, language)
     chat.say("/start")
     [card] = chat.say("x" * 2100)
     assert f"⚠️ {expected}" in card.text
-    [generate] = [b for b in _inline(card) if b["callback_data"].startswith("gen:ok")]
-    chat.press(card, generate["callback_data"])
-    assert chat.bot_messages()[-1].text == expected
+    assert "x" * 700 + "…" in card.text  # показана только часть запроса, и это видно
+    actions = [b["callback_data"].split(":")[1] for b in _inline(card)]
+    assert actions == ["c", "c", "c", "c", "x"]  # параметры, модель и отмена — без «✅»
+    TelegramUser.objects.filter(telegram_id=chat.chat_id).update(skip_confirmation=True)
+    [refusal] = chat.say("y" * 2100)
+    assert refusal.text == expected
     assert not GenerationJob.objects.exists()
     assert balance(TelegramUser.objects.get(telegram_id=chat.chat_id)) == (20, 0)
 
@@ -92,3 +95,17 @@ def test_only_the_latest_card_of_a_draft_is_live(sandbox_mode_server: str, langu
     chat.press(new, current_button(new, "gen:ok:"))
     [job] = GenerationJob.objects.filter(user=user)
     assert job.model.slug == "veo-3-1-fast"
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_choosing_a_model_names_it_in_the_reply(sandbox_mode_server: str, language: str) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    with translation.override(language):
+        [menu] = chat.say(menu_labels()["image"])
+    pro = next(b for b in _inline(menu) if b["callback_data"] == "gen:m:image:nano-banana-pro")
+    chat.press(menu, pro["callback_data"])
+    hint = chat.bot_messages()[-1]
+    assert hint.text.splitlines()[0] == pro["text"].split(" · ")[0]
+    assert hint.text.splitlines()[1] == chat.expected(
+        "Send a prompt. To edit or combine photos, send them with the prompt as the caption."
+    )
