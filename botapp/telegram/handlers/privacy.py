@@ -18,7 +18,7 @@ async def delete_me(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(
         _(
             "This erases your prompts, results, media and chat history, and we stop sending you "
-            "announcements. Your token history is kept, anonymised. Continue?"
+            "announcements. Your token balance stays, and its history is kept anonymised. Continue?"
         ),
         reply_markup=keyboards.delete_confirm_keyboard(),
     )

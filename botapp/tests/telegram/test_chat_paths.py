@@ -345,13 +345,13 @@ def test_help_lists_every_published_command_with_its_description(
         (
             "ru",
             "• Каждая генерация оплачивается токенами; цену вы видите до подтверждения.",
-            "История токенов останется обезличенной.",
+            "Баланс токенов сохранится, история операций останется обезличенной.",
             "Операций пока нет.",
         ),
         (
             "en",
             "• Every generation costs tokens;",
-            "Your token history is kept, anonymised.",
+            "Your token balance stays, and its history is kept anonymised.",
             "No transactions yet.",
         ),
     ],
