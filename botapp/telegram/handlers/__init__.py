@@ -105,7 +105,9 @@ async def route_text(update: Update, context: BotContext) -> None:
         await gallery.show_gallery(update, context)
         return
     state = await conversation_on_arrival(context)
-    if support.takes(state, message.media_group_id) and await support.support_message(update, context):
+    reply = await support.replies_to_support(message, context)
+    taken = reply or support.takes(state, message.media_group_id)
+    if taken and await support.support_message(update, context, reply=reply):
         return
     if state.state == balance.PROMO_STATE and message.text:
         await bonuses.promo_message(update, context)
