@@ -80,7 +80,10 @@ def _command(callback: Any) -> Any:
 
 
 async def route_text(update: Update, context: BotContext) -> None:
-    """Текст или фото в личке: пункт меню, шаг диалога или запрос на генерацию."""
+    """Текст, фото или файл в личке: пункт меню, шаг диалога или запрос на генерацию.
+
+    Файл-картинка — как фото; прочий файл уходит только в поддержку, иначе — «понимаю текст и фото».
+    """
     message = update.effective_message
     assert message is not None and context.db_user is not None
     key = keyboards.menu_key(message.text or "")
@@ -114,6 +117,10 @@ async def route_text(update: Update, context: BotContext) -> None:
         return
     if state.state == "lava_email" and message.text:
         await lava.lava_email_message(update, context)
+        return
+    if message.document and not (message.document.mime_type or "").startswith("image/"):
+        # Не картинка файлом (.txt, .pdf): в генерации это пустая карточка вместо черновика с фото
+        await unsupported.unsupported_message(update, context)
         return
     await generate.prompt_message(update, context)
 
