@@ -379,6 +379,45 @@ def test_the_gallery_command_is_described_like_its_menu_item(language: str) -> N
         assert described["gallery"] == menu_labels()["gallery"].removeprefix("🖼 ")
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_gallery_pages_older_works_with_the_same_button_as_the_history(
+    sandbox_mode_server: str, language: str
+) -> None:
+    """«Ещё ▶️» в галерее и «Раньше ▶️» в истории звали к одному и тому же по-разному; кнопку узнаёт gal:<n>."""
+    from django.utils import timezone
+
+    from botapp.models import GenerationJob, GenerationModel, JobOutput
+    from botapp.tests.sandbox.conftest import png
+
+    chat = Chat(sandbox_mode_server, language)
+    [photo] = services.sandbox_user_send_photos(chat_id=chat.chat_id, photos=[png()])
+    chat.deliver(photo)
+    file_id = photo["message"]["photo"][-1]["file_id"]
+    job = GenerationJob.objects.create(
+        user=TelegramUser.objects.get(telegram_id=chat.chat_id),
+        model=GenerationModel.objects.get(slug="nano-banana-2"),
+        kind="image",
+        status="delivered",
+        idempotency_key=f"gallery-pages-{chat.chat_id}",
+        prompt="a lighthouse",
+        price=14,
+        deadline=timezone.now(),
+    )
+    for index in range(6):
+        JobOutput.objects.create(
+            job=job, index=index, status="ok", photo_file_id=file_id, delivered_at=timezone.now()
+        )
+    chat.say("/gallery")
+    more = chat.bot_messages()[-1]
+    assert more.text == chat.expected("Older works:")
+    [button] = _inline(more)
+    assert (button["text"], button["callback_data"]) == (chat.expected("Older ▶️"), "gal:1")
+    before = len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id))
+    chat.press(more, button["callback_data"])
+    assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == before + 1
+    assert chat.bot_messages()[-1].text != chat.expected("Older works:")  # шестая — последняя
+
+
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:
     from botapp.tests.sandbox.conftest import png
 
