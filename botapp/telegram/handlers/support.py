@@ -37,9 +37,15 @@ async def open_support(update: Update, context: BotContext) -> None:
         "payment" if update.effective_message.text and "paysupport" in update.effective_message.text else ""
     )
     await db(services.conversation_set)(user=context.db_user, state=SUPPORT_STATE, data={"topic": topic})
-    await update.effective_message.reply_text(
-        _("Write your question in one message (you can attach a photo). /cancel to go back.")
-    )
+    if topic == "payment":
+        # Пришёл с вопросом о деньгах: сказать, что адрес верный, и попросить скриншот оплаты
+        text = _(
+            "Questions about payments and refunds: write them in one message "
+            "(you can attach a screenshot). /cancel to go back."
+        )
+    else:
+        text = _("Write your question in one message (you can attach a photo). /cancel to go back.")
+    await update.effective_message.reply_text(text)
 
 
 def takes(state: ConversationState, media_group_id: str | None) -> bool:

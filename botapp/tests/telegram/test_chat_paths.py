@@ -262,17 +262,22 @@ def test_support_takes_the_next_message_into_the_support_thread(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize(("command", "topic"), [("/support", ""), ("/paysupport", "payment")])
+@pytest.mark.parametrize(
+    ("command", "topic", "invitation"),
+    [
+        ("/support", "", "Write your question in one message (you can attach a photo)."),
+        # Свой текст: пользователь видит, что пришёл по адресу с вопросом о деньгах
+        ("/paysupport", "payment", "Questions about payments and refunds: write them in one message"),
+    ],
+)
 def test_support_commands_take_the_next_message_into_the_support_thread(
-    sandbox_mode_server: str, language: str, command: str, topic: str
+    sandbox_mode_server: str, language: str, command: str, topic: str, invitation: str
 ) -> None:
     from dashboard.models import SupportThread
 
     chat = Chat(sandbox_mode_server, language)
     [prompt] = chat.say(command)
-    assert prompt.text == chat.expected(
-        "Write your question in one message (you can attach a photo). /cancel to go back."
-    )
+    assert prompt.text == chat.expected(invitation)
     _assert_language(prompt.text, language)
     [thanks] = chat.say("Where are my tokens?")
     assert thanks.text == chat.expected("Thank you! Support will answer here as soon as possible.")
