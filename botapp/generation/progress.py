@@ -67,9 +67,14 @@ def queued_text(*, position: int, eta_s: float) -> str:
     )
 
 
-def stage_text(stage: str) -> str:
+def stage_text(stage: str, kind: str) -> str:
     texts = {
-        "generating": _("🎨 Generating… The result will arrive in this chat."),
+        # 🎨 у ролика путал бы: ждёшь видео, а статус — про картинку
+        "generating": (
+            _("🎬 Generating… The result will arrive in this chat.")
+            if kind == "video"
+            else _("🎨 Generating… The result will arrive in this chat.")
+        ),
         # Видео готово у провайдера, идёт загрузка и отправка (до 50 МБ — это секунды)
         "sending": _("📤 The video is ready — sending it…"),
     }
@@ -101,7 +106,7 @@ def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> 
     from botapp.telegram.outbound import bot_call
 
     with translation.override(job.user.effective_language):
-        text = stage_text(stage) if stage != "done" else ""
+        text = stage_text(stage, job.kind) if stage != "done" else ""
     chat_id, message_id = job.status_chat_id, job.status_message_id
 
     async def edit(bot: ExtBot[Any]) -> None:

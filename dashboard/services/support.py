@@ -12,12 +12,14 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from telegram import Message
 from telegram.ext import ExtBot
 
 from botapp.billing.audit import audit_record
 from botapp.models import ChatLogEntry, TelegramUser
+from botapp.telegram.formatting import CAPTION_LIMIT, MESSAGE_LIMIT, escape
 from dashboard.models import StaffProfile, SupportThread
 
 # Серия сообщений одного пользователя — одно оповещение персоналу
@@ -27,6 +29,11 @@ MEDIA_MAX_BYTES = 20 * 1024 * 1024
 # Показывать в браузере — только растровые картинки и mp4: SVG, HTML, XML из документа пользователя
 # исполнили бы скрипт в origin панели; всё прочее — скачивание как application/octet-stream
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif", "video/mp4"})
+# Подпись «💬 Поддержка:» и подсказка под ответом занимают место в лимите Telegram: текст сотрудника
+# короче лимита с запасом на них (и на эмодзи, которые Telegram считает за два символа)
+REPLY_FRAME_RESERVE = 200
+REPLY_TEXT_LIMIT = MESSAGE_LIMIT - REPLY_FRAME_RESERVE
+REPLY_CAPTION_LIMIT = CAPTION_LIMIT - REPLY_FRAME_RESERVE
 
 
 @dataclass(frozen=True)
@@ -78,18 +85,30 @@ def support_reply(*, user: TelegramUser, staff: Any, text: str, photo: bytes | N
     from botapp.telegram.outbound import bot_call
 
     chat_id = user.telegram_id
+    framed = reply_framed(user=user, text=text)
 
     async def send(bot: ExtBot[Any]) -> Message:
         if photo is not None:
-            return await bot.send_photo(chat_id, photo=photo, caption=text or None)
-        return await bot.send_message(chat_id, text)
+            return await bot.send_photo(chat_id, photo=photo, caption=framed, parse_mode="HTML")
+        return await bot.send_message(chat_id, framed, parse_mode="HTML")
 
     message = bot_call(send)
-    return _reply_record(user=user, staff=staff, message=message)
+    return _reply_record(user=user, staff=staff, message=message, text=text)
+
+
+def reply_framed(*, user: TelegramUser, text: str) -> str:
+    """Ответ сотрудника на языке пользователя: видно, что он от поддержки, и как ей ответить.
+
+    Без подписи ответ выглядел как обычное сообщение бота, а ответ на него — как запрос на картинку.
+    """
+    with translation.override(user.effective_language):
+        label, hint = _("💬 Support:"), _("Reply to this message to answer support.")
+    body = f"<b>{escape(label)}</b>" + (f"\n{escape(text)}" if text else "")
+    return f"{body}\n\n<i>{escape(hint)}</i>"
 
 
 @transaction.atomic
-def _reply_record(*, user: TelegramUser, staff: Any, message: Message) -> ChatLogEntry:
+def _reply_record(*, user: TelegramUser, staff: Any, message: Message, text: str) -> ChatLogEntry:
     now = timezone.now()
     # Отправитель уже записал исходящее (direction=out, тот же message_id): помечаем его, а не дублируем
     entry = ChatLogEntry.objects.filter(
@@ -97,9 +116,10 @@ def _reply_record(*, user: TelegramUser, staff: Any, message: Message) -> ChatLo
     ).first()
     if entry is None:
         entry = ChatLogEntry(user=user, direction=ChatLogEntry.Direction.OUT, message_id=message.message_id)
-        entry.text = message.text or message.caption or ""
         if message.photo:
             entry.media_type, entry.file_id = "photo", message.photo[-1].file_id
+    # В журнале — слова сотрудника без подписи и подсказки: панель и так показывает «поддержка · автор»
+    entry.text = text
     entry.is_support = True
     entry.staff_author = staff
     entry.save()

@@ -26,6 +26,7 @@ from botapp.tests.sandbox.conftest import (  # noqa: F401 — общая фик�
 from botapp.tests.telegram.conftest import _server_sees_test_data  # noqa: F401
 from botapp.tests.telegram.test_chat_paths import Chat
 from dashboard.models import StaffProfile, SupportThread
+from dashboard.services.support import reply_framed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -107,8 +108,8 @@ def test_a_staff_reply_reaches_the_user_and_is_recorded_once_with_its_author(
     page = client.get(f"/dashboard/support/{thread.pk}/").content.decode()
     assert "Где мои токены?" in page
     assert _reply(client, thread, {"text": "Токены вернули, проверьте /balance"}) == ["Отправлено."]
-    sent = [c.params.get("text") for c in sandbox.sandbox_calls(method="sendMessage", chat_id=chat.chat_id)]
-    assert "Токены вернули, проверьте /balance" in sent
+    assert chat.bot_messages()[-1].text.splitlines()[1] == "Токены вернули, проверьте /balance"
+    # В журнале — слова сотрудника, без подписи «Поддержка» и подсказки
     [entry] = ChatLogEntry.objects.filter(
         user__telegram_id=chat.chat_id, text="Токены вернули, проверьте /balance"
     )
@@ -121,6 +122,57 @@ def test_a_staff_reply_reaches_the_user_and_is_recorded_once_with_its_author(
     assert "Где мои токены?" in page
 
 
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_staff_reply_is_signed_as_support_in_the_users_language_and_says_how_to_answer(
+    bot_api: str, staff: User, language: str
+) -> None:
+    """Без подписи ответ сотрудника выглядел как обычное сообщение бота; разметка сотрудника — текст."""
+    chat = Chat(bot_api, language)
+    _ask_support(chat, "Where are my tokens?")
+    text = "Tokens are back: 1 < 2 & <b>not bold</b>"
+    assert _reply(verified_client(staff), _thread(chat), {"text": text}) == ["Отправлено."]
+    answer = chat.bot_messages()[-1]
+    label, hint = chat.expected("💬 Support:"), chat.expected("Reply to this message to answer support.")
+    assert answer.text == f"{label}\n{text}\n\n{hint}"
+    assert label == {"ru": "💬 Поддержка:", "en": "💬 Support:"}[language]
+    assert (
+        ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, is_support=True, direction="out").text
+        == text
+    )
+
+
+def _answer(chat: Chat, text: str, replied: int | None) -> list[Any]:
+    """Пользователь пишет текст — ответом Telegram (reply) на сообщение replied или просто так."""
+    before = {m.message_id for m in chat.bot_messages()}
+    chat.deliver(sandbox.sandbox_user_send_text(chat_id=chat.chat_id, text=text, reply_to_message_id=replied))
+    return [m for m in chat.bot_messages() if m.message_id not in before]
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_a_telegram_reply_to_a_staff_answer_goes_to_the_support_thread(
+    bot_api: str, staff: User, language: str
+) -> None:
+    """Ответ на ответ поддержки — в ветку, как после /support, а не карточка генерации."""
+    chat = Chat(bot_api, language)
+    _ask_support(chat, "Where are my tokens?")
+    [thanks_before] = [m for m in chat.bot_messages() if m.text == chat.expected("Thank you! Support will")]
+    assert _reply(verified_client(staff), _thread(chat), {"text": "Which payment?"}) == ["Отправлено."]
+    answer = chat.bot_messages()[-1]
+    [thanks] = _answer(chat, "The one from yesterday", replied=answer.message_id)
+    assert thanks.text == chat.expected("Thank you! Support will answer here as soon as possible.")
+    assert ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, text="The one from yesterday").is_support
+    assert _thread(chat).unread_count == 1
+    # Ответ на другое сообщение бота и текст без ответа — запросы на картинку, как и раньше
+    [card] = _answer(chat, "a small house", replied=thanks_before.message_id)
+    assert "Nano Banana 2" in card.text
+    [card] = _answer(chat, "a small boat", replied=None)
+    assert "Nano Banana 2" in card.text
+    assert not ChatLogEntry.objects.filter(user__telegram_id=chat.chat_id, text__startswith="a small").filter(
+        is_support=True
+    )
+    assert _thread(chat).unread_count == 1
+
+
 def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, staff: User) -> None:
     sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Pic")
     user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Pic")
@@ -130,7 +182,10 @@ def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, 
     nonce = form_nonce(client, f"/dashboard/support/{thread.pk}/")
     client.post(f"/dashboard/support/{thread.pk}/reply/", {"text": "Вот так", "photo": image, "nonce": nonce})
     [call] = sandbox.sandbox_calls(method="sendPhoto", chat_id=user.telegram_id)
-    assert call.params.get("caption") == "Вот так"
+    assert call.params.get("caption") == reply_framed(user=user, text="Вот так")
+    assert sandbox.sandbox_messages(chat_id=user.telegram_id, direction="bot")[-1].caption == (
+        "💬 Поддержка:\nВот так\n\nЧтобы ответить поддержке, ответьте на это сообщение."
+    )
     [entry] = ChatLogEntry.objects.filter(user=user, direction="out")
     assert (entry.media_type, entry.staff_author_id) == ("photo", staff.pk)
     media = client.get(f"/dashboard/support/file/{entry.pk}/")
@@ -199,7 +254,7 @@ def test_the_same_reply_form_sent_twice_reaches_the_user_once(bot_api: str, staf
     }
     first = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
     second = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
-    assert _sent_texts(thread.user) == ["Проверили, всё в порядке"]
+    assert _sent_texts(thread.user) == [reply_framed(user=thread.user, text="Проверили, всё в порядке")]
     assert _messages(first) == ["Отправлено."]
     assert any("уже была отправлена" in m for m in _messages(second))
     assert StaffAuditLog.objects.filter(action="support.reply", actor=staff).count() == 1
@@ -218,7 +273,8 @@ def test_a_refused_message_keeps_its_text_and_the_same_form_can_send_it_again(
     assert "Ваш промокод: SPRING</textarea>" in refused.content.decode()
     again = client.post(f"/dashboard/users/{user.pk}/message/", form, follow=True)
     assert _messages(again) == ["Отправлено."]
-    assert _sent_texts(user) == ["Ваш промокод: SPRING", "Ваш промокод: SPRING"]  # отказ и доставка
+    framed = reply_framed(user=user, text="Ваш промокод: SPRING")
+    assert _sent_texts(user) == [framed, framed]  # отказ и доставка
     assert "Ваш промокод: SPRING</textarea>" not in again.content.decode()
 
 
@@ -240,7 +296,9 @@ def test_a_network_failure_says_the_outcome_is_unknown_keeps_the_text_and_does_n
     assert ">Деньги вернули</textarea>" in response.content.decode()
     again = client.post(f"/dashboard/support/{thread.pk}/reply/", form, follow=True)
     assert any("уже была отправлена" in m for m in _messages(again))
-    assert _sent_texts(thread.user) == ["Деньги вернули"]  # один вызов — тот, что упал
+    assert _sent_texts(thread.user) == [
+        reply_framed(user=thread.user, text="Деньги вернули")
+    ]  # тот, что упал
 
 
 def test_read_and_resolve_are_audited(staff: User) -> None:

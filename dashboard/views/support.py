@@ -18,6 +18,8 @@ from dashboard.selectors.support import staff_profile_of, support_dialog, suppor
 from dashboard.services import staff_link
 from dashboard.services.support import (
     MEDIA_MAX_BYTES,
+    REPLY_CAPTION_LIMIT,
+    REPLY_TEXT_LIMIT,
     support_media_fetch,
     support_thread_mark_read,
     support_thread_set_resolved,
@@ -29,7 +31,7 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024  # лимит sendPhoto
 
 class ReplyForm(NonceForm):
     text = forms.CharField(
-        label="Ответ", max_length=4096, required=False, widget=forms.Textarea(attrs={"rows": 4})
+        label="Ответ", max_length=REPLY_TEXT_LIMIT, required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
     photo = forms.ImageField(label="Фото", required=False)
 
@@ -38,8 +40,8 @@ class ReplyForm(NonceForm):
         text, photo = cleaned.get("text") or "", cleaned.get("photo")
         if not text.strip() and photo is None:
             raise forms.ValidationError("Нужен текст или фото.")
-        if photo is not None and len(text) > 1024:
-            raise forms.ValidationError("Подпись к фото — не длиннее 1024 символов.")
+        if photo is not None and len(text) > REPLY_CAPTION_LIMIT:
+            raise forms.ValidationError(f"Подпись к фото — не длиннее {REPLY_CAPTION_LIMIT} символов.")
         if photo is not None and photo.size > PHOTO_MAX_BYTES:
             raise forms.ValidationError("Фото больше 10 МБ.")
         return cleaned

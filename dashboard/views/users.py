@@ -21,7 +21,7 @@ from botapp.models import TelegramUser
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from dashboard.access import PERM_BAN, PERM_MONEY, View, staff_required
 from dashboard.selectors.users import user_card, users_search
-from dashboard.services.support import support_reply
+from dashboard.services.support import REPLY_TEXT_LIMIT, support_reply
 
 # Декораторы с правом на деньги и на бан; cast — access.staff_required(perm=…) возвращает Any
 money_required = cast(Callable[[View], View], staff_required(perm=PERM_MONEY))
@@ -31,7 +31,9 @@ SEND_ONCE_S = 600
 
 
 class MessageForm(NonceForm):
-    text = forms.CharField(label="Текст", max_length=4096, widget=forms.Textarea(attrs={"rows": 3}))
+    text = forms.CharField(
+        label="Текст", max_length=REPLY_TEXT_LIMIT, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
 
 def _page(request: HttpRequest) -> int:

@@ -80,7 +80,10 @@ def _command(callback: Any) -> Any:
 
 
 async def route_text(update: Update, context: BotContext) -> None:
-    """Текст или фото в личке: пункт меню, шаг диалога или запрос на генерацию."""
+    """Текст, фото или файл в личке: пункт меню, шаг диалога или запрос на генерацию.
+
+    Файл-картинка — как фото; прочий файл уходит только в поддержку, иначе — «понимаю текст и фото».
+    """
     message = update.effective_message
     assert message is not None and context.db_user is not None
     key = keyboards.menu_key(message.text or "")
@@ -105,13 +108,19 @@ async def route_text(update: Update, context: BotContext) -> None:
         await gallery.show_gallery(update, context)
         return
     state = await conversation_on_arrival(context)
-    if support.takes(state, message.media_group_id) and await support.support_message(update, context):
+    reply = await support.replies_to_support(message, context)
+    taken = reply or support.takes(state, message.media_group_id)
+    if taken and await support.support_message(update, context, reply=reply):
         return
     if state.state == balance.PROMO_STATE and message.text:
         await bonuses.promo_message(update, context)
         return
     if state.state == "lava_email" and message.text:
         await lava.lava_email_message(update, context)
+        return
+    if message.document and not (message.document.mime_type or "").startswith("image/"):
+        # Не картинка файлом (.txt, .pdf): в генерации это пустая карточка вместо черновика с фото
+        await unsupported.unsupported_message(update, context)
         return
     await generate.prompt_message(update, context)
 

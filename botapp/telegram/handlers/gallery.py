@@ -71,6 +71,6 @@ async def show_gallery(update: Update, context: BotContext) -> None:
             user.telegram_id,
             _("Older works:"),
             reply_markup=InlineKeyboardMarkup(
-                [[InlineKeyboardButton(_("More ▶️"), callback_data=f"gal:{page + 1}")]]
+                [[InlineKeyboardButton(_("Older ▶️"), callback_data=f"gal:{page + 1}")]]
             ),
         )

@@ -1,4 +1,4 @@
-"""/support: следующее сообщение пользователя уходит в ветку поддержки."""
+"""/support: следующее сообщение пользователя уходит в ветку поддержки, как и reply на ответ поддержки."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import TelegramError
 
 from botapp.models import ChatLogEntry, ConversationState, TelegramUser
@@ -37,9 +37,15 @@ async def open_support(update: Update, context: BotContext) -> None:
         "payment" if update.effective_message.text and "paysupport" in update.effective_message.text else ""
     )
     await db(services.conversation_set)(user=context.db_user, state=SUPPORT_STATE, data={"topic": topic})
-    await update.effective_message.reply_text(
-        _("Write your question in one message (you can attach a photo). /cancel to go back.")
-    )
+    if topic == "payment":
+        # Пришёл с вопросом о деньгах: сказать, что адрес верный, и попросить скриншот оплаты
+        text = _(
+            "Questions about payments and refunds: write them in one message "
+            "(you can attach a screenshot). /cancel to go back."
+        )
+    else:
+        text = _("Write your question in one message (you can attach a photo). /cancel to go back.")
+    await update.effective_message.reply_text(text)
 
 
 def takes(state: ConversationState, media_group_id: str | None) -> bool:
@@ -50,17 +56,33 @@ def takes(state: ConversationState, media_group_id: str | None) -> bool:
     )
 
 
+def _is_support_reply(*, user: TelegramUser, message_id: int) -> bool:
+    return ChatLogEntry.objects.filter(
+        user=user, direction=ChatLogEntry.Direction.OUT, is_support=True, message_id=message_id
+    ).exists()
+
+
+async def replies_to_support(message: Message, context: BotContext) -> bool:
+    """Ответ Telegram (reply) на сообщение сотрудника: это письмо в поддержку, а не запрос на картинку."""
+    assert context.db_user is not None
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return False
+    return await db(_is_support_reply)(user=context.db_user, message_id=replied.message_id)
+
+
 @dataclass(frozen=True)
 class _Taken:
     first: bool
     alert: SupportAlert
 
 
-def _support_record(*, user: TelegramUser, message_id: int, album: str) -> _Taken | None:
+def _support_record(*, user: TelegramUser, message_id: int, album: str, reply: bool) -> _Taken | None:
     """Под блокировкой строки шага: закрыть шаг (или узнать фото того же альбома) и записать обращение.
 
     Фото альбома приходят отдельными апдейтами и параллельно: блокировка решает, какое из них первое
     (ему — подтверждение), остальные молча дописываются в ту же ветку. None — шаг уже закрыт иначе.
+    reply — ответ на сообщение поддержки: в ветку и без открытого шага.
     """
     from dashboard.services.support import support_message_received
 
@@ -68,10 +90,14 @@ def _support_record(*, user: TelegramUser, message_id: int, album: str) -> _Take
         services.conversation_ensure(user=user)
         state = ConversationState.objects.select_for_update().get(user=user)
         topic = state.data.get("topic", "")
-        if not takes(state, album):
+        if takes(state, album):
+            first = closes = state.state == SUPPORT_STATE
+        elif reply:
+            # Чужой шаг (черновик, промокод) не трогаем; в пустом помним альбом, как после /support
+            first, closes = True, bool(album) and not state.state
+        else:
             return None
-        first = state.state == SUPPORT_STATE
-        if first:
+        if closes:
             # Шаг закрыт, но альбом помним: его следующие фото — тоже в поддержку, а не в генерацию
             state.state, state.data = "", ({ALBUM_KEY: album, "topic": topic} if album else {})
             state.save(update_fields=["state", "data", "updated_at"])
@@ -79,15 +105,16 @@ def _support_record(*, user: TelegramUser, message_id: int, album: str) -> _Take
     return _Taken(first=first, alert=support_message_received(user=user, topic=topic))
 
 
-async def support_message(update: Update, context: BotContext) -> bool:
-    """Сообщение в шаге «поддержка» (или фото того же альбома): помечаем в журнале, подтверждаем один раз.
+async def support_message(update: Update, context: BotContext, *, reply: bool = False) -> bool:
+    """Сообщение в шаге «поддержка» (или фото того же альбома, или ответ на сообщение поддержки):
+    помечаем в журнале, подтверждаем один раз.
 
     False — шаг успели закрыть (например, /cancel параллельно): сообщение не для поддержки.
     """
     message = update.effective_message
     assert message is not None and context.db_user is not None
     taken = await db(_support_record)(
-        user=context.db_user, message_id=message.message_id, album=message.media_group_id or ""
+        user=context.db_user, message_id=message.message_id, album=message.media_group_id or "", reply=reply
     )
     if taken is None:
         return False

@@ -121,6 +121,7 @@ def test_a_slow_generation_shows_the_generating_stage_once_the_status_may_be_edi
     assert job.status == JobStatus.DELIVERED
     edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
     [edit] = [e for e in edits if "Generating" in e.params["text"]]
+    assert edit.params["text"].startswith("🎨 ")
     # Не раньше чем через 3 с после статуса (создан вместе с заданием), и до результата
     assert (edit.created_at - job.created_at).total_seconds() >= 2.9
     [photo] = services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)
@@ -475,6 +476,7 @@ def test_a_slow_video_shows_generating_then_sending_stages_in_one_status(stack: 
     assert job.status == JobStatus.DELIVERED
     edits = services.sandbox_calls(method="editMessageText", chat_id=chat.chat_id)
     [generating] = [e for e in edits if "Generating" in e.params["text"]]
+    assert generating.params["text"].startswith("🎬 ")  # ролик, а не картинка
     [sending] = [e for e in edits if "sending it" in e.params["text"]]
     [video] = services.sandbox_calls(method="sendVideo", chat_id=chat.chat_id)
     # Одно сообщение статуса правится на месте, не чаще раза в 3 с, и обе стадии — до ролика

@@ -85,3 +85,34 @@ def test_numbers_take_the_plural_form_of_the_language(
 
     with translation.override(language):
         assert (tokens(count), from_tokens(count), images(count)) == expected
+
+
+PLACEHOLDER = re.compile(r"\{\w*\}")
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_every_translation_keeps_the_placeholders_of_its_msgid(language: str) -> None:
+    """Потерянный или переименованный {tokens} в переводе — KeyError или пропавшее число у пользователя."""
+    entries = parse_po(LOCALE / language / "LC_MESSAGES" / "django.po")
+    broken = [
+        msgid
+        for msgid, msgstr in entries.items()
+        if set(PLACEHOLDER.findall(msgstr)) != set(PLACEHOLDER.findall(msgid))
+    ]
+    assert broken == []
+
+
+@pytest.mark.parametrize(
+    ("msgid_start", "wording"),
+    [
+        ("Terms of use:", "Токены за неудачную генерацию возвращаются автоматически."),
+        ("How it works:", "отправьте фото, а в подписи — что в нём изменить."),
+        ("Still owed: {tokens}.", "Осталось погасить: {tokens}."),
+        ("Older ▶️", "Раньше ▶️"),
+    ],
+)
+def test_the_russian_wording_is_plain(msgid_start: str, wording: str) -> None:
+    """Формулировки после прохода по чату: понятно, что возвращается, что изменить и сколько осталось."""
+    entries = parse_po(LOCALE / "ru" / "LC_MESSAGES" / "django.po")
+    [msgstr] = [msgstr for msgid, msgstr in entries.items() if msgid.startswith(msgid_start)]
+    assert wording in msgstr

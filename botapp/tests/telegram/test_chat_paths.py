@@ -262,17 +262,22 @@ def test_support_takes_the_next_message_into_the_support_thread(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize(("command", "topic"), [("/support", ""), ("/paysupport", "payment")])
+@pytest.mark.parametrize(
+    ("command", "topic", "invitation"),
+    [
+        ("/support", "", "Write your question in one message (you can attach a photo)."),
+        # Свой текст: пользователь видит, что пришёл по адресу с вопросом о деньгах
+        ("/paysupport", "payment", "Questions about payments and refunds: write them in one message"),
+    ],
+)
 def test_support_commands_take_the_next_message_into_the_support_thread(
-    sandbox_mode_server: str, language: str, command: str, topic: str
+    sandbox_mode_server: str, language: str, command: str, topic: str, invitation: str
 ) -> None:
     from dashboard.models import SupportThread
 
     chat = Chat(sandbox_mode_server, language)
     [prompt] = chat.say(command)
-    assert prompt.text == chat.expected(
-        "Write your question in one message (you can attach a photo). /cancel to go back."
-    )
+    assert prompt.text == chat.expected(invitation)
     _assert_language(prompt.text, language)
     [thanks] = chat.say("Where are my tokens?")
     assert thanks.text == chat.expected("Thank you! Support will answer here as soon as possible.")
@@ -377,6 +382,45 @@ def test_the_gallery_command_is_described_like_its_menu_item(language: str) -> N
     with translation.override(language):
         described = {c.command: c.description for c in command_descriptions()}
         assert described["gallery"] == menu_labels()["gallery"].removeprefix("🖼 ")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_gallery_pages_older_works_with_the_same_button_as_the_history(
+    sandbox_mode_server: str, language: str
+) -> None:
+    """«Ещё ▶️» в галерее и «Раньше ▶️» в истории звали к одному и тому же по-разному; кнопку узнаёт gal:<n>."""
+    from django.utils import timezone
+
+    from botapp.models import GenerationJob, GenerationModel, JobOutput
+    from botapp.tests.sandbox.conftest import png
+
+    chat = Chat(sandbox_mode_server, language)
+    [photo] = services.sandbox_user_send_photos(chat_id=chat.chat_id, photos=[png()])
+    chat.deliver(photo)
+    file_id = photo["message"]["photo"][-1]["file_id"]
+    job = GenerationJob.objects.create(
+        user=TelegramUser.objects.get(telegram_id=chat.chat_id),
+        model=GenerationModel.objects.get(slug="nano-banana-2"),
+        kind="image",
+        status="delivered",
+        idempotency_key=f"gallery-pages-{chat.chat_id}",
+        prompt="a lighthouse",
+        price=14,
+        deadline=timezone.now(),
+    )
+    for index in range(6):
+        JobOutput.objects.create(
+            job=job, index=index, status="ok", photo_file_id=file_id, delivered_at=timezone.now()
+        )
+    chat.say("/gallery")
+    more = chat.bot_messages()[-1]
+    assert more.text == chat.expected("Older works:")
+    [button] = _inline(more)
+    assert (button["text"], button["callback_data"]) == (chat.expected("Older ▶️"), "gal:1")
+    before = len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id))
+    chat.press(more, button["callback_data"])
+    assert len(services.sandbox_calls(method="sendPhoto", chat_id=chat.chat_id)) == before + 1
+    assert chat.bot_messages()[-1].text != chat.expected("Older works:")  # шестая — последняя
 
 
 def test_incoming_photo_and_document_are_logged_with_media_type_and_file_id(sandbox_mode_server: str) -> None:

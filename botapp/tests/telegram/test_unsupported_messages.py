@@ -1,4 +1,4 @@
-"""Голос, видео, стикер, геометка, неизвестная команда в личке: короткий ответ вместо молчания."""
+"""Голос, видео, стикер, геометка, файл (не картинка), неизвестная команда в личке: короткий ответ."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 from django.utils import translation
 
+from botapp.generation import drafts
 from botapp.models import ChatLogEntry, ConversationState
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxChat, SandboxMessage, SandboxUpdate
 from botapp.sandbox.state import default_bot, message_create, message_dict
 from botapp.telegram.keyboards import menu_labels
+from botapp.tests.sandbox.conftest import png
 from botapp.tests.telegram.test_chat_paths import LANGUAGES, Chat, _assert_language
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -54,6 +56,50 @@ def test_a_message_the_bot_does_not_understand_gets_a_short_answer(
     [reply] = _send(chat, kind)
     assert reply.text == chat.expected(UNDERSTAND)
     _assert_language(reply.text, language)
+
+
+def _send_file(chat: Chat, content: bytes, file_name: str, caption: str = "") -> list[SandboxMessage]:
+    before = {m.message_id for m in chat.bot_messages()}
+    chat.deliver(
+        services.sandbox_user_send_document(
+            chat_id=chat.chat_id, content=content, file_name=file_name, caption=caption
+        )
+    )
+    return [m for m in chat.bot_messages() if m.message_id not in before]
+
+
+def _draft_refs(chat: Chat) -> int:
+    draft = drafts.draft_of(ConversationState.objects.get(user__telegram_id=chat.chat_id))
+    return len(draft["refs"]) if draft else 0
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_text_file_gets_a_short_answer_and_keeps_the_pending_photo(
+    sandbox_mode_server: str, language: str
+) -> None:
+    """.txt — не запрос на картинку: раньше он давал пустую карточку и терял фото черновика."""
+    chat = Chat(sandbox_mode_server, language)
+    chat.deliver(services.sandbox_user_send_photos(chat_id=chat.chat_id, photos=[png()])[0])
+    assert _draft_refs(chat) == 1
+    [reply] = _send_file(chat, b"a cat on the roof", "prompt.txt")
+    assert reply.text == chat.expected(UNDERSTAND)
+    assert _draft_refs(chat) == 1
+
+
+def test_an_image_sent_as_a_file_still_makes_a_card_with_the_photo(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    [card] = _send_file(chat, png(), "ref.png", caption="a cat like this")
+    assert "Prompt: a cat like this" in card.text
+    assert "Photos: 1" in card.text
+
+
+def test_a_file_in_the_support_step_still_goes_to_support(sandbox_mode_server: str) -> None:
+    """Чек или выписка файлом — поддержке, как и раньше: панель умеет отдать его на скачивание."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/support")
+    [thanks] = _send_file(chat, b"%PDF-1.4 receipt", "receipt.pdf")
+    assert thanks.text == chat.expected(THANKS)
+    assert ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, media_type="document").is_support
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
