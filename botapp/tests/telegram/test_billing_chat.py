@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import formats, timezone, translation
 
 from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
 from botapp.generation import jobs
 from botapp.models import (
+    GenerationJob,
     Invoice,
+    JobStatus,
     LedgerEntry,
     LedgerTransaction,
     Payment,
@@ -544,3 +548,45 @@ def test_history_lists_movements_in_the_users_language(sandbox_mode_server: str)
     assert chat.expected("Welcome bonus") in history.text
     assert chat.expected("Promo code") in history.text
     assert "+30" in history.text
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_history_after_a_generation_shows_local_time_and_one_charge(
+    sandbox_mode_server: str, language: str, jobs_unpublished: None
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    user = _user(chat)
+    user_fund(user, 100)
+    # Задания ждут в очереди (jobs_unpublished); урегулируем их сами, как после доставки результата
+    done = image_job_make(user, key="done", outputs=4)
+    half = image_job_make(user, key="half", outputs=4)
+    GenerationJob.objects.filter(pk__in=[done.pk, half.pk]).update(status=JobStatus.GENERATED)
+    jobs.job_settle_delivered(job=done, delivered=4)
+    charged = jobs.job_settle_delivered(job=half, delivered=2)
+    assert 0 < charged < half.price
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:hist:0")
+    lines = chat.bot_messages()[-1].text.splitlines()
+
+    def when(key: str) -> str:
+        created = LedgerTransaction.objects.get(idempotency_key=key).created_at
+        # Москва — не UTC: иначе проверка местного времени ничего бы не проверяла
+        assert timezone.localtime(created).utcoffset() != timedelta(0)
+        with translation.override(language):
+            utc = formats.date_format(created, "SHORT_DATETIME_FORMAT")
+            assert utc not in "\n".join(lines)
+            return formats.date_format(timezone.localtime(created), "SHORT_DATETIME_FORMAT")
+
+    # Новые сверху: остаток уменьшился один раз на задание — при резервировании
+    assert lines[1:5] == [
+        f"{when(f'settle:hold:{half.hold_id}')} · "
+        + chat.expected("Generation done: the unused reserve was returned")
+        + f" · +{half.price - charged}",
+        f"{when(f'settle:hold:{done.hold_id}')} · "
+        + chat.expected("Generation done: the reserve of {tokens} was used").format(
+            tokens=chat.count(tokens, done.price)
+        ),
+        f"{when(f'hold:{half.hold_id}')} · {chat.expected('Reserved for a generation')} · -{half.price}",
+        f"{when(f'hold:{done.hold_id}')} · {chat.expected('Reserved for a generation')} · -{done.price}",
+    ]
