@@ -14,7 +14,7 @@ from botapp.models import TransactionKind
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.formatting import escape, images, tokens, videos
+from botapp.telegram.formatting import escape, from_tokens, images, tokens, videos
 from botapp.users import services
 
 PROMO_STATE = "promo"
@@ -51,8 +51,8 @@ def balance_text(summary: selectors.BalanceSummary) -> str:
         )
     elif summary.image_price and summary.video_price:
         lines.append(
-            _("That is ≈ {images}; a video costs {price}.").format(
-                images=images(summary.images), price=tokens(summary.video_price)
+            _("That is ≈ {images}; videos cost {price}.").format(
+                images=images(summary.images), price=from_tokens(summary.video_price)
             )
         )
     elif summary.image_price:

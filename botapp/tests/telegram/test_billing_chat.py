@@ -10,7 +10,7 @@ from django.utils import formats, timezone, translation
 
 from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
-from botapp.generation import jobs
+from botapp.generation import drafts, jobs
 from botapp.models import (
     GenerationJob,
     Invoice,
@@ -27,7 +27,8 @@ from botapp.models import (
 )
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
-from botapp.telegram.formatting import images, tokens, videos
+from botapp.telegram.formatting import from_tokens, images, tokens, videos
+from botapp.telegram.keyboards import menu_labels
 from botapp.tests.billing.factories import balance, user_fund
 from botapp.tests.generation.factories import image_job_make
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
@@ -68,12 +69,19 @@ def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: s
     assert summary.image_price is not None
     assert summary.video_price is not None
     assert summary.video_price > 20, "the bonus buys no video: the line names the video price instead of 0"
+    # Цена видео — «от N» самой дешёвой включённой модели, та же, что в меню видео (не модели по умолчанию)
+    cheapest = min(p for m in drafts.models_for("video") if (p := drafts.model_min_price(m)) is not None)
+    default_video = drafts.model_get("", "video")
+    assert cheapest == summary.video_price < (drafts.model_min_price(default_video) or 0)
     assert (
-        chat.expected("That is ≈ {images}; a video costs {price}.").format(
-            images=chat.count(images, 1), price=chat.count(tokens, summary.video_price)
+        chat.expected("That is ≈ {images}; videos cost {price}.").format(
+            images=chat.count(images, 1), price=chat.count(from_tokens, cheapest)
         )
         in reply.text
     )
+    with translation.override(language):
+        [video_menu] = chat.say(menu_labels()["video"])
+    assert any(b["text"].endswith(f" · {chat.count(from_tokens, cheapest)}") for b in _inline(video_menu))
     assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
     # Хватает и на видео — оба числа; меньше цены картинки — цена вместо «на 0 изображений»
     user_fund(user, summary.video_price)
