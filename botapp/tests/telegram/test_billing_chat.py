@@ -474,6 +474,45 @@ def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server:
     assert "Friends joined: 1, paid: 1." in stats.text
 
 
+def _invited(base: str, inviter_language: str, friend_language: str) -> tuple[Chat, Chat]:
+    """Пригласивший (уже с кодом) и друг, пришедший по его ссылке."""
+    inviter = Chat(base, inviter_language)
+    inviter.say("/start")
+    inviter.say("/invite")
+    friend = Chat(base, friend_language)
+    friend.say(f"/start ref_{_user(inviter).referral_code}")
+    return inviter, friend
+
+
+@pytest.mark.parametrize(("inviter_language", "friend_language"), [("ru", "en"), ("en", "ru")])
+def test_the_inviter_is_told_about_the_reward_once_in_their_language(
+    sandbox_mode_server: str, inviter_language: str, friend_language: str
+) -> None:
+    inviter, friend = _invited(sandbox_mode_server, inviter_language, friend_language)
+    told = len(inviter.bot_messages())
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    [note] = inviter.bot_messages()[told:]
+    assert note.text == inviter.expected("🎁 Your friend made a first purchase").format(
+        tokens=inviter.count(tokens, 30), available=inviter.count(tokens, 20 + 30)
+    )
+    _assert_language(note.text, inviter_language)
+    # Награда одна — и сообщение одно
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert len(inviter.bot_messages()) == told + 1
+
+
+def test_an_inviter_who_blocked_the_bot_still_gets_the_reward_and_the_payer_the_receipt(
+    sandbox_mode_server: str,
+) -> None:
+    inviter, friend = _invited(sandbox_mode_server, "en", "en")
+    services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=inviter.chat_id)
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(inviter)) == (20 + 30, 0)
+    assert friend.bot_messages()[-1].text == friend.expected("✅ Payment received").format(
+        tokens=friend.count(tokens, 50), available=friend.count(tokens, 20 + 50 + 20)
+    )
+
+
 @pytest.mark.parametrize("refund", ["admin", "telegram"])
 def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     sandbox_bot_api: str, refund: str
