@@ -93,6 +93,15 @@ class ReferralReward:
     available: int  # остаток пригласившего сразу после награды
 
 
+def invitee_key(key: str) -> bool:
+    """Проводка — бонус приглашённого или его отмена (`referral:<id>:invitee[:reversal]`).
+
+    Вид проводки у обеих наград один; подпись в истории у приглашённого своя — по ключу.
+    """
+    parts = key.split(":")
+    return parts[0] == "referral" and parts[2:3] == ["invitee"]
+
+
 def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> ReferralReward | None:
     """После оплаты приглашённого: наградить обоих один раз (условный UPDATE rewarded_at).
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Sum
 
-from botapp.billing import ledger
+from botapp.billing import ledger, referrals
 from botapp.billing.errors import PricingError
 from botapp.billing.pricing import Factors, ImageRequest, VideoRequest, price_tokens, pricing_factors
 from botapp.models import GenerationModel, LedgerEntry, LedgerTransaction, TelegramUser, TokenPackage, rows
@@ -37,6 +37,9 @@ class HistoryRow:
     available_change: int
     on_hold_change: int
     created_at: datetime
+    # Бонус приглашённого (или его отмена): вид проводки тот же, что у награды пригласившего,
+    # а подпись в боте нужна своя
+    invitee: bool = False
 
 
 def _default_price(model: GenerationModel | None, factors: Factors | None) -> int | None:
@@ -84,11 +87,12 @@ def balance_summary(*, user: TelegramUser) -> BalanceSummary:
 def ledger_history(*, user: TelegramUser, page: int, per_page: int = 8) -> tuple[list[HistoryRow], bool]:
     """Движения пользователя, новые сверху; (строки страницы, есть ли следующая)."""
     account = ledger.account_for(user)
+    start = page * per_page
     transactions = list(
         LedgerTransaction.objects.filter(entries__account=account)
         .distinct()
         .order_by("-created_at", "-id")
-        .values_list("id", "kind", "created_at")[page * per_page : (page + 1) * per_page + 1]
+        .values_list("id", "kind", "idempotency_key", "created_at")[start : start + per_page + 1]
     )
     changes = {
         (row["transaction_id"], row["bucket"]): row["total"]
@@ -104,8 +108,9 @@ def ledger_history(*, user: TelegramUser, page: int, per_page: int = 8) -> tuple
             available_change=changes.get((tx_id, LedgerEntry.Bucket.AVAILABLE), 0),
             on_hold_change=changes.get((tx_id, LedgerEntry.Bucket.ON_HOLD), 0),
             created_at=created_at,
+            invitee=referrals.invitee_key(key),
         )
-        for tx_id, kind, created_at in transactions[:per_page]
+        for tx_id, kind, key, created_at in transactions[:per_page]
     ]
     return history, len(transactions) > per_page
 

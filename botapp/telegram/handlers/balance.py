@@ -32,6 +32,11 @@ KIND_LABELS: dict[str, Any] = {
     TransactionKind.ADJUSTMENT: gettext_lazy("Adjustment by support"),
     TransactionKind.CHARGEBACK: gettext_lazy("Chargeback"),
 }
+# У приглашённого те же виды проводок, но «награда за приглашение» звучала бы так, будто пригласил он
+INVITEE_LABELS: dict[str, Any] = {
+    TransactionKind.REFERRAL_REWARD: gettext_lazy("Invite bonus"),
+    TransactionKind.REFERRAL_REVERSAL: gettext_lazy("Invite bonus cancelled"),
+}
 
 
 def balance_text(summary: selectors.BalanceSummary) -> str:
@@ -94,7 +99,7 @@ def _history_entry(row: selectors.HistoryRow) -> str:
             )
         label = _("Generation done: the unused reserve was returned")
     else:
-        label = str(KIND_LABELS.get(row.kind, row.kind))
+        label = str((INVITEE_LABELS if row.invitee else KIND_LABELS).get(row.kind, row.kind))
     amount = f"{change:+d}" if change else f"({row.on_hold_change:+d})"
     return f"{escape(label)} · <b>{amount}</b>"
 

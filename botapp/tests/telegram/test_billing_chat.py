@@ -513,6 +513,20 @@ def test_an_inviter_who_blocked_the_bot_still_gets_the_reward_and_the_payer_the_
     )
 
 
+def test_history_tells_the_inviters_reward_from_the_invitees_bonus(sandbox_mode_server: str) -> None:
+    inviter, friend = _invited(sandbox_mode_server, "ru", "ru")
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    for chat, own, other, amount in (
+        (inviter, "Referral reward", "Invite bonus", 30),
+        (friend, "Invite bonus", "Referral reward", 20),
+    ):
+        [reply] = chat.say("/balance")
+        chat.press(reply, "bal:hist:0")
+        history = chat.bot_messages()[-1].text
+        assert f" · {chat.expected(own)} · +{amount}" in history
+        assert chat.expected(other) not in history
+
+
 @pytest.mark.parametrize("refund", ["admin", "telegram"])
 def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     sandbox_bot_api: str, refund: str
@@ -563,6 +577,12 @@ def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     [reply] = inviter.say("/balance")
     inviter.press(reply, "bal:hist:0")
     assert inviter.expected("Referral reward cancelled") in inviter.bot_messages()[-1].text
+    # У приглашённого — свой бонус и его отмена, а не «награда за приглашение»
+    [reply] = friend.say("/balance")
+    friend.press(reply, "bal:hist:0")
+    history = friend.bot_messages()[-1].text
+    assert friend.expected("Invite bonus cancelled") in history
+    assert friend.expected("Referral reward") not in history
 
 
 def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
