@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from botapp.billing import payments
+from botapp.billing.referrals import ReferralReward
 from botapp.models import Invoice, Payment, PaymentMethod, TelegramUser, TokenPackage
 from botapp.providers.base import ProviderError, ProviderPermanentError, ProviderTransientError
 from botapp.providers.payments import lava as lava_api
@@ -63,6 +64,7 @@ class WebhookOutcome:
     user: TelegramUser | None = None
     tokens: int = 0
     available: int = 0
+    referral: ReferralReward | None = None  # награда пригласившему — сообщить ему рядом с чеком
 
     @property
     def settled(self) -> bool:
@@ -236,7 +238,7 @@ def lava_invoice_settle(*, invoice: Invoice, webhook: dict[str, Any] | None = No
         return WebhookOutcome("duplicate")
     if not result.payment.tokens:
         return WebhookOutcome("unmatched", invoice.user, 0, result.available)
-    return WebhookOutcome("credited", invoice.user, result.payment.tokens, result.available)
+    return WebhookOutcome("credited", invoice.user, result.payment.tokens, result.available, result.referral)
 
 
 def lava_poll_open() -> list[WebhookOutcome]:

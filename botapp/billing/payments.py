@@ -18,7 +18,12 @@ from django.utils import timezone
 
 from botapp.billing import ledger
 from botapp.billing.errors import InsufficientFunds, RefundRefused
-from botapp.billing.referrals import RewardReversal, referral_reward_if_due, referral_reward_reverse
+from botapp.billing.referrals import (
+    ReferralReward,
+    RewardReversal,
+    referral_reward_if_due,
+    referral_reward_reverse,
+)
 from botapp.models import (
     Account,
     Invoice,
@@ -42,6 +47,8 @@ class PaymentResult:
     payment: Payment
     created: bool
     available: int
+    # Эта оплата принесла награду пригласившему: вызывающий сообщает ему рядом с чеком
+    referral: ReferralReward | None = None
 
 
 def invoice_payload(invoice: Invoice) -> str:
@@ -155,6 +162,7 @@ def payment_complete(
     """
     matched = invoice is not None and invoice.amount == amount and invoice.currency == currency
     note = "" if matched else "unmatched: invoice missing or amount/currency differ"
+    referral = None
     with transaction.atomic():
         payment, created = _record_payment(
             method=method,
@@ -178,11 +186,11 @@ def payment_complete(
             )
             if payment.invoice_id is not None:
                 Invoice.objects.filter(pk=payment.invoice_id).update(status=Invoice.Status.PAID)
-            referral_reward_if_due(invitee=user, payment=payment)
+            referral = referral_reward_if_due(invitee=user, payment=payment)
     if created and not payment.tokens:
         logger.error("payment %s %s not credited: %s", method, external_id, note)
     available = ledger.account_for(user).available
-    return PaymentResult(payment=payment, created=created, available=available)
+    return PaymentResult(payment=payment, created=created, available=available, referral=referral)
 
 
 def payment_stars_complete(

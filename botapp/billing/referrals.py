@@ -84,18 +84,38 @@ def referral_attach(*, invitee: TelegramUser, code: str) -> str:
     return "attached"
 
 
-def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> bool:
+@dataclass(frozen=True)
+class ReferralReward:
+    """Награда пригласившему — для сообщения ему после коммита, рядом с чеком покупателю."""
+
+    inviter: TelegramUser
+    amount: int
+    available: int  # остаток пригласившего сразу после награды
+
+
+def invitee_key(key: str) -> bool:
+    """Проводка — бонус приглашённого или его отмена (`referral:<id>:invitee[:reversal]`).
+
+    Вид проводки у обеих наград один; подпись в истории у приглашённого своя — по ключу.
+    """
+    parts = key.split(":")
+    return parts[0] == "referral" and parts[2:3] == ["invitee"]
+
+
+def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> ReferralReward | None:
     """После оплаты приглашённого: наградить обоих один раз (условный UPDATE rewarded_at).
 
     payment запоминается: его возврат отменит награду (referral_reward_reverse).
+    Возвращает награду пригласившего для сообщения ему; None — награды нет (или она нулевая).
     """
     settings_row, _ = PricingSettings.objects.get_or_create(pk=1)
+    reward = None
     with transaction.atomic():
         referral = (
             Referral.objects.select_for_update().filter(invitee=invitee, rewarded_at__isnull=True).first()
         )
         if referral is None:
-            return False
+            return None
         referral.rewarded_at = timezone.now()
         referral.reward_payment = payment
         referral.save(update_fields=["rewarded_at", "reward_payment"])
@@ -105,7 +125,7 @@ def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> bool:
         )
         for user, amount, role in rewards:
             if amount:
-                ledger.credit(
+                posted = ledger.credit(
                     user=user,
                     amount=amount,
                     key=f"referral:{referral.pk}:{role}",
@@ -113,7 +133,9 @@ def referral_reward_if_due(*, invitee: TelegramUser, payment: Payment) -> bool:
                     source=ledger.REFERRALS,
                     reference=referral,
                 )
-    return True
+                if role == "inviter" and posted.available is not None:
+                    reward = ReferralReward(inviter=user, amount=amount, available=posted.available)
+    return reward
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Sum
 
-from botapp.billing import ledger
+from botapp.billing import ledger, referrals
 from botapp.billing.errors import PricingError
 from botapp.billing.pricing import Factors, ImageRequest, VideoRequest, price_tokens, pricing_factors
 from botapp.models import GenerationModel, LedgerEntry, LedgerTransaction, TelegramUser, TokenPackage, rows
@@ -19,6 +19,7 @@ class BalanceSummary:
     available: int
     on_hold: int
     image_price: int | None
+    # Самое дешёвое видео среди включённых моделей: «от N», как в меню видео
     video_price: int | None
 
     @property
@@ -36,11 +37,14 @@ class HistoryRow:
     available_change: int
     on_hold_change: int
     created_at: datetime
+    # Бонус приглашённого (или его отмена): вид проводки тот же, что у награды пригласившего,
+    # а подпись в боте нужна своя
+    invitee: bool = False
 
 
-def _default_price(model: GenerationModel | None, factors: Factors) -> int | None:
-    """Цена самого обычного запроса модели по умолчанию (1K-картинка, самое дешёвое видео)."""
-    if model is None:
+def _default_price(model: GenerationModel | None, factors: Factors | None) -> int | None:
+    """Цена самого обычного запроса модели (1K-картинка, самое дешёвое видео)."""
+    if model is None or factors is None:
         return None
     try:
         if model.kind == GenerationModel.Kind.IMAGE:
@@ -51,33 +55,44 @@ def _default_price(model: GenerationModel | None, factors: Factors) -> int | Non
 
 
 def balance_summary(*, user: TelegramUser) -> BalanceSummary:
-    """Остаток и цены по умолчанию: три запроса (счёт, модели обоих видов, коэффициенты) вместо пяти."""
+    """Остаток и цены: три запроса (счёт, модели, коэффициенты) вместо пяти.
+
+    Картинка — модель по умолчанию; видео — самая дешёвая включённая модель: меню видео предлагает
+    все, и цена модели по умолчанию отпугивала бы от той, что по карману.
+    """
     account = ledger.account_for(user)
     with connection.cursor() as cursor:
         # Сырой SQL (models/rows.py): баланс — частая кнопка меню
         cursor.execute(
             f"SELECT {rows.columns(GenerationModel, 'm')} FROM {rows.table(GenerationModel)} m "  # noqa: S608
-            "WHERE m.is_default AND m.is_enabled"
+            "WHERE m.is_enabled AND (m.is_default OR m.kind = %s)",
+            [GenerationModel.Kind.VIDEO.value],
         )
-        enabled_defaults = [rows.from_row(GenerationModel, row) for row in cursor.fetchall()]
-    defaults = {model.kind: model for model in enabled_defaults}
-    factors = pricing_factors() if defaults else None
+        models = [rows.from_row(GenerationModel, row) for row in cursor.fetchall()]
+    image = next((m for m in models if m.kind == GenerationModel.Kind.IMAGE), None)
+    factors = pricing_factors() if models else None
+    video_prices = [
+        price
+        for model in models
+        if model.kind == GenerationModel.Kind.VIDEO and (price := _default_price(model, factors)) is not None
+    ]
     return BalanceSummary(
         available=account.available,
         on_hold=account.on_hold,
-        image_price=_default_price(defaults.get(GenerationModel.Kind.IMAGE), factors) if factors else None,
-        video_price=_default_price(defaults.get(GenerationModel.Kind.VIDEO), factors) if factors else None,
+        image_price=_default_price(image, factors),
+        video_price=min(video_prices, default=None),
     )
 
 
 def ledger_history(*, user: TelegramUser, page: int, per_page: int = 8) -> tuple[list[HistoryRow], bool]:
     """Движения пользователя, новые сверху; (строки страницы, есть ли следующая)."""
     account = ledger.account_for(user)
+    start = page * per_page
     transactions = list(
         LedgerTransaction.objects.filter(entries__account=account)
         .distinct()
         .order_by("-created_at", "-id")
-        .values_list("id", "kind", "created_at")[page * per_page : (page + 1) * per_page + 1]
+        .values_list("id", "kind", "idempotency_key", "created_at")[start : start + per_page + 1]
     )
     changes = {
         (row["transaction_id"], row["bucket"]): row["total"]
@@ -93,8 +108,9 @@ def ledger_history(*, user: TelegramUser, page: int, per_page: int = 8) -> tuple
             available_change=changes.get((tx_id, LedgerEntry.Bucket.AVAILABLE), 0),
             on_hold_change=changes.get((tx_id, LedgerEntry.Bucket.ON_HOLD), 0),
             created_at=created_at,
+            invitee=referrals.invitee_key(key),
         )
-        for tx_id, kind, created_at in transactions[:per_page]
+        for tx_id, kind, key, created_at in transactions[:per_page]
     ]
     return history, len(transactions) > per_page
 

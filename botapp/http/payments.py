@@ -86,7 +86,9 @@ async def lava_webhook(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=503)
     logger.info("lava webhook: %s", outcome.action)
     if outcome.settled and outcome.user is not None:
-        await lava_receipt_send(user=outcome.user, tokens=outcome.tokens, available=outcome.available)
+        await lava_receipt_send(
+            user=outcome.user, tokens=outcome.tokens, available=outcome.available, referral=outcome.referral
+        )
     return HttpResponse(status=200)
 
 

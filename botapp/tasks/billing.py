@@ -38,9 +38,9 @@ def lava_poll() -> None:
 
 
 def _receipt_send(outcome: lava.WebhookOutcome) -> None:
-    """Тот же чек, что после вебхука; не дошёл — не беда: токены уже на балансе."""
+    """Тот же чек, что после вебхука, и пригласившему — о награде; не дошло — не беда: токены уже на счету."""
     from botapp.telegram import keyboards
-    from botapp.telegram.handlers.topup import settled_text
+    from botapp.telegram.handlers.topup import referral_reward_send, settled_text
     from botapp.telegram.outbound import bot_call
 
     user = outcome.user
@@ -52,3 +52,7 @@ def _receipt_send(outcome: lava.WebhookOutcome) -> None:
         bot_call(lambda bot: bot.send_message(user.telegram_id, text, reply_markup=menu))
     except (TelegramError, RecipientBlocked, SendDeferred) as exc:
         logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
+    referral = outcome.referral
+    if referral is not None:
+        # Пригласившему — о награде за эту оплату; ошибки отправки ловит сама функция
+        bot_call(lambda bot: referral_reward_send(bot, referral))

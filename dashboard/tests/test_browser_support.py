@@ -76,7 +76,7 @@ def test_staff_log_in_with_totp_open_the_thread_and_the_reply_reaches_the_user(
 
     wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".dialog"), REPLY))
     sent = [c.params.get("text") for c in sandbox.sandbox_calls(method="sendMessage", chat_id=chat.chat_id)]
-    assert REPLY in sent
-    assert any(m.text == REPLY for m in chat.bot_messages())
+    # Пользователю — с подписью «💬 Поддержка:» и подсказкой, как ответить
+    assert any(text.startswith("<b>💬 Поддержка:</b>\n" + REPLY) for text in sent)
     [entry] = ChatLogEntry.objects.filter(user__telegram_id=chat.chat_id, text=REPLY)
     assert (entry.is_support, entry.staff_author_id) == (True, staff.pk)

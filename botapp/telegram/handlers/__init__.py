@@ -153,7 +153,6 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
         "help": basics.help_command,
         "terms": basics.terms,
         "privacy": basics.privacy,
-        "cancel": basics.cancel,
         "settings": preferences.show_settings,
         "support": support.open_support,
         "paysupport": support.open_support,
@@ -166,6 +165,8 @@ def register_handlers(application: Application[Any, BotContext, Any, Any, Any, A
     }
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, _command(callback), filters=PRIVATE))
+    # /cancel сбрасывает любой шаг сам и должен видеть, был ли он: без обёртки _command
+    application.add_handler(CommandHandler("cancel", basics.cancel, filters=PRIVATE))
     application.add_handler(PreCheckoutQueryHandler(topup.pre_checkout))
     application.add_handler(MessageHandler(PRIVATE & filters.SUCCESSFUL_PAYMENT, topup.successful_payment))
     application.add_handler(

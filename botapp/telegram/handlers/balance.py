@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from telegram import Update
@@ -14,7 +14,7 @@ from botapp.models import TransactionKind
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
-from botapp.telegram.formatting import escape, images, tokens, videos
+from botapp.telegram.formatting import escape, from_tokens, images, tokens, videos
 from botapp.users import services
 
 PROMO_STATE = "promo"
@@ -23,7 +23,6 @@ KIND_LABELS: dict[str, Any] = {
     TransactionKind.WELCOME_BONUS: gettext_lazy("Welcome bonus"),
     TransactionKind.PURCHASE: gettext_lazy("Top-up"),
     TransactionKind.HOLD: gettext_lazy("Reserved for a generation"),
-    TransactionKind.CAPTURE: gettext_lazy("Generation"),
     TransactionKind.RELEASE: gettext_lazy("Generation refunded"),
     TransactionKind.PAYMENT_REFUND: gettext_lazy("Payment refunded"),
     TransactionKind.REFUND_REVERSAL: gettext_lazy("Refund cancelled"),
@@ -32,6 +31,11 @@ KIND_LABELS: dict[str, Any] = {
     TransactionKind.REFERRAL_REVERSAL: gettext_lazy("Referral reward cancelled"),
     TransactionKind.ADJUSTMENT: gettext_lazy("Adjustment by support"),
     TransactionKind.CHARGEBACK: gettext_lazy("Chargeback"),
+}
+# У приглашённого те же виды проводок, но «награда за приглашение» звучала бы так, будто пригласил он
+INVITEE_LABELS: dict[str, Any] = {
+    TransactionKind.REFERRAL_REWARD: gettext_lazy("Invite bonus"),
+    TransactionKind.REFERRAL_REVERSAL: gettext_lazy("Invite bonus cancelled"),
 }
 
 
@@ -52,8 +56,8 @@ def balance_text(summary: selectors.BalanceSummary) -> str:
         )
     elif summary.image_price and summary.video_price:
         lines.append(
-            _("That is ≈ {images}; a video costs {price}.").format(
-                images=images(summary.images), price=tokens(summary.video_price)
+            _("That is ≈ {images}; videos cost {price}.").format(
+                images=images(summary.images), price=from_tokens(summary.video_price)
             )
         )
     elif summary.image_price:
@@ -75,11 +79,29 @@ def _history_text(rows: list[selectors.HistoryRow], page: int) -> str:
         return _("No transactions yet.") if page == 0 else _("No older transactions.")
     lines = [_("History of your tokens:")]
     for row in rows:
-        change = row.available_change
-        amount = f"{change:+d}" if change else f"({row.on_hold_change:+d})"
-        when = formats.date_format(row.created_at, "SHORT_DATETIME_FORMAT")
-        lines.append(f"{escape(when)} · {escape(str(KIND_LABELS.get(row.kind, row.kind)))} · <b>{amount}</b>")
+        # В базе время в UTC; пользователь видит местное (TIME_ZONE), как в галерее
+        when = formats.date_format(timezone.localtime(row.created_at), "SHORT_DATETIME_FORMAT")
+        lines.append(f"{escape(when)} · {_history_entry(row)}")
     return "\n".join(lines)
+
+
+def _history_entry(row: selectors.HistoryRow) -> str:
+    """Что случилось и насколько изменился доступный остаток (жирным)."""
+    change = row.available_change
+    if row.kind == TransactionKind.CAPTURE:
+        # Токены ушли из остатка ещё при резервировании (строка ниже): второе «-54» читалось бы
+        # как двойное списание, поэтому здесь — что резерв использован и остаток не изменился
+        if not change:
+            return escape(
+                _("Generation done: the reserve of {tokens} was used, balance unchanged").format(
+                    tokens=tokens(-row.on_hold_change)
+                )
+            )
+        label = _("Generation done: the unused reserve was returned")
+    else:
+        label = str((INVITEE_LABELS if row.invitee else KIND_LABELS).get(row.kind, row.kind))
+    amount = f"{change:+d}" if change else f"({row.on_hold_change:+d})"
+    return f"{escape(label)} · <b>{amount}</b>"
 
 
 async def balance_button(update: Update, context: BotContext) -> None:

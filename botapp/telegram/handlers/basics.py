@@ -10,6 +10,7 @@ from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.commands import command_descriptions
 from botapp.telegram.dbcall import db
+from botapp.telegram.handlers.prepare import conversation_on_arrival
 from botapp.users import services
 
 
@@ -90,10 +91,15 @@ async def privacy(update: Update, context: BotContext) -> None:
 
 
 async def cancel(update: Update, context: BotContext) -> None:
-    """/cancel: выйти из текущего шага."""
+    """/cancel: выйти из текущего шага или черновика; без них «Отменено» вводило бы в заблуждение."""
     assert update.effective_message is not None and context.db_user is not None
-    await db(services.conversation_set)(user=context.db_user, state="")
-    await update.effective_message.reply_text(_("Cancelled."), reply_markup=keyboards.main_menu())
+    state = await conversation_on_arrival(context)
+    if state.state:
+        await db(services.conversation_set)(user=context.db_user, state="")
+        text = _("Cancelled.")
+    else:
+        text = _("Nothing to cancel.")
+    await update.effective_message.reply_text(text, reply_markup=keyboards.main_menu())
 
 
 async def menu_button(update: Update, context: BotContext) -> None:

@@ -11,13 +11,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 
 from botapp.billing import lava
+from botapp.billing.referrals import ReferralReward
 from botapp.models import TelegramUser
 from botapp.providers.base import ProviderError
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext, get_application
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import tokens as token_count
-from botapp.telegram.handlers.topup import settled_text
+from botapp.telegram.handlers.topup import referral_reward_send, settled_text
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 from botapp.users import services
 
@@ -114,15 +115,23 @@ async def lava_email_message(update: Update, context: BotContext) -> None:
     await _send_payment_link(context, user, package_id, currency)
 
 
-async def lava_receipt_send(*, user: TelegramUser, tokens: int, available: int) -> None:
-    """После зачисления по вебхуку: чек в чат. Не дошёл — не беда: токены уже на балансе.
+async def lava_receipt_send(
+    *, user: TelegramUser, tokens: int, available: int, referral: ReferralReward | None = None
+) -> None:
+    """После зачисления по вебхуку: чек в чат (и пригласившему — о награде). Не дошёл — не беда.
 
     tokens == 0 — чек lava не сошёлся со счётом: платёж записан, решает персонал; покупатель должен это знать.
     """
+    try:
+        application = await get_application()
+    except TelegramError as exc:
+        logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
+        return
     with translation.override(user.effective_language):
         text = settled_text(tokens, available)
         try:
-            application = await get_application()
             await application.bot.send_message(user.telegram_id, text, reply_markup=keyboards.main_menu())
         except (TelegramError, RecipientBlocked, SendDeferred) as exc:
             logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
+    if referral is not None:
+        await referral_reward_send(application.bot, referral)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import translation
 from django.utils.translation import gettext as _
-from telegram import LabeledPrice, Update
+from telegram import Bot, LabeledPrice, Update
+from telegram.error import TelegramError
 
 from botapp.billing import payments, selectors
+from botapp.billing.referrals import ReferralReward
 from botapp.models import PaymentMethod, TokenPackage
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import tokens
+from botapp.telegram.sender import RecipientBlocked, SendDeferred
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +107,8 @@ async def successful_payment(update: Update, context: BotContext) -> None:
         return
     text = settled_text(result.payment.tokens, result.available)
     await message.reply_text(text, reply_markup=keyboards.main_menu())
+    if result.referral is not None:
+        await referral_reward_send(context.bot, result.referral)
 
 
 def receipt_text(amount: int, available: int) -> str:
@@ -110,6 +116,22 @@ def receipt_text(amount: int, available: int) -> str:
     return _("✅ Payment received: +{tokens}.\nBalance: {available}.").format(
         tokens=tokens(amount), available=tokens(available)
     )
+
+
+async def referral_reward_send(bot: Bot, reward: ReferralReward) -> None:
+    """Пригласившему — о награде за первую оплату друга, на его языке; шлют те же, кто шлёт чек.
+
+    Уже после коммита: не дошло (заблокировал бота, лимит) — не беда, токены уже на балансе.
+    """
+    inviter = reward.inviter
+    with translation.override(inviter.effective_language):
+        text = _("🎁 Your friend made a first purchase: +{tokens}.\nBalance: {available}.").format(
+            tokens=tokens(reward.amount), available=tokens(reward.available)
+        )
+        try:
+            await bot.send_message(inviter.telegram_id, text)
+        except (TelegramError, RecipientBlocked, SendDeferred) as exc:
+            logger.warning("referral reward note to user %s not sent: %s", inviter.pk, exc)
 
 
 def unmatched_text() -> str:

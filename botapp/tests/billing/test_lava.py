@@ -426,6 +426,30 @@ def test_a_payment_whose_webhook_never_came_is_credited_by_the_poll(fake: FakeLa
     )
 
 
+@pytest.mark.parametrize("route", ["webhook", "poll"])
+def test_a_card_payment_of_an_invited_friend_tells_the_inviter_about_the_reward(
+    fake: FakeLava, server: str, route: str
+) -> None:
+    inviter, inviter_user = _chat_user(server, "ru")
+    inviter.say("/invite")
+    inviter_user.refresh_from_db()
+    friend = Chat(server, "en")
+    friend.say(f"/start ref_{inviter_user.referral_code}")
+    invoice = _invoice(fake, TelegramUser.objects.get(telegram_id=friend.chat_id))
+    fake.pay(invoice.external_id)
+    if route == "webhook":
+        assert _post(server, fake.webhook_payload(invoice.external_id)).status_code == 200
+    else:
+        Invoice.objects.filter(pk=invoice.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+        with _lava_settings(fake), processes.bot_api_of(server):
+            billing_tasks.lava_poll()
+    with translation.override("ru"):
+        note = _("🎁 Your friend made a first purchase: +{tokens}.\nBalance: {available}.").format(
+            tokens=tokens(30), available=tokens(20 + 30)
+        )
+    assert inviter.bot_messages()[-1].text == note
+
+
 def _aged(*invoices: Invoice) -> None:
     """Старше минуты — опрос их берёт; порядок создания сохраняется."""
     for minutes, invoice in enumerate(reversed(invoices), start=5):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import formats, timezone, translation
 
 from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
-from botapp.generation import jobs
+from botapp.generation import drafts, jobs
 from botapp.models import (
+    GenerationJob,
     Invoice,
+    JobStatus,
     LedgerEntry,
     LedgerTransaction,
     Payment,
@@ -23,7 +27,8 @@ from botapp.models import (
 )
 from botapp.sandbox import services
 from botapp.sandbox.models import SandboxMessage, SandboxUpdate
-from botapp.telegram.formatting import images, tokens, videos
+from botapp.telegram.formatting import from_tokens, images, tokens, videos
+from botapp.telegram.keyboards import menu_labels
 from botapp.tests.billing.factories import balance, user_fund
 from botapp.tests.generation.factories import image_job_make
 from botapp.tests.telegram.test_chat_paths import BOT_USERNAME, Chat, _assert_language, _inline
@@ -64,12 +69,19 @@ def test_balance_shows_the_welcome_bonus_and_what_it_buys(sandbox_mode_server: s
     assert summary.image_price is not None
     assert summary.video_price is not None
     assert summary.video_price > 20, "the bonus buys no video: the line names the video price instead of 0"
+    # Цена видео — «от N» самой дешёвой включённой модели, та же, что в меню видео (не модели по умолчанию)
+    cheapest = min(p for m in drafts.models_for("video") if (p := drafts.model_min_price(m)) is not None)
+    default_video = drafts.model_get("", "video")
+    assert cheapest == summary.video_price < (drafts.model_min_price(default_video) or 0)
     assert (
-        chat.expected("That is ≈ {images}; a video costs {price}.").format(
-            images=chat.count(images, 1), price=chat.count(tokens, summary.video_price)
+        chat.expected("That is ≈ {images}; videos cost {price}.").format(
+            images=chat.count(images, 1), price=chat.count(from_tokens, cheapest)
         )
         in reply.text
     )
+    with translation.override(language):
+        [video_menu] = chat.say(menu_labels()["video"])
+    assert any(b["text"].endswith(f" · {chat.count(from_tokens, cheapest)}") for b in _inline(video_menu))
     assert {b["callback_data"] for b in _inline(reply)} == {"top:menu", "bal:promo", "bal:hist:0"}
     # Хватает и на видео — оба числа; меньше цены картинки — цена вместо «на 0 изображений»
     user_fund(user, summary.video_price)
@@ -462,6 +474,59 @@ def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server:
     assert "Friends joined: 1, paid: 1." in stats.text
 
 
+def _invited(base: str, inviter_language: str, friend_language: str) -> tuple[Chat, Chat]:
+    """Пригласивший (уже с кодом) и друг, пришедший по его ссылке."""
+    inviter = Chat(base, inviter_language)
+    inviter.say("/start")
+    inviter.say("/invite")
+    friend = Chat(base, friend_language)
+    friend.say(f"/start ref_{_user(inviter).referral_code}")
+    return inviter, friend
+
+
+@pytest.mark.parametrize(("inviter_language", "friend_language"), [("ru", "en"), ("en", "ru")])
+def test_the_inviter_is_told_about_the_reward_once_in_their_language(
+    sandbox_mode_server: str, inviter_language: str, friend_language: str
+) -> None:
+    inviter, friend = _invited(sandbox_mode_server, inviter_language, friend_language)
+    told = len(inviter.bot_messages())
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    [note] = inviter.bot_messages()[told:]
+    assert note.text == inviter.expected("🎁 Your friend made a first purchase").format(
+        tokens=inviter.count(tokens, 30), available=inviter.count(tokens, 20 + 30)
+    )
+    _assert_language(note.text, inviter_language)
+    # Награда одна — и сообщение одно
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert len(inviter.bot_messages()) == told + 1
+
+
+def test_an_inviter_who_blocked_the_bot_still_gets_the_reward_and_the_payer_the_receipt(
+    sandbox_mode_server: str,
+) -> None:
+    inviter, friend = _invited(sandbox_mode_server, "en", "en")
+    services.sandbox_inject_failure(method="sendMessage", failure="blocked", chat_id=inviter.chat_id)
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    assert balance(_user(inviter)) == (20 + 30, 0)
+    assert friend.bot_messages()[-1].text == friend.expected("✅ Payment received").format(
+        tokens=friend.count(tokens, 50), available=friend.count(tokens, 20 + 50 + 20)
+    )
+
+
+def test_history_tells_the_inviters_reward_from_the_invitees_bonus(sandbox_mode_server: str) -> None:
+    inviter, friend = _invited(sandbox_mode_server, "ru", "ru")
+    _buy(friend, TokenPackage.objects.get(stars=50))
+    for chat, own, other, amount in (
+        (inviter, "Referral reward", "Invite bonus", 30),
+        (friend, "Invite bonus", "Referral reward", 20),
+    ):
+        [reply] = chat.say("/balance")
+        chat.press(reply, "bal:hist:0")
+        history = chat.bot_messages()[-1].text
+        assert f" · {chat.expected(own)} · +{amount}" in history
+        assert chat.expected(other) not in history
+
+
 @pytest.mark.parametrize("refund", ["admin", "telegram"])
 def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     sandbox_bot_api: str, refund: str
@@ -512,6 +577,12 @@ def test_a_refund_of_the_rewarded_payment_takes_both_referral_rewards_back_once(
     [reply] = inviter.say("/balance")
     inviter.press(reply, "bal:hist:0")
     assert inviter.expected("Referral reward cancelled") in inviter.bot_messages()[-1].text
+    # У приглашённого — свой бонус и его отмена, а не «награда за приглашение»
+    [reply] = friend.say("/balance")
+    friend.press(reply, "bal:hist:0")
+    history = friend.bot_messages()[-1].text
+    assert friend.expected("Invite bonus cancelled") in history
+    assert friend.expected("Referral reward") not in history
 
 
 def test_self_referral_is_refused(sandbox_mode_server: str) -> None:
@@ -544,3 +615,45 @@ def test_history_lists_movements_in_the_users_language(sandbox_mode_server: str)
     assert chat.expected("Welcome bonus") in history.text
     assert chat.expected("Promo code") in history.text
     assert "+30" in history.text
+
+
+@pytest.mark.parametrize("language", ["ru", "en"])
+def test_history_after_a_generation_shows_local_time_and_one_charge(
+    sandbox_mode_server: str, language: str, jobs_unpublished: None
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    chat.say("/start")
+    user = _user(chat)
+    user_fund(user, 100)
+    # Задания ждут в очереди (jobs_unpublished); урегулируем их сами, как после доставки результата
+    done = image_job_make(user, key="done", outputs=4)
+    half = image_job_make(user, key="half", outputs=4)
+    GenerationJob.objects.filter(pk__in=[done.pk, half.pk]).update(status=JobStatus.GENERATED)
+    jobs.job_settle_delivered(job=done, delivered=4)
+    charged = jobs.job_settle_delivered(job=half, delivered=2)
+    assert 0 < charged < half.price
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:hist:0")
+    lines = chat.bot_messages()[-1].text.splitlines()
+
+    def when(key: str) -> str:
+        created = LedgerTransaction.objects.get(idempotency_key=key).created_at
+        # Москва — не UTC: иначе проверка местного времени ничего бы не проверяла
+        assert timezone.localtime(created).utcoffset() != timedelta(0)
+        with translation.override(language):
+            utc = formats.date_format(created, "SHORT_DATETIME_FORMAT")
+            assert utc not in "\n".join(lines)
+            return formats.date_format(timezone.localtime(created), "SHORT_DATETIME_FORMAT")
+
+    # Новые сверху: остаток уменьшился один раз на задание — при резервировании
+    assert lines[1:5] == [
+        f"{when(f'settle:hold:{half.hold_id}')} · "
+        + chat.expected("Generation done: the unused reserve was returned")
+        + f" · +{half.price - charged}",
+        f"{when(f'settle:hold:{done.hold_id}')} · "
+        + chat.expected("Generation done: the reserve of {tokens} was used").format(
+            tokens=chat.count(tokens, done.price)
+        ),
+        f"{when(f'hold:{half.hold_id}')} · {chat.expected('Reserved for a generation')} · -{half.price}",
+        f"{when(f'hold:{done.hold_id}')} · {chat.expected('Reserved for a generation')} · -{done.price}",
+    ]

@@ -117,7 +117,7 @@ def test_start_greets_and_shows_the_main_menu(sandbox_mode_server: str, language
         ("/help", "How it works:"),
         ("/terms", "Terms of use:"),
         ("/privacy", "We store your Telegram id"),
-        ("/cancel", "Cancelled."),
+        ("/cancel", "Nothing to cancel."),
         ("/gallery", "No works yet."),
         ("/promo", "Send the promo code in one message."),
         ("/topup", "Choose a package."),
@@ -306,6 +306,26 @@ def test_a_command_or_a_menu_item_leaves_the_one_message_step(
     chat.say(step)
     [reply] = chat.say("SPRING")
     assert "Nano Banana" not in reply.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("step", ["/promo", "/support", "draft"])
+def test_cancel_says_cancelled_only_when_there_was_something_to_cancel(
+    sandbox_mode_server: str, language: str, step: str
+) -> None:
+    chat = Chat(sandbox_mode_server, language)
+    [nothing] = chat.say("/cancel")
+    assert nothing.text == chat.expected("Nothing to cancel.")
+    _assert_language(nothing.text, language)
+    # Шаг «жду одно сообщение» или черновик (карточка подтверждения запроса)
+    chat.say("a small house" if step == "draft" else step)
+    [cancelled] = chat.say("/cancel")
+    assert cancelled.text == chat.expected("Cancelled.")
+    [again] = chat.say("/cancel")
+    assert again.text == chat.expected("Nothing to cancel.")
+    with translation.override(language):
+        menu = list(menu_labels().values())
+    assert [_keyboard_labels(m) for m in (nothing, cancelled, again)] == [menu] * 3
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
