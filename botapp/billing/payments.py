@@ -106,6 +106,10 @@ def precheckout_refusal(*, payload: str, currency: str, total_amount: int, teleg
         return "already_paid"
     if not invoice.package.is_enabled:
         return "package_unavailable"
+    if invoice.amount != invoice.package.stars or invoice.tokens != invoice.package.total_tokens:
+        # Пакет поменяли после выставления счёта (кончилась скидка, подняли цену): счёт в чате остаётся
+        # навсегда и продал бы по прежней цене — пусть возьмёт новый в /topup
+        return "wrong_amount"
     if currency != STARS_CURRENCY or currency != invoice.currency:
         return "wrong_currency"
     if Decimal(total_amount) != invoice.amount:

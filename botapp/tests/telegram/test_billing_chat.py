@@ -249,6 +249,29 @@ def test_a_tampered_pre_checkout_query_is_refused_with_a_reason(
     assert not Payment.objects.exists()
 
 
+@pytest.mark.parametrize("change", [{"stars": 75}, {"bonus_percent": 50}])
+def test_an_invoice_issued_before_the_package_changed_cannot_be_paid(
+    sandbox_mode_server: str, change: dict[str, int]
+) -> None:
+    """Счёт в чате живёт вечно: после смены цены или бонуса пакета он не продаёт по-старому."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    package = TokenPackage.objects.get(stars=50)
+    [menu] = chat.say("/topup")
+    chat.press(menu, f"top:stars:{package.pk}")
+    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    TokenPackage.objects.filter(pk=package.pk).update(**change)
+    services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
+    services.sandbox_updates_deliver_pending(base_url=chat.base)
+    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
+    assert answer.params["ok"] in (False, "false", "False")
+    assert answer.params["error_message"] == chat.expected(
+        "The price has changed. Open /topup and try again."
+    )
+    assert not Payment.objects.exists()
+    assert balance(_user(chat)) == (20, 0)
+
+
 def test_a_banned_user_cannot_pay(sandbox_mode_server: str) -> None:
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
