@@ -40,11 +40,25 @@ def _user(chat: Chat) -> TelegramUser:
     return TelegramUser.objects.get(telegram_id=chat.chat_id)
 
 
-def _buy(chat: Chat, package: TokenPackage, *, deliver_payment: bool = True) -> SandboxMessage:
-    """⭐ → пакет → счёт → «Оплатить ⭐»; возвращает сообщение-счёт."""
+def _invoice_message(chat: Chat, package: TokenPackage) -> SandboxMessage:
+    """⭐ → пакет → сообщение-счёт."""
     [menu] = chat.say("/topup")
     chat.press(menu, f"top:stars:{package.pk}")
     [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"][-1:]
+    return invoice
+
+
+def _pre_checkout_refusal() -> str:
+    """Последний ответ на pre_checkout_query — отказ; его текст."""
+    answer = services.sandbox_calls(method="answerPreCheckoutQuery")[-1]
+    assert answer.params["ok"] in (False, "false", "False")
+    assert not Payment.objects.exists()
+    return str(answer.params.get("error_message"))
+
+
+def _buy(chat: Chat, package: TokenPackage, *, deliver_payment: bool = True) -> SandboxMessage:
+    """⭐ → пакет → счёт → «Оплатить ⭐»; возвращает сообщение-счёт."""
+    invoice = _invoice_message(chat, package)
     services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
     if deliver_payment:
         services.sandbox_updates_deliver_pending(base_url=chat.base)
@@ -172,9 +186,7 @@ def test_an_invoice_sent_to_the_user_is_in_the_chat_log(sandbox_mode_server: str
 
     chat = Chat(sandbox_mode_server, language)
     package = TokenPackage.objects.get(stars=150)
-    [menu] = chat.say("/topup")
-    chat.press(menu, f"top:stars:{package.pk}")
-    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    invoice = _invoice_message(chat, package)
     entry = ChatLogEntry.objects.get(user__telegram_id=chat.chat_id, message_id=invoice.message_id)
     assert (entry.direction, entry.media_type, entry.file_id) == ("out", "invoice", "")
     title = package.title_ru if language == "ru" else package.title_en
@@ -226,9 +238,7 @@ def test_a_tampered_pre_checkout_query_is_refused_with_a_reason(
 ) -> None:
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
-    package = TokenPackage.objects.get(stars=50)
-    [menu] = chat.say("/topup")
-    chat.press(menu, f"top:stars:{package.pk}")
+    _invoice_message(chat, TokenPackage.objects.get(stars=50))
     invoice = Invoice.objects.get()
     update = SandboxUpdate.objects.create(
         payload={
@@ -243,10 +253,7 @@ def test_a_tampered_pre_checkout_query_is_refused_with_a_reason(
         }
     )
     services.sandbox_update_deliver(update_id=update.pk, base_url=chat.base)
-    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
-    assert answer.params["ok"] in (False, "false", "False")
-    assert answer.params["error_message"] == chat.expected(msgid)
-    assert not Payment.objects.exists()
+    assert _pre_checkout_refusal() == chat.expected(msgid)
 
 
 @pytest.mark.parametrize("change", [{"stars": 75}, {"bonus_percent": 50}])
@@ -257,33 +264,22 @@ def test_an_invoice_issued_before_the_package_changed_cannot_be_paid(
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
     package = TokenPackage.objects.get(stars=50)
-    [menu] = chat.say("/topup")
-    chat.press(menu, f"top:stars:{package.pk}")
-    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    invoice = _invoice_message(chat, package)
     TokenPackage.objects.filter(pk=package.pk).update(**change)
     services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
     services.sandbox_updates_deliver_pending(base_url=chat.base)
-    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
-    assert answer.params["ok"] in (False, "false", "False")
-    assert answer.params["error_message"] == chat.expected(
-        "The price has changed. Open /topup and try again."
-    )
-    assert not Payment.objects.exists()
+    assert _pre_checkout_refusal() == chat.expected("The price has changed. Open /topup and try again.")
     assert balance(_user(chat)) == (20, 0)
 
 
 def test_a_banned_user_cannot_pay(sandbox_mode_server: str) -> None:
     chat = Chat(sandbox_mode_server, "en")
     chat.say("/start")
-    [menu] = chat.say("/topup")
-    chat.press(menu, f"top:stars:{TokenPackage.objects.get(stars=50).pk}")
-    [invoice] = [m for m in chat.bot_messages() if m.kind == "invoice"]
+    invoice = _invoice_message(chat, TokenPackage.objects.get(stars=50))
     TelegramUser.objects.filter(telegram_id=chat.chat_id).update(is_banned=True)
     services.sandbox_user_pay_invoice(chat_id=chat.chat_id, message_id=invoice.message_id)
     services.sandbox_updates_deliver_pending(base_url=chat.base)
-    [answer] = services.sandbox_calls(method="answerPreCheckoutQuery")
-    assert answer.params["ok"] in (False, "false", "False")
-    assert not Payment.objects.exists()
+    _pre_checkout_refusal()
 
 
 def test_a_refund_takes_the_tokens_back_once(sandbox_bot_api: str) -> None:
