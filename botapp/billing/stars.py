@@ -71,15 +71,16 @@ def _cursor_advance(offset: int) -> None:
     )
 
 
-def stars_reconcile() -> int:
-    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает число зачислений.
+def stars_reconcile() -> list[payments.PaymentResult]:
+    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает новые зачисления
+    (вызывающий шлёт по ним чеки: покупатель не получил его, раз апдейт потерялся).
 
     Листает getStarTransactions страницами по 100 до короткой страницы (конец списка) — за проход
     курсор догоняет всё накопленное; проход ограничен STARS_RECONCILE_MAX_PAGES и
     STARS_RECONCILE_BUDGET_S, а остаток дочитает следующий. Курсор сохраняется после каждой
     страницы: сбой посреди прохода не теряет уже разобранное. Повтор безопасен (зачисление идемпотентно).
     """
-    credited = 0
+    credited: list[payments.PaymentResult] = []
     offset = max(0, stars_reconcile_cursor() - RECONCILE_OVERLAP)
     deadline = time.monotonic() + settings.STARS_RECONCILE_BUDGET_S
     for _page_number in range(settings.STARS_RECONCILE_MAX_PAGES):
@@ -99,7 +100,8 @@ def stars_reconcile() -> int:
                 telegram_id=tx.telegram_id,
                 raw={"source": "getStarTransactions"},
             )
-            credited += int(result.created)
+            if result.created:
+                credited.append(result)
             logger.warning("stars payment %s credited by reconciliation", tx.charge_id)
         for charge_id in page.refunded:
             payments.payment_refunded_externally(method=PaymentMethod.STARS, external_id=charge_id)

@@ -10,6 +10,8 @@ from django.utils import translation
 from telegram.error import TelegramError
 
 from botapp.billing import lava, reconcile, stars
+from botapp.billing.referrals import ReferralReward
+from botapp.models import TelegramUser
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,10 @@ def reconcile_ledger() -> None:
 
 @shared_task(name="maintenance.reconcile_stars", ignore_result=True)
 def reconcile_stars() -> None:
-    """Раз в сутки: зачислить оплаты звёздами, апдейт о которых потерялся."""
-    stars.stars_reconcile()
+    """Раз в час: зачислить оплаты звёздами, апдейт о которых потерялся, и прислать по ним чеки."""
+    for result in stars.stars_reconcile():
+        if result.payment.tokens:
+            _receipt_send(result.payment.user, result.payment.tokens, result.available, result.referral)
 
 
 @shared_task(name="maintenance.lava_poll", ignore_result=True)
@@ -34,25 +38,25 @@ def lava_poll() -> None:
         return
     for outcome in lava.lava_poll_open():
         if outcome.settled and outcome.user is not None:
-            _receipt_send(outcome)
+            _receipt_send(outcome.user, outcome.tokens, outcome.available, outcome.referral)
 
 
-def _receipt_send(outcome: lava.WebhookOutcome) -> None:
-    """Тот же чек, что после вебхука, и пригласившему — о награде; не дошло — не беда: токены уже на счету."""
+def _receipt_send(user: TelegramUser, tokens: int, available: int, referral: ReferralReward | None) -> None:
+    """Тот же чек, что после оплаты в чате, и пригласившему — о награде.
+
+    Не дошло — не беда: токены уже на счету.
+    """
     from botapp.telegram import keyboards
     from botapp.telegram.handlers.topup import referral_reward_send, settled_text
     from botapp.telegram.outbound import bot_call
 
-    user = outcome.user
-    assert user is not None
     with translation.override(user.effective_language):
-        text = settled_text(outcome.tokens, outcome.available)
+        text = settled_text(tokens, available)
         menu = keyboards.main_menu()
     try:
         bot_call(lambda bot: bot.send_message(user.telegram_id, text, reply_markup=menu))
     except (TelegramError, RecipientBlocked, SendDeferred) as exc:
-        logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
-    referral = outcome.referral
+        logger.warning("receipt to user %s not sent: %s", user.pk, exc)
     if referral is not None:
         # Пригласившему — о награде за эту оплату; ошибки отправки ловит сама функция
         bot_call(lambda bot: referral_reward_send(bot, referral))
