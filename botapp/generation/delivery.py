@@ -65,6 +65,24 @@ def result_keyboard(job: GenerationJob, index: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def album_keyboard(job: GenerationJob, indexes: list[int]) -> InlineKeyboardMarkup:
+    """Кнопки под подписью альбома: у альбома своих кнопок нет, и оригинал, правка и оживление
+    иначе были бы только у первой картинки — здесь они по номеру картинки в альбоме (1…N)."""
+    numbered = list(enumerate(indexes, start=1))
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(_("🔁 Again"), callback_data=f"res:again:{job.pk}")],
+            *(
+                [
+                    InlineKeyboardButton(f"{icon} {n}", callback_data=f"res:{action}:{job.pk}:{i}")
+                    for n, i in numbered
+                ]
+                for icon, action in (("📎", "orig"), ("✏️", "edit"), ("🎬", "anim"))
+            ),
+        ]
+    )
+
+
 def failure_text(category: str) -> str:
     """Причина по категории ошибки; категорий провайдеров и хранилища — все (тест сверяет с кодом)."""
     reasons = {
@@ -150,8 +168,12 @@ async def _send_images(
             await db(_save_outputs)(pending)
         if job.caption_message_id is None:
             # У альбома не бывает кнопок: подпись и кнопки — отдельным сообщением (ровно одним)
+            hint = _("📎 original · ✏️ edit · 🎬 animate — by the number of the image in the album")
             sent = await bot.send_message(
-                chat_id, caption, parse_mode="HTML", reply_markup=result_keyboard(job, outputs[0].index)
+                chat_id,
+                f"{caption}\n{escape(hint)}",
+                parse_mode="HTML",
+                reply_markup=album_keyboard(job, [o.index for o in outputs]),
             )
             job.caption_message_id = sent.message_id
             await db(_save_caption_id)(job)

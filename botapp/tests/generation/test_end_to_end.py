@@ -11,8 +11,10 @@ import pytest
 from django.db import connection
 
 from botapp.billing import ledger
+from botapp.generation import drafts
 from botapp.models import (
     ChatLogEntry,
+    ConversationState,
     GenerationJob,
     GenerationModel,
     JobOutput,
@@ -255,6 +257,22 @@ def test_four_outputs_with_one_refused_capture_the_price_of_three(stack: Stack) 
     assert JobOutput.objects.filter(job=job, status="ok").exclude(photo_file_id="").count() == 3
     texts = [m.text or m.caption or "" for m in chat.bot_messages()]
     assert any("Charged: 41 tokens" in text for text in texts), texts
+    # Под подписью альбома — оригинал, правка и оживление каждой картинки по её номеру в альбоме
+    [summary] = [m for m in chat.bot_messages() if "Charged: 41 tokens" in (m.text or "")]
+    ok = list(
+        JobOutput.objects.filter(job=job, status="ok").order_by("index").values_list("index", flat=True)
+    )
+    assert ok == [0, 2, 3]  # вторую картинку ([unsafe#2]) провайдер отказал
+    assert summary.reply_markup is not None
+    rows = [[(b["text"], b["callback_data"]) for b in row] for row in summary.reply_markup["inline_keyboard"]]
+    assert rows[1:] == [
+        [(f"{icon} {n}", f"res:{action}:{job.pk}:{i}") for n, i in enumerate(ok, start=1)]
+        for icon, action in (("📎", "orig"), ("✏️", "edit"), ("🎬", "anim"))
+    ]
+    chat.press(summary, f"res:edit:{job.pk}:3")  # «✏️ 3» — третья картинка альбома, выход с индексом 3
+    third = JobOutput.objects.get(job=job, index=3)
+    state = ConversationState.objects.get(user=_user(chat))
+    assert state.data["refs"] == [drafts.output_ref(third)]
 
 
 def _deliver_at_once(chat: Chat, updates: list[dict[str, Any]]) -> None:
