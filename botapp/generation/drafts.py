@@ -299,12 +299,22 @@ def draft_cycle(
         combos = [tuple(option) for option in model.video_options]
         current = (draft["duration"], draft["resolution"], draft["aspect_ratio"])
         position = {"duration": 0, "resolution": 1, "ratio": 2}[param]
-        # Следующее значение параметра среди разрешённых троек, остальные — как можно ближе к текущим
+        # Следующее значение параметра среди разрешённых троек, остальные — как можно ближе к тем, что
+        # пользователь выбрал сам, затем к текущим. Выбор помнится: 1080p у Veo бывает только с 8 с, и без
+        # памяти возврат к 720p оставлял бы 8 с вместо прежних 4
         values = sorted({c[position] for c in combos}, key=lambda v: [c[position] for c in combos].index(v))
         target = _cycle(values, current[position])
+        wanted = list(draft.get("wanted") or current)
+        wanted[position] = target
         candidates = [c for c in combos if c[position] == target]
-        best = max(candidates, key=lambda c: sum(1 for i in range(3) if c[i] == current[i]))
-        draft.update(duration=best[0], resolution=best[1], aspect_ratio=best[2])
+        best = max(
+            candidates,
+            key=lambda c: (
+                sum(c[i] == wanted[i] for i in range(3)),
+                sum(c[i] == current[i] for i in range(3)),
+            ),
+        )
+        draft.update(duration=best[0], resolution=best[1], aspect_ratio=best[2], wanted=wanted)
     draft_save(user=user, draft=draft)
     return draft
 

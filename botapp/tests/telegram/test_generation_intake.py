@@ -109,3 +109,22 @@ def test_choosing_a_model_names_it_in_the_reply(sandbox_mode_server: str, langua
     assert hint.text.splitlines()[1] == chat.expected(
         "Send a prompt. To edit or combine photos, send them with the prompt as the caption."
     )
+
+
+def test_veo_quality_there_and_back_keeps_the_duration_the_user_had(sandbox_mode_server: str) -> None:
+    """1080p у Veo — только 8 с; вернулись к 720p — вернулась и прежняя длительность, а не 8 с."""
+    chat = Chat(sandbox_mode_server, "en")
+    with translation.override("en"):
+        [menu] = chat.say(menu_labels()["video"])
+    chat.press(menu, "gen:m:video:veo-3-1-lite")
+    [card] = chat.say("a kite over the sea")
+
+    def params() -> str:
+        card.refresh_from_db()
+        return next(line for line in card.text.splitlines() if " s · " in line)
+
+    assert params() == "4 s · 720p · 16:9"
+    chat.press(card, current_button(card, "gen:c:resolution:"))
+    assert params() == "8 s · 1080p · 16:9"
+    chat.press(card, current_button(card, "gen:c:resolution:"))
+    assert params() == "4 s · 720p · 16:9"
