@@ -119,6 +119,13 @@ def draft_get(
     return draft_of(state, nonce=nonce, card_message_id=card_message_id)
 
 
+def card_replaced(*, user: TelegramUser, nonce: str, card_message_id: int | None) -> bool:
+    """Черновик жив, но его живая карточка — другое сообщение (прежняя копия)."""
+    draft = draft_get(user=user, nonce=nonce)
+    live = draft.get("card_message_id") if draft is not None else None
+    return live is not None and card_message_id is not None and live != card_message_id
+
+
 def draft_of(
     state: ConversationState | None, *, nonce: str | None = None, card_message_id: int | None = None
 ) -> dict[str, Any] | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
 
 from botapp.generation import drafts, jobs, progress
 from botapp.models import GenerationJob, JobOutput, TelegramUser
@@ -326,8 +328,12 @@ async def card_button(update: Update, context: BotContext) -> None:
     if draft is None:
         # Старая карточка: задание по ней уже создано, черновик заменён или есть карточка новее
         await query.answer(_("This card is no longer active."))
-        if isinstance(query.message, Message):
-            await query.message.edit_reply_markup(reply_markup=None)
+        replaced = await db(drafts.card_replaced)(user=user, nonce=nonce, card_message_id=pressed)
+        if replaced and isinstance(query.message, Message):
+            # Только копию, которую сменила карточка новее: после «✅» на этом сообщении уже статус задания
+            # с его «✖️» (двойное нажатие), и снимать его кнопки нельзя
+            with contextlib.suppress(BadRequest):
+                await query.message.edit_reply_markup(reply_markup=None)
         return
     await query.answer()
     if action == "c":

@@ -128,3 +128,27 @@ def test_veo_quality_there_and_back_keeps_the_duration_the_user_had(sandbox_mode
     assert params() == "8 s · 1080p · 16:9"
     chat.press(card, current_button(card, "gen:c:resolution:"))
     assert params() == "4 s · 720p · 16:9"
+
+
+def test_a_double_tap_on_generate_keeps_the_cancel_button_of_the_started_job(
+    sandbox_mode_server: str,
+) -> None:
+    """Второе нажатие «✅» приходит на сообщение, которое уже стало статусом задания: его «✖️» остаётся."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    [card] = chat.say("a lighthouse at dawn")
+    generate = current_button(card, "gen:ok:")
+    # Оба нажатия сделаны до того, как карточка стала статусом (двойной тап): апдейты готовы заранее
+    taps = [
+        services.sandbox_user_press_button(
+            chat_id=chat.chat_id, message_id=card.message_id, callback_data=generate
+        )
+        for _ in range(2)
+    ]
+    for tap in taps:
+        chat.deliver(tap)
+    [job] = GenerationJob.objects.filter(user__telegram_id=chat.chat_id)
+    answer = services.sandbox_calls(method="answerCallbackQuery")[-1]
+    assert answer.params.get("text") == "This card is no longer active."
+    card.refresh_from_db()
+    assert [b["callback_data"] for b in _inline(card)] == [f"job:x:{job.pk}"]
