@@ -50,6 +50,9 @@ POLL_LIMIT = 200
 # Проход короче мягкого лимита задачи (300 с): 200 медленных ответов lava его бы съели, и проход
 # обрывался бы на одном и том же месте
 POLL_BUDGET_S = 120.0
+POLL_REFUSED_STOP = 3
+# Сколько ждать чека у оплаченного контракта: дольше окна повторов вебхука lava (~5 ч)
+RECEIPT_WAIT_S = 6 * 3600
 
 
 class LavaNotOffered(Exception):
@@ -202,9 +205,11 @@ def lava_invoice_settle(*, invoice: Invoice, webhook: dict[str, Any] | None = No
     contract = lava_api.lava_contract_get(contract_id=contract_id)
     status = contract.status if contract is not None else "unknown to lava"
     waiting = contract is None or contract.status in PENDING_STATUSES
-    if contract is not None and contract.completed and not contract.has_receipt:
+    receipt_overdue = timezone.now() - invoice.created_at > timedelta(seconds=RECEIPT_WAIT_S)
+    if contract is not None and contract.completed and not contract.has_receipt and not receipt_overdue:
         # Оплачен, а чека (суммы и валюты) ещё нет — ждём его, а не пишем платёж на 0: записанный
-        # платёж сделал бы все следующие вебхуки и опросы повтором
+        # платёж сделал бы все следующие вебхуки и опросы повтором. Не дождались за RECEIPT_WAIT_S —
+        # платёж без зачисления (unmatched, ERROR в лог): персонал увидит его, а не потеряет оплату
         waiting, status = True, "COMPLETED without a receipt"
     if waiting or contract is None:
         if webhook is not None:
@@ -262,18 +267,26 @@ def lava_poll_open() -> list[WebhookOutcome]:
         .order_by(F("polled_at").asc(nulls_first=True), "created_at")[:POLL_LIMIT]
     )
     outcomes: list[WebhookOutcome] = []
-    for invoice in invoices:
-        if outcomes and time.monotonic() - started > POLL_BUDGET_S:
+    refused_in_a_row = 0
+    for number, invoice in enumerate(invoices):
+        if number and time.monotonic() - started > POLL_BUDGET_S:
             break
         Invoice.objects.filter(pk=invoice.pk).update(polled_at=timezone.now())
         try:
             outcome = lava_invoice_settle(invoice=invoice)
         except ProviderPermanentError as exc:
+            refused_in_a_row += 1
+            if refused_in_a_row >= POLL_REFUSED_STOP:
+                # Отказ подряд по нескольким счетам — скорее ключ отозван или не тот, чем сами счета:
+                # не делать 200 заведомо неудачных запросов за проход
+                logger.error("lava poll stopped after %s refusals in a row: %s", refused_in_a_row, exc)
+                break
             logger.warning("lava poll skipped invoice %s: %s", invoice.pk, exc)
             continue
         except ProviderError as exc:
             logger.warning("lava poll stopped at invoice %s: %s", invoice.pk, exc)
             break
+        refused_in_a_row = 0
         if outcome.settled:
             logger.warning("lava poll settled invoice %s: %s", invoice.pk, outcome.action)
         outcomes.append(outcome)

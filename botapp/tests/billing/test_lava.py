@@ -541,6 +541,35 @@ def test_a_completed_contract_without_a_receipt_waits_for_it(fake: FakeLava, ser
     assert (payment.amount, payment.currency, payment.tokens) == (invoice.amount, "RUB", invoice.tokens)
 
 
+def test_refusals_in_a_row_end_the_pass_instead_of_two_hundred_failing_calls(
+    fake: FakeLava, server: str
+) -> None:
+    """Ключ lava отозвали: отказ по каждому счёту — проход кончается после трёх подряд."""
+    user = user_make()
+    invoices = [_invoice(fake, user) for _ in range(5)]
+    _aged(*invoices)
+    for invoice in invoices:
+        fake.refuse(invoice.external_id, 401)
+    with _lava_settings(fake), processes.bot_api_of(server):
+        billing_tasks.lava_poll()
+    assert _polled(fake) == [invoice.external_id for invoice in invoices[: lava.POLL_REFUSED_STOP]]
+
+
+def test_a_receipt_that_never_comes_is_recorded_for_staff_after_six_hours(
+    fake: FakeLava, server: str
+) -> None:
+    """Оплачен, а чека нет и через 6 ч (окно повторов вебхука прошло): платёж без зачисления, а не тишина."""
+    invoice = _invoice(fake)
+    Invoice.objects.filter(pk=invoice.pk).update(created_at=timezone.now() - timedelta(hours=7))
+    fake.pay(invoice.external_id, receipt=False)
+    with _lava_settings(fake), processes.bot_api_of(server):
+        billing_tasks.lava_poll()
+    [payment] = Payment.objects.all()
+    assert (payment.invoice_id, payment.tokens) == (invoice.pk, 0)
+    assert payment.note.startswith("unmatched")
+    assert balance(invoice.user) == (0, 0)
+
+
 def test_a_subscription_renewal_credits_nothing_and_is_logged_as_an_error(
     fake: FakeLava, server: str, logs_dir: Path
 ) -> None:
