@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -71,9 +72,13 @@ def _cursor_advance(offset: int) -> None:
     )
 
 
-def stars_reconcile() -> list[payments.PaymentResult]:
-    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает новые зачисления
-    (вызывающий шлёт по ним чеки: покупатель не получил его, раз апдейт потерялся).
+def stars_reconcile(
+    on_credit: Callable[[payments.PaymentResult], None] | None = None,
+) -> list[payments.PaymentResult]:
+    """Зачислить оплаты, чей successful_payment потерялся; учесть возвраты. Возвращает новые зачисления.
+
+    on_credit — сразу после каждого зачисления (чек покупателю: апдейт потерялся — чека он не видел).
+    Сразу, а не по итогу: сбой на следующей странице не должен оставить уже зачисленных без чека.
 
     Листает getStarTransactions страницами по 100 до короткой страницы (конец списка) — за проход
     курсор догоняет всё накопленное; проход ограничен STARS_RECONCILE_MAX_PAGES и
@@ -102,6 +107,8 @@ def stars_reconcile() -> list[payments.PaymentResult]:
             )
             if result.created:
                 credited.append(result)
+                if on_credit is not None:
+                    on_credit(result)
             logger.warning("stars payment %s credited by reconciliation", tx.charge_id)
         for charge_id in page.refunded:
             payments.payment_refunded_externally(method=PaymentMethod.STARS, external_id=charge_id)

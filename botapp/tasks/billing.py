@@ -10,6 +10,7 @@ from django.utils import translation
 from telegram.error import TelegramError
 
 from botapp.billing import lava, reconcile, stars
+from botapp.billing.payments import PaymentResult
 from botapp.billing.referrals import ReferralReward
 from botapp.models import TelegramUser
 from botapp.telegram.sender import RecipientBlocked, SendDeferred
@@ -26,9 +27,12 @@ def reconcile_ledger() -> None:
 @shared_task(name="maintenance.reconcile_stars", ignore_result=True)
 def reconcile_stars() -> None:
     """Раз в час: зачислить оплаты звёздами, апдейт о которых потерялся, и прислать по ним чеки."""
-    for result in stars.stars_reconcile():
-        if result.payment.tokens:
-            _receipt_send(result.payment.user, result.payment.tokens, result.available, result.referral)
+    stars.stars_reconcile(on_credit=_stars_receipt_send)
+
+
+def _stars_receipt_send(result: PaymentResult) -> None:
+    if result.payment.tokens:
+        _receipt_send(result.payment.user, result.payment.tokens, result.available, result.referral)
 
 
 @shared_task(name="maintenance.lava_poll", ignore_result=True)

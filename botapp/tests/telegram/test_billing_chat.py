@@ -465,6 +465,39 @@ def test_reconciliation_credits_a_payment_whose_update_was_lost_once_and_sends_t
     assert [m.text for m in chat.bot_messages()].count(receipt) == 1
 
 
+def test_a_reconciliation_that_fails_on_a_later_page_has_already_sent_the_receipt(
+    sandbox_bot_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Чек уходит сразу после зачисления: сбой Telegram на следующей странице его не отменяет."""
+    from telegram.error import TelegramError
+
+    from botapp.sandbox.models import SandboxStarPayment
+
+    chat = Chat(sandbox_bot_api, "en")
+    chat.say("/start")
+    _buy(chat, TokenPackage.objects.get(stars=50), deliver_payment=False)
+    # Оплаты других ботов после нашей: наша — на первой странице, за ней есть вторая
+    SandboxStarPayment.objects.bulk_create(
+        SandboxStarPayment(charge_id=f"stxLATER{n:04d}", user_id=8_000_000 + n, amount=1, invoice_payload="x")
+        for n in range(150)
+    )
+    send = billing_tasks._stars_receipt_send
+
+    def send_then_break_telegram(result: Any) -> None:
+        send(result)
+        services.sandbox_inject_failure(method="getStarTransactions", failure="server_error", times=5)
+
+    monkeypatch.setattr(billing_tasks, "_stars_receipt_send", send_then_break_telegram)
+    with pytest.raises(TelegramError):
+        billing_tasks.reconcile_stars()
+    assert balance(_user(chat)) == (70, 0)
+    receipt = chat.expected("✅ Payment received").format(
+        tokens=chat.count(tokens, 50), available=chat.count(tokens, 70)
+    )
+    assert [m.text for m in chat.bot_messages()].count(receipt) == 1
+    services.sandbox_failures_clear()
+
+
 def test_promo_codes_from_the_command_the_button_and_the_deep_link(sandbox_mode_server: str) -> None:
     PromoCode.objects.create(code="spring", amount=30, max_redemptions=10)
     PromoCode.objects.create(code="summer", amount=5, max_redemptions=10)
