@@ -89,6 +89,8 @@ def _draft_for(model: GenerationModel, *, user: TelegramUser, **fields: Any) -> 
         "model": model.slug,
         "prompt": "",
         "refs": [],
+        # Лимит длины запроса модели: после «сократите» следующий текст заменяет запрос, а не начинает заново
+        "prompt_limit": model.max_prompt_length,
     }
     if kind == "image":
         ratio = (
@@ -217,6 +219,10 @@ def _draft_from_message(
         draft["prompt"] = text or draft["prompt"]
         if photo:
             draft["refs"].append(photo)
+    elif draft is not None and text and not photo and len(draft["prompt"]) > draft.get("prompt_limit", 10**9):
+        # Карточка сказала «запрос слишком длинный, сократите»: короткий текст заменяет запрос, а модель,
+        # фото и параметры черновика остаются
+        draft["prompt"] = text
     else:
         kind = draft["kind"] if draft and not draft["prompt"] else "image"
         model = model_get(user.default_image_model if kind == "image" else "", kind)

@@ -152,3 +152,19 @@ def test_a_double_tap_on_generate_keeps_the_cancel_button_of_the_started_job(
     assert answer.params.get("text") == "This card is no longer active."
     card.refresh_from_db()
     assert [b["callback_data"] for b in _inline(card)] == [f"job:x:{job.pk}"]
+
+
+def test_a_shorter_prompt_after_the_too_long_warning_replaces_it_on_the_same_draft(
+    sandbox_mode_server: str,
+) -> None:
+    """«Сократите» — значит, следующий текст и есть сокращённый запрос: модель и черновик остаются."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    [card] = chat.say("x" * 2100)
+    chat.press(card, current_button(card, "gen:c:model:"))  # Nano Banana 2 → Pro
+    card.refresh_from_db()
+    assert "Nano Banana Pro" in card.text
+    [shorter] = chat.say("a short prompt")
+    assert "Nano Banana Pro" in shorter.text
+    assert "a short prompt" in shorter.text
+    assert "gen:ok:" in str(shorter.reply_markup)
