@@ -249,8 +249,13 @@ def sandbox_user_send_text(
 
 
 @transaction.atomic
-def sandbox_user_send_photos(*, chat_id: int, photos: list[bytes], caption: str = "") -> list[dict[str, Any]]:
-    """Одно фото или альбом (общий media_group_id, подпись — у первого) → апдейт на каждое фото."""
+def sandbox_user_send_photos(
+    *, chat_id: int, photos: list[bytes], caption: str = "", reply_to_message_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Одно фото или альбом (общий media_group_id, подпись — у первого) → апдейт на каждое фото.
+
+    reply_to_message_id — альбом ответом на сообщение: Telegram ставит ответ в каждое фото альбома.
+    """
     if not 1 <= len(photos) <= 10:
         raise ValueError("1-10 photos")
     chat = _chat(chat_id)
@@ -265,6 +270,7 @@ def sandbox_user_send_photos(*, chat_id: int, photos: list[bytes], caption: str 
             caption=caption if index == 0 else "",
             extra={"photo": files.media_object(stored, "photo")},
             media_group_id=group_id,
+            reply_to_message_id=reply_to_message_id,
         )
         message.files.add(stored)
         updates.append(_user_message_update(message))

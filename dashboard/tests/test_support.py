@@ -173,6 +173,28 @@ def test_a_telegram_reply_to_a_staff_answer_goes_to_the_support_thread(
     assert _thread(chat).unread_count == 1
 
 
+def test_an_album_replying_to_support_with_a_draft_open_is_thanked_once(bot_api: str, staff: User) -> None:
+    """Черновик открыт, альбом ответом на ответ поддержки: оба фото — в ветку, «спасибо» — одно."""
+    chat = Chat(bot_api, "en")
+    _ask_support(chat, "Where are my tokens?")
+    assert _reply(verified_client(staff), _thread(chat), {"text": "Send a screenshot"}) == ["Отправлено."]
+    answer = chat.bot_messages()[-1]
+    chat.say("a small house")  # открытый черновик генерации
+    before = {m.message_id for m in chat.bot_messages()}
+    updates = sandbox.sandbox_user_send_photos(
+        chat_id=chat.chat_id,
+        photos=[png(4, 3), png(5, 3)],
+        caption="here",
+        reply_to_message_id=answer.message_id,
+    )
+    for update in updates:
+        chat.deliver(update)
+    new = [m.text for m in chat.bot_messages() if m.message_id not in before]
+    assert new == [chat.expected("Thank you! Support will answer here as soon as possible.")]
+    photos = ChatLogEntry.objects.filter(user__telegram_id=chat.chat_id, direction="in", media_type="photo")
+    assert [entry.is_support for entry in photos] == [True, True]
+
+
 def test_a_photo_reply_goes_as_send_photo_and_the_proxy_serves_it(bot_api: str, staff: User) -> None:
     sandbox_chat = sandbox.sandbox_user_get_or_create(first_name="Pic")
     user = TelegramUser.objects.create(telegram_id=sandbox_chat.chat_id, first_name="Pic")

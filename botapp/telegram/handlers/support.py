@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 SUPPORT_STATE = "support"
 # Альбом, открывший обращение: его остальные фото идут в ту же ветку (шаг уже закрыт первым фото)
 ALBUM_KEY = "support_album"
+# Фото одного альбома приходят за секунды; отметка «спасибо уже было» живёт с запасом
+ALBUM_MARK_S = 600
 
 
 async def open_support(update: Update, context: BotContext) -> None:
@@ -93,8 +96,10 @@ def _support_record(*, user: TelegramUser, message_id: int, album: str, reply: b
         if takes(state, album):
             first = closes = state.state == SUPPORT_STATE
         elif reply:
-            # Чужой шаг (черновик, промокод) не трогаем; в пустом помним альбом, как после /support
-            first, closes = True, bool(album) and not state.state
+            # Чужой шаг (черновик, промокод) не трогаем; в пустом помним альбом, как после /support.
+            # При чужом шаге помнить альбом в шаге негде: «спасибо» одно на альбом — по отметке в кэше
+            closes = bool(album) and not state.state
+            first = closes or not album or cache.add(f"support-album:{user.pk}:{album}", True, ALBUM_MARK_S)
         else:
             return None
         if closes:
