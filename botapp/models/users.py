@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class Language(models.TextChoices):
@@ -44,7 +45,9 @@ class TelegramUser(models.Model):
         null=True, blank=True, help_text="/delete_me: задания, начатые раньше, стираются и после завершения"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(auto_now=True)
+    # Не auto_now: его ставит только апдейт от пользователя (upsert вебхука). Сохранение из админки не
+    # «последний визит» — иначе стёршему данные снова пошли бы рассылки (broadcasts.NOT_OPTED_OUT)
+    last_seen_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = "пользователь"

@@ -270,6 +270,19 @@ def test_users_who_erased_their_data_get_no_broadcast_until_they_write_again() -
         assert set(users.values_list("pk", flat=True)) == {came_back.pk, other.pk}, audience
 
 
+def test_saving_an_erased_user_elsewhere_does_not_bring_broadcasts_back() -> None:
+    """Правка в админке — не визит пользователя: last_seen_at двигает только его апдейт."""
+    user = user_make(language="ru")
+    now = timezone.now()
+    TelegramUser.objects.filter(pk=user.pk).update(
+        data_erased_at=now, last_seen_at=now - timedelta(seconds=1)
+    )
+    erased = TelegramUser.objects.get(pk=user.pk)
+    erased.is_banned = False
+    erased.save()  # как форма админки: все поля
+    assert not broadcast_audience(audience="ids", ids=[user.telegram_id]).exists()
+
+
 def test_starting_materialises_each_recipient_once(people: dict[str, TelegramUser], sender: User) -> None:
     broadcast = _draft(sender, audience="language", language="en")
     service.broadcast_launch(broadcast_id=broadcast.pk, actor=sender)
