@@ -6,14 +6,11 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import translation
-from telegram.error import TelegramError
 
 from botapp.billing import lava, reconcile, stars
 from botapp.billing.payments import PaymentResult
 from botapp.billing.referrals import ReferralReward
 from botapp.models import TelegramUser
-from botapp.telegram.sender import RecipientBlocked, SendDeferred
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +43,8 @@ def lava_poll() -> None:
 
 
 def _receipt_send(user: TelegramUser, tokens: int, available: int, referral: ReferralReward | None) -> None:
-    """Тот же чек, что после оплаты в чате, и пригласившему — о награде.
-
-    Не дошло — не беда: токены уже на счету.
-    """
-    from botapp.telegram import keyboards
-    from botapp.telegram.handlers.topup import referral_reward_send, settled_text
+    """Тот же чек, что после оплаты по вебхуку, и пригласившему — о награде (ошибки ловит receipt_send)."""
+    from botapp.telegram.handlers.topup import receipt_send
     from botapp.telegram.outbound import bot_call
 
-    with translation.override(user.effective_language):
-        text = settled_text(tokens, available)
-        menu = keyboards.main_menu()
-    try:
-        bot_call(lambda bot: bot.send_message(user.telegram_id, text, reply_markup=menu))
-    except (TelegramError, RecipientBlocked, SendDeferred) as exc:
-        logger.warning("receipt to user %s not sent: %s", user.pk, exc)
-    if referral is not None:
-        # Пригласившему — о награде за эту оплату; ошибки отправки ловит сама функция
-        bot_call(lambda bot: referral_reward_send(bot, referral))
+    bot_call(lambda bot: receipt_send(bot, user=user, amount=tokens, available=available, referral=referral))

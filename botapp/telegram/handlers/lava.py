@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ValidationError
-from django.utils import translation
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
@@ -18,8 +17,7 @@ from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext, get_application
 from botapp.telegram.dbcall import db
 from botapp.telegram.formatting import tokens as token_count
-from botapp.telegram.handlers.topup import referral_reward_send, settled_text
-from botapp.telegram.sender import RecipientBlocked, SendDeferred
+from botapp.telegram.handlers.topup import receipt_send
 from botapp.users import services
 
 logger = logging.getLogger(__name__)
@@ -118,20 +116,10 @@ async def lava_email_message(update: Update, context: BotContext) -> None:
 async def lava_receipt_send(
     *, user: TelegramUser, tokens: int, available: int, referral: ReferralReward | None = None
 ) -> None:
-    """После зачисления по вебхуку: чек в чат (и пригласившему — о награде). Не дошёл — не беда.
-
-    tokens == 0 — чек lava не сошёлся со счётом: платёж записан, решает персонал; покупатель должен это знать.
-    """
+    """После зачисления по вебхуку: чек в чат (и пригласившему — о награде). Не дошёл — не беда."""
     try:
         application = await get_application()
     except TelegramError as exc:
         logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
         return
-    with translation.override(user.effective_language):
-        text = settled_text(tokens, available)
-        try:
-            await application.bot.send_message(user.telegram_id, text, reply_markup=keyboards.main_menu())
-        except (TelegramError, RecipientBlocked, SendDeferred) as exc:
-            logger.warning("lava receipt to user %s not sent: %s", user.pk, exc)
-    if referral is not None:
-        await referral_reward_send(application.bot, referral)
+    await receipt_send(application.bot, user=user, amount=tokens, available=available, referral=referral)

@@ -11,7 +11,7 @@ from telegram.error import TelegramError
 
 from botapp.billing import payments, selectors
 from botapp.billing.referrals import ReferralReward
-from botapp.models import PaymentMethod, TokenPackage
+from botapp.models import PaymentMethod, TelegramUser, TokenPackage
 from botapp.telegram import keyboards
 from botapp.telegram.application import BotContext
 from botapp.telegram.dbcall import db
@@ -116,6 +116,24 @@ def receipt_text(amount: int, available: int) -> str:
     return _("✅ Payment received: +{tokens}.\nBalance: {available}.").format(
         tokens=tokens(amount), available=tokens(available)
     )
+
+
+async def receipt_send(
+    bot: Bot, *, user: TelegramUser, amount: int, available: int, referral: ReferralReward | None = None
+) -> None:
+    """Чек не в ответ на сообщение (вебхук и опрос lava, сверка звёзд) и пригласившему — о награде.
+
+    amount == 0 — платёж не сошёлся со счётом: записан, решает персонал; покупатель должен это знать.
+    Не дошёл — не беда: токены уже на счету.
+    """
+    with translation.override(user.effective_language):
+        text = settled_text(amount, available)
+        try:
+            await bot.send_message(user.telegram_id, text, reply_markup=keyboards.main_menu())
+        except (TelegramError, RecipientBlocked, SendDeferred) as exc:
+            logger.warning("receipt to user %s not sent: %s", user.pk, exc)
+    if referral is not None:
+        await referral_reward_send(bot, referral)
 
 
 async def referral_reward_send(bot: Bot, reward: ReferralReward) -> None:
