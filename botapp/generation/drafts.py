@@ -124,7 +124,12 @@ def draft_get(
 def card_replaced(*, user: TelegramUser, nonce: str, card_message_id: int | None) -> bool:
     """Черновик жив, но его живая карточка — другое сообщение (прежняя копия)."""
     draft = draft_get(user=user, nonce=nonce)
-    live = draft.get("card_message_id") if draft is not None else None
+    return draft is not None and _other_card(draft, card_message_id)
+
+
+def _other_card(data: dict[str, Any], card_message_id: int | None) -> bool:
+    """Нажали на сообщение, которое уже не живая карточка черновика (её id помним с отправки)."""
+    live = data.get("card_message_id")
     return live is not None and card_message_id is not None and live != card_message_id
 
 
@@ -141,8 +146,7 @@ def draft_of(
         return None
     if nonce is not None and state.data.get("nonce") != nonce:
         return None
-    live = state.data.get("card_message_id")
-    if card_message_id is not None and live is not None and live != card_message_id:
+    if _other_card(state.data, card_message_id):
         return None
     return dict(state.data)
 
