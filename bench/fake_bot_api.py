@@ -13,7 +13,7 @@ import time
 import uvicorn
 
 _ids = itertools.count(1)
-_calls = {"n": 0}
+_calls = {"n": 0, "last": 0.0}
 
 
 def _result(method: str, params: dict) -> object:
@@ -40,6 +40,10 @@ async def app(scope, receive, send):
         if not message.get("more_body"):
             break
     method = scope["path"].rsplit("/", 1)[-1]
+    if method == "_calls":
+        # Счётчик для замера: сколько вызовов дошло (эталон отвечает 200 раньше, чем шлёт ответ)
+        await _send(send, json.dumps(_calls).encode())
+        return
     params = {}
     if body and b"{" in body[:1]:
         params = json.loads(body)
@@ -48,7 +52,11 @@ async def app(scope, receive, send):
 
         params = dict(parse_qsl(body.decode()))
     _calls["n"] += 1
-    payload = json.dumps({"ok": True, "result": _result(method, params)}).encode()
+    _calls["last"] = time.time()
+    await _send(send, json.dumps({"ok": True, "result": _result(method, params)}).encode())
+
+
+async def _send(send, payload: bytes) -> None:
     await send(
         {
             "type": "http.response.start",

@@ -166,7 +166,26 @@ def rss_mb(master_pid):
     return round((rss - proc_kb(master_pid, "status", "VmRSS:")) / 1024, 1)
 
 
-def load(kind, url, args, meter):
+def bot_api_calls(api_base):
+    """Счётчик подделки Bot API: сколько вызовов дошло и когда последний."""
+    return httpx.get(f"{api_base}/_calls", timeout=10).json()
+
+
+def settled_calls(api_base, quiet=1.0, limit=60.0):
+    """Ждёт, пока вызовы Bot API перестанут приходить: эталон отвечает 200 до обработки,
+    и работа, не сделанная к концу нагрузки, должна войти в замер."""
+    last = bot_api_calls(api_base)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = bot_api_calls(api_base)
+        if now["n"] == last["n"]:
+            break
+        last = now
+    return last
+
+
+def load(kind, url, args, meter, api_base):
     if kind == "closed":
         command = [
             sys.executable,
@@ -191,11 +210,20 @@ def load(kind, url, args, meter):
             "--dup",
             "0.05",
         ]
+    calls_before, started = bot_api_calls(api_base), time.time()
     before = meter.snapshot()
     out = subprocess.run([*command, "--secret", SECRET], cwd=ROOT, capture_output=True, text=True, check=True)
+    at_last_ack = bot_api_calls(api_base)
+    calls_after = settled_calls(api_base)
     after = meter.snapshot()
     result = json.loads(out.stdout.strip().splitlines()[-1])
     updates = result["n"] if kind == "closed" else result["sent"]
+    # Работа, а не только подтверждения: вызовы Bot API на апдейт (эталон не отвечает на нажатия
+    # кнопок — четверть смеси) и вызовы, пришедшие уже после последнего 200 (отложенная обработка)
+    result["bot_api_calls_per_update"] = round((calls_after["n"] - calls_before["n"]) / updates, 3)
+    result["bot_api_calls_after_last_ack"] = calls_after["n"] - at_last_ack["n"]
+    if kind == "closed":
+        result["last_bot_api_call_s"] = round(calls_after["last"] - started, 2)
     cpu = CpuMeter.per_update(before, after, updates)
     result["loader_preemptions_per_update"] = cpu.pop("loader_preemptions")
     result["cpu_ms_per_update"] = cpu
@@ -260,8 +288,8 @@ def main():
             echo_url = f"http://127.0.0.1:{echo_port}/tg"
             meter = CpuMeter({"bot": [echo.pid], "bot_api": [api.pid]}, redis_port)
             results["baseline"] = {
-                "closed": load("closed", echo_url, args, meter),
-                "open": load("open", echo_url, args, meter),
+                "closed": load("closed", echo_url, args, meter, api_base),
+                "open": load("open", echo_url, args, meter, api_base),
             }
             stop(echo)
 
@@ -286,7 +314,10 @@ def main():
         since = int(time.time() * 1000) % 10**9 * 1000 - 10**6
         rss_before = rss_mb(web.pid)
         meter = CpuMeter({"web": [web.pid], "bot_api": [api.pid]}, redis_port)
-        project = {"closed": load("closed", url, args, meter), "open": load("open", url, args, meter)}
+        project = {
+            "closed": load("closed", url, args, meter, api_base),
+            "open": load("open", url, args, meter, api_base),
+        }
         project["rss_mb_before"], project["rss_mb_after"] = rss_before, rss_mb(web.pid)
         project["inbox_after_run"] = inbox_rows(env, since)
         results["project"] = project
