@@ -43,6 +43,9 @@ def unsafe_production_settings() -> list[str]:
         problems.append(f"{variables}: required in production (embedded {integration} default in use)")
     if env.TELEGRAM_BOT_TOKEN and not env.TG_WEBHOOK_SECRET:
         problems.append("TG_WEBHOOK_SECRET: required with TELEGRAM_BOT_TOKEN")
+    if env.USE_VERTEX_AI and not (env.GOOGLE_CLOUD_PROJECT or env.GEMINI_API_KEY):
+        # Иначе процесс стартует, а каждая генерация падает на создании клиента Vertex
+        problems.append("GOOGLE_CLOUD_PROJECT or GEMINI_API_KEY: required with USE_VERTEX_AI=true")
     if not env.METRICS_TOKEN:
         problems.append("METRICS_TOKEN: required to protect /metrics")
     if env.LAVA_ENABLED and not env.LAVA_API_KEY:

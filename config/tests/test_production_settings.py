@@ -51,6 +51,7 @@ def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"GEMINI_OFFLINE": "true"}, "GEMINI_OFFLINE"),
         ({"TG_WEBHOOK_SECRET": ""}, "TG_WEBHOOK_SECRET"),
         ({"METRICS_TOKEN": ""}, "METRICS_TOKEN"),
+        ({"USE_VERTEX_AI": "true", "GEMINI_API_KEY": ""}, "GOOGLE_CLOUD_PROJECT"),
         ({"LAVA_ENABLED": "true", "LAVA_WEBHOOK_API_KEY": "k" * 20}, "LAVA_API_KEY"),
         ({"LAVA_ENABLED": "true", "LAVA_API_KEY": "k" * 20}, "LAVA_WEBHOOK_API_KEY"),
     ],
