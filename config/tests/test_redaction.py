@@ -104,6 +104,8 @@ def test_redact_covers_headers_and_urls(secret_text: str) -> None:
             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
         ),
     ],
+    # Явные имена: токен случайный, а pytest-xdist требует одинаковых имён тестов во всех процессах
+    ids=["token-lowercase-%3a", "redis-url-without-user", "supabase-sb-secret", "pem-private-key"],
 )
 def test_redact_covers_less_common_secret_forms(secret_text: str, secret: str) -> None:
     cleaned = redact(secret_text)
