@@ -12,26 +12,39 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from config import env
 
 REDACTED = "[REDACTED]"
 
 _PATTERNS = [
-    # Токен бота: 123456:AA..., в том числе с %3A из закодированных URL
-    re.compile(r"\d{5,12}(?::|%3A)[A-Za-z0-9_-]{30,}"),
+    # Токен бота: 123456:AA..., в том числе с %3A/%3a из закодированных URL
+    re.compile(r"\d{5,12}(?::|%3[Aa])[A-Za-z0-9_-]{30,}"),
     # Ключи Google API
     re.compile(r"AIza[0-9A-Za-z_-]{35}"),
-    # JWT (ключи Supabase)
+    # JWT (ключи Supabase) и новые секретные ключи Supabase
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    re.compile(r"sb_secret_[A-Za-z0-9_-]{16,}"),
+    # Закрытый ключ PEM (сервисный аккаунт Google): в JSON переводы строк — «\n» литералом
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
     # Заголовки и параметры с ключами
     re.compile(
         r"(?i)((?:x-goog-api-key|apikey|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+|basic\s+)?[^\s\"',}]+"
     ),
     re.compile(r"(?i)([?&](?:key|token|api_key)=)[^&\s\"']+"),
-    # Пароль в URL подключения (схема://пользователь:пароль@хост)
-    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+(?=@)"),
+    # Пароль в URL подключения (схема://пользователь:пароль@хост); у Redis пользователь бывает пустым
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+(?=@)"),
 ]
+
+
+def _url_passwords(url: str) -> list[str]:
+    """Пароль из URL подключения как есть и раскодированный (%40 → @): драйвер печатает второй."""
+    try:
+        password = urlsplit(url).password or ""
+    except ValueError:
+        return []
+    return [password, unquote(password)]
 
 
 def _configured_secrets() -> list[str]:
@@ -46,6 +59,9 @@ def _configured_secrets() -> list[str]:
         env.LAVA_WEBHOOK_PASSWORD,
         env.METRICS_TOKEN,
         env.GOOGLE_APPLICATION_CREDENTIALS_JSON,
+        # Пароли из URL подключения: драйверы печатают их и не в виде URL (аргументы, repr настроек)
+        *_url_passwords(env.DATABASE_URL),
+        *_url_passwords(env.REDIS_URL),
     ]
     # Короткие значения не вырезаем: слишком много ложных совпадений
     return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)

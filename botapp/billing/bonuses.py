@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -21,6 +22,10 @@ from botapp.models import (
 )
 
 PROMO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Перебор промокодов: после стольких несуществующих кодов за окно — отказ без поиска кода.
+# Иначе скрипт от имени пользователя узнаёт коды, розданные узкой аудитории, по ответу «нет такого»
+PROMO_MISSES_MAX = 5
+PROMO_MISSES_WINDOW_S = 3600
 
 
 def welcome_claim_hash(telegram_id: int) -> str:
@@ -51,7 +56,7 @@ def welcome_bonus_grant(*, user: TelegramUser) -> int:
 
 @dataclass(frozen=True)
 class PromoResult:
-    status: str  # ok / invalid / not_found / inactive / expired / exhausted / already_used
+    status: str  # ok / invalid / not_found / inactive / expired / exhausted / already_used / too_many
     amount: int = 0
     available: int = 0
 
@@ -74,8 +79,18 @@ def promo_redeem(*, user: TelegramUser, code: str) -> PromoResult:
     """Погасить промокод атомарно: один раз на пользователя, не больше лимита даже при гонке."""
     if not PROMO_CODE_RE.match(code):
         return PromoResult("invalid")
+    misses_key = f"promo-misses:{user.pk}"
+    if int(cache.get(misses_key) or 0) >= PROMO_MISSES_MAX:
+        return PromoResult("too_many")
     promo = PromoCode.objects.filter(code=code.lower()).first()
     if promo is None:
+        # Окно считается от первого промаха: add не продлевает его на каждой попытке
+        cache.add(misses_key, 0, timeout=PROMO_MISSES_WINDOW_S)
+        try:
+            cache.incr(misses_key)
+        except ValueError:
+            # Ключ истёк между add и incr — это первый промах нового окна
+            cache.set(misses_key, 1, timeout=PROMO_MISSES_WINDOW_S)
         return PromoResult("not_found")
     now = timezone.now()
     try:

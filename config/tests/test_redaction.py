@@ -16,6 +16,7 @@ from django.conf import settings
 from sentry_sdk.transport import Transport
 
 from botapp.tests.support.fakes import fake_bot_api, fake_bot_token
+from config import env, observability
 from config.observability import (
     RedactingFilter,
     init_sentry,
@@ -79,6 +80,51 @@ def test_redact_covers_headers_and_urls(secret_text: str) -> None:
     assert "[REDACTED]" in cleaned
     for secret in (GOOGLE_KEY, "sk_live_abcdefghijklmnop", "hunter2-long-password"):
         assert secret not in cleaned
+
+
+@pytest.mark.parametrize(
+    ("secret_text", "secret"),
+    [
+        # Токен в URL, закодированный строчными буквами (%3a)
+        (f"https://api.telegram.org/file/bot{TOKEN.replace(':', '%3a')}/x.jpg", TOKEN.split(":")[1]),
+        # REDIS_URL без имени пользователя — обычная форма у Redis
+        (
+            "redis://:hunter2-redis-password@redis.internal:6379/0",  # pragma: allowlist secret
+            "hunter2-redis-password",
+        ),
+        # Секретный ключ Supabase нового формата
+        (
+            "apikey sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz",  # pragma: allowlist secret
+            "N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz",  # pragma: allowlist secret
+        ),
+        # Закрытый ключ сервисного аккаунта в repr словаря (переводы строк — «\n» литералом)
+        (
+            "{'private_key': '-----BEGIN PRIVATE KEY-----"  # pragma: allowlist secret
+            "\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n'}",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        ),
+    ],
+    # Явные имена: токен случайный, а pytest-xdist требует одинаковых имён тестов во всех процессах
+    ids=["token-lowercase-%3a", "redis-url-without-user", "supabase-sb-secret", "pem-private-key"],
+)
+def test_redact_covers_less_common_secret_forms(secret_text: str, secret: str) -> None:
+    cleaned = redact(secret_text)
+    assert secret not in cleaned
+    assert "[REDACTED]" in cleaned
+
+
+def test_redact_removes_connection_passwords_configured_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Драйвер печатает пароль и не в виде URL (аргументы подключения), и уже раскодированным
+    database_url = "postgres://app:p%40ss-w0rd-db-secret@db:5432/app"  # pragma: allowlist secret
+    redis_url = "redis://default:redis-secret-value-123@redis:6379"  # pragma: allowlist secret
+    monkeypatch.setattr(env, "DATABASE_URL", database_url)
+    monkeypatch.setattr(env, "REDIS_URL", redis_url)
+    monkeypatch.setattr(observability, "_SECRETS", observability._configured_secrets())
+    cleaned = redact("connect(password='p@ss-w0rd-db-secret') auth redis-secret-value-123")
+    assert "p@ss-w0rd-db-secret" not in cleaned
+    assert "redis-secret-value-123" not in cleaned
 
 
 class CapturingTransport(Transport):

@@ -25,6 +25,7 @@ def promo_result_text(result: PromoResult) -> str:
         "expired": _("This promo code is not valid now."),
         "exhausted": _("This promo code has run out."),
         "already_used": _("You have already used this promo code."),
+        "too_many": _("Too many attempts with unknown promo codes. Please try again in an hour."),
     }
     return texts[result.status].format(amount=tokens(result.amount), available=tokens(result.available))
 

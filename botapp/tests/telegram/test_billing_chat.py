@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.utils import formats, timezone, translation
 
 from botapp.billing import ledger, selectors, stars
@@ -514,6 +515,28 @@ def test_promo_codes_from_the_command_the_button_and_the_deep_link(sandbox_mode_
     )
     [unknown] = chat.say("/promo nope")
     assert unknown.text == chat.expected("There is no such promo code.")
+
+
+def test_guessing_promo_codes_is_cut_off_after_five_unknown_codes(sandbox_mode_server: str) -> None:
+    # Перебор: после PROMO_MISSES_MAX несуществующих кодов даже верный код не ищется до конца окна
+    PromoCode.objects.create(code="insider", amount=40, max_redemptions=10)
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    for guess in ("alpha", "bravo", "charlie", "delta", "echo"):
+        [miss] = chat.say(f"/promo {guess}")
+        assert miss.text == chat.expected("There is no such promo code.")
+    too_many = chat.expected("Too many attempts with unknown promo codes. Please try again in an hour.")
+    [refused] = chat.say("/promo insider")
+    assert refused.text == too_many
+    [deep_link] = chat.say("/start promo_insider")
+    assert too_many in deep_link.text
+    assert balance(_user(chat)) == (20, 0)
+    # Окно кончилось — код снова принимается
+    cache.delete(f"promo-misses:{_user(chat).pk}")
+    [accepted] = chat.say("/promo insider")
+    assert accepted.text == chat.expected("🎟 Promo code accepted").format(
+        amount=chat.count(tokens, 40), available=chat.count(tokens, 60)
+    )
 
 
 def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server: str) -> None:
