@@ -39,10 +39,16 @@ _PATTERNS = [
 
 
 def _url_passwords(url: str) -> list[str]:
-    """Пароль из URL подключения как есть и раскодированный (%40 → @): драйвер печатает второй."""
+    """Пароль из URL подключения как есть и раскодированный (%40 → @): драйвер печатает второй.
+
+    Пароль, совпадающий с именем пользователя или базы (compose: nanobanana), не секрет, а его
+    вырезание испортило бы каждую строку журнала с именем базы."""
     try:
-        password = urlsplit(url).password or ""
+        parts = urlsplit(url)
+        password = parts.password or ""
     except ValueError:
+        return []
+    if password in {parts.username or "", parts.path.strip("/")}:
         return []
     return [password, unquote(password)]
 

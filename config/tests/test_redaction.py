@@ -127,6 +127,14 @@ def test_redact_removes_connection_passwords_configured_in_the_environment(
     assert "redis-secret-value-123" not in cleaned
 
 
+def test_a_password_equal_to_the_user_name_is_not_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    # docker-compose: nanobanana:nanobanana@…/nanobanana — иначе вырезалось бы каждое упоминание базы
+    compose_url = "postgres://nanobanana:nanobanana@postgres:5432/nanobanana"  # pragma: allowlist secret
+    monkeypatch.setattr(env, "DATABASE_URL", compose_url)
+    monkeypatch.setattr(observability, "_SECRETS", observability._configured_secrets())
+    assert redact("database nanobanana is ready") == "database nanobanana is ready"
+
+
 class CapturingTransport(Transport):
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
