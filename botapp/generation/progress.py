@@ -27,6 +27,7 @@ from botapp.telegram.sender import RecipientBlocked, SendDeferred
 logger = logging.getLogger(__name__)
 
 EDIT_EVERY_S = 3
+STAGE_SHOWN_S = 3600  # дольше любого задания: отметка показанной стадии живёт, пока статус на экране
 START_GRACE_S = 1.0  # «генерирую» — только если результата нет и через секунду после старта
 RECENT_JOBS = 20
 
@@ -101,6 +102,11 @@ def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> 
         job.status_chat_id, job.status_message_id = fresh
     if not (job.status_chat_id and job.status_message_id):
         return
+    shown_key = f"job-stage-shown:{job.pk}"
+    if stage != "done" and cache.get(shown_key) == stage:
+        # Стадия уже на экране: повтор задания (сборщик вернул его после сбоя) правил бы тем же
+        # текстом, и Telegram ответил бы 400 «message is not modified»
+        return
     if stage != "done" and not cache.add(f"job-progress:{job.pk}", 1, timeout=EDIT_EVERY_S):
         return
     from botapp.telegram.outbound import bot_call
@@ -123,6 +129,9 @@ def job_progress(*, job: GenerationJob, stage: str, ids_fresh: bool = False) -> 
     except (TelegramError, SendDeferred, RecipientBlocked) as exc:
         # Статус — украшение: пропущенная правка (лимит чата, удалённое сообщение) не ломает задание
         logger.info("job %s status %s skipped: %s", job.pk, stage, exc)
+        return
+    if stage != "done":
+        cache.set(shown_key, stage, timeout=STAGE_SHOWN_S)
 
 
 # Обновление места в очереди (maintenance.queue_status, расписание — в tasks/schedule.py)
@@ -166,6 +175,8 @@ def queue_refresh() -> int:
             logger.info("job %s queue status skipped: %s", job.pk, exc)
             continue
         cache.set(f"job-queue-shown:{job.pk}", position, timeout=3600)
+        # На экране снова очередь: следующая стадия — уже изменение
+        cache.delete(f"job-stage-shown:{job.pk}")
         edited += 1
     return edited
 

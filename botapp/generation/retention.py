@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from botapp.models import GenerationJob, JobOutput, TelegramUser
 from botapp.models.generation import ACTIVE_STATUSES
-from botapp.providers.base import MediaKind
+from botapp.providers.base import MediaKind, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +93,23 @@ def erased_users_sweep() -> int:
 def _erase(outputs: QuerySet[JobOutput], job_rows: QuerySet[GenerationJob], *, limit: int | None) -> int:
     """Стереть файлы и ссылки выходов, промпты и негативные промпты заданий; задания в работе не трогаем."""
     finished = list(outputs.select_related("job").exclude(job__status__in=ACTIVE_STATUSES)[:limit])
-    _delete_objects(finished)
-    with transaction.atomic():
-        JobOutput.objects.filter(pk__in=[o.pk for o in finished]).update(
-            storage_key="", photo_file_id="", document_file_id="", video_file_id="", message_id=None
+    cleared: dict[str, Any] = {
+        "photo_file_id": "",
+        "document_file_id": "",
+        "video_file_id": "",
+        "message_id": None,
+    }
+    try:
+        _delete_objects(finished)
+        cleared["storage_key"] = ""
+    except ProviderError:
+        # Сбой хранилища не должен оставить переписку и промпты: их стираем сейчас, а ключи
+        # файлов оставляем — по ним erased_users_sweep удалит файлы, когда хранилище оживёт
+        logger.warning(
+            "storage did not delete %s erased outputs, the sweep retries", len(finished), exc_info=True
         )
+    with transaction.atomic():
+        JobOutput.objects.filter(pk__in=[o.pk for o in finished]).update(**cleared)
         finished_jobs = job_rows.exclude(status__in=ACTIVE_STATUSES)
         # Негативный промпт видео — тоже текст пользователя, но лежит в params среди настроек;
         # убираем только этот ключ (в Python: одинаково для PostgreSQL и SQLite)

@@ -2,17 +2,21 @@
 
 Лимиты Telegram действуют на бота целиком, а процессов у нас много (веб, воркеры),
 поэтому состояние — в Redis, а решение — одним Lua-скриптом (атомарно).
-Без Redis (локальный запуск) — то же в памяти процесса.
+Без Redis (локальный запуск) — то же в памяти процесса; так же и пока Redis недоступен.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 # Запас: ровный темп чуть ниже лимита (30/с → 29/с). Общий лимит — без всплеска: Telegram
 # считает по приходу, и запас в 3 % уходит на разброс сети, а не на всплеск. В чате — всплеск
@@ -56,6 +60,8 @@ return {1, tostring(wait)}
 # my_chat_member «member» и отправитель, нашедший в БД, что пользователь вернулся; живёт сутки.
 # Без Redis отметок нет: у каждого процесса была бы своя, и снять её в чужом процессе нельзя
 BLOCKED_TTL_S = 24 * 3600
+# Предупреждение «Redis недоступен, лимит — в памяти процесса» — не чаще раза в столько секунд
+REDIS_DOWN_LOG_S = 60.0
 
 
 class MarkedBlocked(Exception):
@@ -119,6 +125,7 @@ class SendLimiter:
         self._local = _LocalGcra()
         self._redis: Any = None
         self._script: Any = None
+        self._redis_down_logged = -REDIS_DOWN_LOG_S
 
     def _client(self) -> Any:
         if self._redis is None:
@@ -157,10 +164,24 @@ class SendLimiter:
         for bucket in buckets:
             args += [bucket.interval_ms, bucket.tolerance_ms]
         keys = [self._blocked_key(chat_id)] + [prefix + b.key for b in buckets]
-        reserved, wait_ms = await self._script(keys=keys, args=args)
+        try:
+            reserved, wait_ms = await self._script(keys=keys, args=args)
+        except RedisError:
+            # Redis упал или перезапускается: лимит этого процесса вместо общего. Ответ пользователю
+            # важнее точного темпа, а 429 от Telegram sender и так переждёт; отметки «заблокировал»
+            # без Redis не проверить — правда о блокировке в БД, и 403 её обновит
+            self._warn_redis_down()
+            reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000)
+            return reserved, wait_ms / 1000
         if int(reserved) < 0:
             raise MarkedBlocked(str(chat_id))
         return bool(reserved), float(wait_ms) / 1000
+
+    def _warn_redis_down(self) -> None:
+        now = time.monotonic()
+        if now - self._redis_down_logged >= REDIS_DOWN_LOG_S:
+            self._redis_down_logged = now
+            logger.warning("Redis unavailable: Telegram send limits are per process", exc_info=True)
 
     @staticmethod
     def _blocked_key(chat_id: int | str | None) -> str:

@@ -245,6 +245,34 @@ def _gemini_port(rig: Rig) -> int:
     return int(rig.gemini.base_url.rsplit(":", 1)[1].split("/")[0])
 
 
+def _db_sessions_killed(pids: list[int]) -> int:
+    """Оборвать сеансы PostgreSQL этих процессов (как рестарт или failover базы для них); сколько было."""
+    from django.db import connection
+
+    db_port = f":{int(connection.settings_dict['PORT'] or 5432):04X}"
+    ports = set()
+    inodes = {}
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if fields[2].endswith(db_port):
+            inodes[f"socket:[{fields[9]}]"] = int(fields[1].rsplit(":", 1)[1], 16)
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                port = inodes.get(os.readlink(fd))
+            except OSError:
+                continue
+            if port is not None:
+                ports.add(port)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND client_port = ANY(%s)",
+            [sorted(ports)],
+        )
+        return int(cursor.fetchone()[0])
+
+
 # --- гибель процессов -----------------------------------------------------------------------------
 
 
@@ -335,6 +363,32 @@ def test_a_worker_restart_during_video_polling_resumes_without_resubmitting(rig:
     assert _settlements(job) == ["capture"]
     assert len(_sent(chat, "sendVideo")) == 1
     assert _balance(chat) == (320 - 120, 0)
+    _assert_every_job_finished()
+
+
+def test_a_database_connection_lost_at_the_provider_is_recovered_by_lease_and_charged_once(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    chat, _status = _order(rig, "a stone lighthouse [slow:3]")
+    _wait_provider_calls(rig, ":generateContent", 1)
+    # Пока провайдер рисует, у воркера рвутся все соединения с базой (рестарт PostgreSQL, failover)
+    assert _db_sessions_killed([worker.pid, *rig.pool_children()]) >= 1
+    # Записать результат задача не смогла и упала: задание осталось running под арендой, сообщение
+    # подтверждено — вернуть задание в очередь может только сборщик, когда аренда истечёт
+    job = _job(chat)
+    wait_for(lambda: _lease_expired(job), timeout=30, what="lease expired")
+    assert job.status == JobStatus.RUNNING
+    assert rig.sweep()["recovered"] == 1
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 2
+    assert _settlements(job) == ["capture"]
+    assert _balance(chat) == (20 - 14, 0)
+    assert len(_sent(chat, "sendPhoto")) == 1
+    # Тот же воркер переподключился и берёт следующие задания, а не уходит в цикл падений
+    assert worker.poll() is None
+    second, _ = _order(rig, "a wooden lighthouse")
+    assert _settlements(_wait_status(second, JobStatus.DELIVERED)) == ["capture"]
+    assert len(rig.workers) == 1
     _assert_every_job_finished()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from botapp.models import JobStatus
+from botapp.models import ErrorEvent, JobStatus
 from botapp.tests.generation.conftest import stack_env
 from botapp.tests.generation.test_faults import (
     Rig,
@@ -111,3 +111,18 @@ def test_a_job_ordered_while_the_broker_is_down_is_published_by_the_sweeper(
     assert _settlements(job) == ["capture"]
     assert len(_sent(chat, "sendPhoto")) == 1
     _assert_every_job_finished()
+
+
+def test_while_redis_is_down_the_bot_still_answers_in_the_chat(redis_rig: Rig, broker: RedisServer) -> None:
+    chat = Chat(redis_rig.base, "en")
+    chat.say("/start")
+    broker.kill()
+    try:
+        # Redis — общий лимитер отправки и кэш; без него ответы не должны пропадать молча
+        replies = chat.say("/balance")
+    finally:
+        broker.start()
+    assert replies
+    assert replies[0].text.startswith("💰 Available: 20 tokens")
+    assert not any((m.text or "").startswith("Sorry, something went wrong") for m in chat.bot_messages())
+    assert not ErrorEvent.objects.exists()
