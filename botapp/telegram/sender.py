@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from telegram.error import ChatMigrated, Forbidden, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
 from telegram.ext import BaseRateLimiter
 
 from botapp.ops import metrics
@@ -39,6 +39,9 @@ LOGGED_METHODS = frozenset(
         "sendInvoice",
     }
 )  # fmt: skip
+EDIT_METHODS = frozenset(
+    {"editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup"}
+)
 
 
 class SendDeferred(Exception):
@@ -216,6 +219,12 @@ class SharedRateLimiter(BaseRateLimiter[str]):
                 # Группа стала супергруппой: тот же запрос в новый чат
                 data["chat_id"] = chat_id = exc.new_chat_id
                 continue
+            except BadRequest as exc:
+                if endpoint in EDIT_METHODS and "message is not modified" in str(exc).lower():
+                    # Двойное нажатие: второй апдейт правит сообщение тем, что уже на экране, —
+                    # цель достигнута, извинение и событие ошибки были бы ложными
+                    return True
+                raise
             except Forbidden as exc:
                 if private is not None and _blocked(exc):
                     await db(services.user_set_blocked)(telegram_id=private, blocked=True)

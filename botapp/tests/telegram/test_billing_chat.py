@@ -13,6 +13,7 @@ from botapp.billing import ledger, selectors, stars
 from botapp.billing.errors import RefundRefused
 from botapp.generation import drafts, jobs
 from botapp.models import (
+    ErrorEvent,
     GenerationJob,
     Invoice,
     JobStatus,
@@ -27,7 +28,7 @@ from botapp.models import (
     TransactionKind,
 )
 from botapp.sandbox import services
-from botapp.sandbox.models import SandboxMessage, SandboxUpdate
+from botapp.sandbox.models import SandboxCall, SandboxMessage, SandboxUpdate
 from botapp.tasks import billing as billing_tasks
 from botapp.telegram.formatting import from_tokens, images, tokens, videos
 from botapp.telegram.keyboards import menu_labels
@@ -537,6 +538,34 @@ def test_guessing_promo_codes_is_cut_off_after_five_unknown_codes(sandbox_mode_s
     assert accepted.text == chat.expected("🎟 Promo code accepted").format(
         amount=chat.count(tokens, 40), available=chat.count(tokens, 60)
     )
+
+
+@pytest.mark.emulator_tolerates("Bad Request: message is not modified")
+def test_a_double_tap_on_older_turns_the_history_page_without_an_apology(sandbox_mode_server: str) -> None:
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    for amount in range(1, 10):
+        user_fund(_user(chat), amount)  # с приветственным бонусом — 10 строк, страница — 8
+    [reply] = chat.say("/balance")
+    chat.press(reply, "bal:hist:0")
+    history = chat.bot_messages()[-1]
+    since = SandboxCall.objects.order_by("-pk").values_list("pk", flat=True).first()
+    # Двойное нажатие: оба апдейта созданы до того, как бот перелистнул страницу
+    taps = [
+        services.sandbox_user_press_button(
+            chat_id=chat.chat_id, message_id=history.message_id, callback_data="bal:hist:1"
+        )
+        for _ in range(2)
+    ]
+    for tap in taps:
+        chat.deliver(tap)
+    [page] = [m for m in chat.bot_messages() if m.message_id == history.message_id]
+    assert [b["callback_data"] for b in _inline(page)] == ["bal:hist:0"]
+    assert chat.bot_messages()[-1].message_id == history.message_id  # ни извинения, ни другого сообщения
+    assert not ErrorEvent.objects.exists()
+    # Гонка была: вторая правка получила от Telegram «message is not modified»
+    refused = SandboxCall.objects.filter(pk__gt=since, method="editMessageText", status=400)
+    assert [c.error.split(":")[1].strip() for c in refused] == ["message is not modified"]
 
 
 def test_referral_rewards_both_only_after_the_first_payment(sandbox_mode_server: str) -> None:
