@@ -37,7 +37,14 @@ def alert_send(*, key: str, text: str) -> bool:
 
     cache.add атомарен в Redis: из нескольких процессов шлёт только первый.
     """
-    if not cache.add(f"alert-cooldown:{key}", 1, timeout=settings.ALERT_COOLDOWN_S):
+    try:
+        fresh = cache.add(f"alert-cooldown:{key}", 1, timeout=settings.ALERT_COOLDOWN_S)
+    except Exception:
+        # Кэш (Redis) лежит: оповещение важнее кулдауна, а сбой не должен ронять того, кто оповещает
+        # (обработчик Telegram остался бы без извинения)
+        logger.warning("alert cooldown unavailable, sending %s anyway", key, exc_info=True)
+        fresh = True
+    if not fresh:
         return False
     return _send(text)
 

@@ -136,7 +136,11 @@ async def on_error(update: object, context: BotContext) -> None:
             "update_id": update.update_id,
             "chat_id": update.effective_chat and update.effective_chat.id,
         }
-    await db(error_record)(source="telegram.handler", exc=error, context=context_data)
+    try:
+        await db(error_record)(source="telegram.handler", exc=error, context=context_data)
+    except Exception:
+        # Запись не удалась (БД, оповещение): пользователь всё равно получает извинение
+        logger.exception("handler error not recorded")
     if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
         try:
             await context.bot.send_message(

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from botapp.models import ErrorEvent, JobStatus
+from botapp.models import ErrorEvent, ErrorGroup, JobStatus
+from botapp.sandbox import services
 from botapp.tests.generation.conftest import stack_env
 from botapp.tests.generation.test_faults import (
     Rig,
@@ -126,3 +127,21 @@ def test_while_redis_is_down_the_bot_still_answers_in_the_chat(redis_rig: Rig, b
     assert replies[0].text.startswith("💰 Available: 20 tokens")
     assert not any((m.text or "").startswith("Sorry, something went wrong") for m in chat.bot_messages())
     assert not ErrorEvent.objects.exists()
+
+
+def test_a_handler_error_with_redis_down_still_gets_an_apology(redis_rig: Rig, broker: RedisServer) -> None:
+    chat = Chat(redis_rig.base, "en")
+    chat.say("/start")
+    # Ответ на /help падает (400 от Telegram): новая критичная группа ошибок шлёт оповещение, а его
+    # кулдаун — в кэше Redis, который лежит. Извинение и событие ошибки не должны от этого пропасть
+    services.sandbox_inject_failure(
+        method="sendMessage", chat_id=chat.chat_id, error_code=400, description="Bad Request: injected"
+    )
+    broker.kill()
+    try:
+        chat.say("/help")
+    finally:
+        broker.start()
+    assert chat.bot_messages()[-1].text.startswith("Sorry, something went wrong")
+    group = ErrorGroup.objects.get(source="telegram.handler")
+    assert group.title == "BadRequest: Injected"
