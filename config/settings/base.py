@@ -98,9 +98,12 @@ def _database() -> dict[str, object]:
         return config
     options: dict[str, object] = {"connect_timeout": env.DB_CONNECT_TIMEOUT_S}
     if runtime.is_asgi():
-        # ASGI: соединения не живут между запросами (CONN_MAX_AGE=0), их держит пул psycopg
+        # ASGI: соединения не живут между запросами (CONN_MAX_AGE=0), их держит пул psycopg.
+        # CONN_HEALTH_CHECKS у пула — пустой запрос при выдаче: после перезапуска PostgreSQL мёртвое
+        # соединение заменяется новым, а не превращает апдейт в 500 (цена — короткий поход на выдачу)
         options["pool"] = {"min_size": 1, "max_size": 10, "timeout": 10}
         config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = True
     else:
         config["CONN_MAX_AGE"] = 60
         config["CONN_HEALTH_CHECKS"] = True

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from botapp.models import ChatLogEntry, ErrorGroup, InboxUpdate, TelegramUser
@@ -227,6 +228,24 @@ def test_a_handler_exception_gives_200_an_error_event_and_an_apology(
     assert group.count == 1
     assert "BadRequest" in group.title
     assert TOKEN not in group.events.get().stack
+
+
+def test_after_the_database_drops_the_web_connections_the_next_update_is_answered(
+    bot_api: FakeBotApi, logs_dir: Path
+) -> None:
+    """Перезапуск или переключение PostgreSQL: соединения в пуле веба мертвы, следующий апдейт — не 500."""
+    bot_api.calls.clear()
+    env = _env(bot_api, PGAPPNAME="nb-web-dropped")  # libpq: так отличаем сессии веба от сессий теста
+    with processes.web_server(env, logs_dir / "web-db-drop.log") as base:
+        assert post(base, command_update("/privacy", user_id=818181)).status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                ["nb-web-dropped"],
+            )
+            assert cursor.fetchone()[0] >= 1
+        assert post(base, command_update("/privacy", user_id=818181)).status_code == 200
+    assert len([t for t in sent_texts(bot_api) if t.startswith("We store your Telegram id")]) == 2
 
 
 def test_a_crash_mid_handler_then_redelivery_is_processed_once(bot_api: FakeBotApi, logs_dir: Path) -> None:
