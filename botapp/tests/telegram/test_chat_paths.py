@@ -308,6 +308,21 @@ def test_a_command_or_a_menu_item_leaves_the_one_message_step(
     assert "Nano Banana" not in reply.text
 
 
+def test_a_short_flood_limit_on_a_reply_is_waited_out(sandbox_mode_server: str) -> None:
+    """429 от Telegram на ответ обработчика в вебе: ждём retry_after на месте и повторяем, без извинения."""
+    chat = Chat(sandbox_mode_server, "en")
+    chat.say("/start")
+    services.sandbox_inject_failure(
+        method="sendMessage", failure="flood", chat_id=chat.chat_id, retry_after=1
+    )
+    started = time.monotonic()
+    [reply] = chat.say("/terms")
+    assert time.monotonic() - started >= 1.0
+    assert reply.text.startswith(chat.expected("Terms of use"))
+    calls = services.sandbox_calls(method="sendMessage", chat_id=chat.chat_id)
+    assert [(c.status, c.injected) for c in calls[-2:]] == [(429, True), (200, False)]
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("step", ["/promo", "/support", "draft"])
 def test_cancel_says_cancelled_only_when_there_was_something_to_cancel(
