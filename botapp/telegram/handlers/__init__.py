@@ -139,8 +139,10 @@ async def on_error(update: object, context: BotContext) -> None:
     try:
         await db(error_record)(source="telegram.handler", exc=error, context=context_data)
     except Exception:
-        # Запись не удалась (БД, оповещение): пользователь всё равно получает извинение
+        # Запись не удалась (БД, оповещение): пользователь всё равно получает извинение, а сама ошибка
+        # обработчика — в лог и Sentry, раз в событиях её не будет
         logger.exception("handler error not recorded")
+        logger.error("unrecorded handler error", exc_info=error)
     if isinstance(update, Update) and update.effective_chat and update.effective_chat.type == "private":
         try:
             await context.bot.send_message(

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from botapp.ops import health, heartbeats
+from botapp.ops import health, heartbeats, notify
 from botapp.ops.watchdog import watchdog_check
 from botapp.tests.support.fakes import FakeBotApi, fake_bot_api
 
@@ -73,3 +73,15 @@ def test_the_cooldown_is_shared_between_processes(notify_api: FakeBotApi) -> Non
     heartbeats.heartbeat_record(component=heartbeats.BEAT)
     assert watchdog_check() == health.DOWN
     assert _messages(notify_api) == []
+
+
+def test_without_the_cache_alerts_keep_a_cooldown_of_their_own_and_recovery_is_reported(
+    notify_api: FakeBotApi,
+) -> None:
+    # Redis лежит (кэш недоступен): сторож каждую минуту видит down — оповещение одно, не по разу в минуту
+    dead = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+    with override_settings(CACHES=dead):
+        assert notify.alert_send(key="health", text="down: broker") is True
+        assert notify.alert_send(key="health", text="down: broker") is False
+        assert notify.alert_clear(key="health", text="ok again") is True
+    assert _messages(notify_api) == ["down: broker", "ok again"]
