@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from botapp.models import (
     TransactionKind,
     WelcomeClaim,
 )
+
+logger = logging.getLogger(__name__)
 
 PROMO_CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # Перебор промокодов: после стольких несуществующих кодов за окно — отказ без поиска кода.
@@ -75,23 +78,54 @@ def _refusal(promo: PromoCode) -> str:
     return "exhausted"
 
 
+def _promo_misses_key(user: TelegramUser) -> str:
+    return f"promo-misses:{user.pk}"
+
+
+def _promo_attempt_take(user: TelegramUser) -> bool:
+    """Занять попытку до поиска кода; False — попытки окна кончились.
+
+    Счёт растёт до поиска, атомарно (INCR): параллельные апдейты одного пользователя не проскочат
+    проверку все разом. Кэш (Redis) лежит — без ограничения: промокод важнее защиты от перебора.
+    """
+    key = _promo_misses_key(user)
+    try:
+        # Окно — от первого промаха: add не продлевает его на следующих попытках
+        cache.add(key, 0, timeout=PROMO_MISSES_WINDOW_S)
+        try:
+            taken = cache.incr(key)
+        except ValueError:
+            # Ключ истёк между add и incr — первая попытка нового окна
+            cache.set(key, 1, timeout=PROMO_MISSES_WINDOW_S)
+            taken = 1
+        if taken == 1:
+            # INCR по ключу, истёкшему между проверкой и INCR, создал бы его без срока — навсегда
+            cache.touch(key, PROMO_MISSES_WINDOW_S)
+    except Exception:
+        logger.warning("promo attempt limit unavailable", exc_info=True)
+        return True
+    return taken <= PROMO_MISSES_MAX
+
+
+def _promo_attempt_return(user: TelegramUser) -> None:
+    try:
+        cache.decr(_promo_misses_key(user))
+    except Exception:
+        # Ключа нет (окно кончилось) или кэш лежит — возвращать нечего
+        logger.debug("promo attempt not returned", exc_info=True)
+
+
 def promo_redeem(*, user: TelegramUser, code: str) -> PromoResult:
     """Погасить промокод атомарно: один раз на пользователя, не больше лимита даже при гонке."""
     if not PROMO_CODE_RE.match(code):
         return PromoResult("invalid")
-    misses_key = f"promo-misses:{user.pk}"
-    if int(cache.get(misses_key) or 0) >= PROMO_MISSES_MAX:
+    if not _promo_attempt_take(user):
         return PromoResult("too_many")
     promo = PromoCode.objects.filter(code=code.lower()).first()
     if promo is None:
-        # Окно считается от первого промаха: add не продлевает его на каждой попытке
-        cache.add(misses_key, 0, timeout=PROMO_MISSES_WINDOW_S)
-        try:
-            cache.incr(misses_key)
-        except ValueError:
-            # Ключ истёк между add и incr — это первый промах нового окна
-            cache.set(misses_key, 1, timeout=PROMO_MISSES_WINDOW_S)
         return PromoResult("not_found")
+    # Код существует — это не промах: попытку возвращаем
+    _promo_attempt_return(user)
     now = timezone.now()
     try:
         with transaction.atomic():

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
+from django.test import override_settings
 
-from botapp.billing import ledger, payments
+from botapp.billing import bonuses, ledger, payments
 from botapp.models import Hold, LedgerTransaction, Payment, PromoCode, TransactionKind
 from botapp.tests.billing.factories import balance, package_make, user_fund, user_make
 from botapp.tests.support.parallel import run_in_processes
@@ -137,6 +140,28 @@ def test_three_concurrent_successful_payment_copies_credit_once() -> None:
     assert created.count(True) == 1
     assert Payment.objects.get().amount == Decimal(package.stars)
     assert balance(user) == (package.total_tokens, 0)
+
+
+def test_twelve_parallel_unknown_promo_codes_from_one_user_are_looked_up_only_five_times() -> None:
+    """Перебор параллельными апдейтами: попытка занимается до поиска (INCR), проверку не проскочить."""
+    user = user_make()
+    guesses = [{"telegram_id": user.telegram_id, "code": f"guess{i}"} for i in range(12)]
+    statuses = run_in_processes(f"{TARGETS}:promo_redeem", guesses)
+    assert statuses.count("not_found") == bonuses.PROMO_MISSES_MAX
+    assert statuses.count("too_many") == 12 - bonuses.PROMO_MISSES_MAX
+    cache.delete(f"promo-misses:{user.pk}")
+
+
+def test_without_the_cache_promo_codes_still_work_without_the_guessing_limit() -> None:
+    """Redis лежит: лимит перебора не действует, а промокод гасится (не извинение вместо бонуса)."""
+    PromoCode.objects.create(code="spring", amount=15, max_redemptions=5)
+    user = user_make()
+    dead = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"}}
+    with override_settings(CACHES=dead):
+        misses = [bonuses.promo_redeem(user=user, code=f"miss{i}").status for i in range(6)]
+        assert misses == ["not_found"] * 6
+        assert bonuses.promo_redeem(user=user, code="SPRING").status == "ok"
+    assert balance(user) == (15, 0)
 
 
 def test_a_promo_capped_at_five_under_twenty_parallel_redemptions_pays_five() -> None:
