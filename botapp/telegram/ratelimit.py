@@ -62,6 +62,9 @@ return {1, tostring(wait)}
 BLOCKED_TTL_S = 24 * 3600
 # Предупреждение «Redis недоступен, лимит — в памяти процесса» — не чаще раза в столько секунд
 REDIS_DOWN_LOG_S = 60.0
+# После сбоя Redis столько секунд его не спрашиваем: зависший Redis (не отказ, а молчание) стоил бы
+# каждой отправке таймаута сокета (2 с)
+REDIS_DOWN_PAUSE_S = 5.0
 
 
 class MarkedBlocked(Exception):
@@ -126,6 +129,7 @@ class SendLimiter:
         self._redis: Any = None
         self._script: Any = None
         self._redis_down_logged = -REDIS_DOWN_LOG_S
+        self._redis_down_until = 0.0
 
     def _client(self) -> Any:
         if self._redis is None:
@@ -155,7 +159,7 @@ class SendLimiter:
         check_blocked и чат отмечен заблокировавшим бота — MarkedBlocked, слот не занят.
         """
         buckets = buckets_for(chat_id) + (extra or [])
-        if not settings.REDIS_URL:
+        if not settings.REDIS_URL or time.monotonic() < self._redis_down_until:
             reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000)
             return reserved, wait_ms / 1000
         self._client()
@@ -170,6 +174,7 @@ class SendLimiter:
             # Redis упал или перезапускается: лимит этого процесса вместо общего. Ответ пользователю
             # важнее точного темпа, а 429 от Telegram sender и так переждёт; отметки «заблокировал»
             # без Redis не проверить — правда о блокировке в БД, и 403 её обновит
+            self._redis_down_until = time.monotonic() + REDIS_DOWN_PAUSE_S
             self._warn_redis_down()
             reserved, wait_ms = self._local.reserve(buckets, max_wait * 1000)
             return reserved, wait_ms / 1000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -110,6 +111,36 @@ def test_the_embedded_limiter_works_without_redis() -> None:
     # Короткий всплеск из двух, затем — ждать
     assert waits[:2] == [0.0, 0.0]
     assert all(w > 0 for w in waits[2:])
+
+
+def test_a_silent_redis_costs_one_timeout_then_the_process_limit_is_used_for_a_while() -> None:
+    """Redis принимает соединение и молчит (завис, сеть): одна отправка ждёт таймаут сокета, следующие
+    несколько секунд Redis не спрашиваем — иначе каждая ждала бы свои 2 с."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    port = silent.getsockname()[1]
+
+    async def sends() -> list[float]:
+        limiter = SendLimiter()
+        took = []
+        try:
+            for i in range(5):
+                started = time.monotonic()
+                reserved, _ = await limiter.reserve(2000 + i, max_wait=1.0)
+                assert reserved
+                took.append(time.monotonic() - started)
+        finally:
+            await limiter.aclose()
+        return took
+
+    try:
+        with override_settings(REDIS_URL=f"redis://127.0.0.1:{port}/0", TELEGRAM_RATE_OVERALL=1000):
+            took = asyncio.run(sends())
+    finally:
+        silent.close()
+    assert took[0] >= 1.5  # первая — таймаут сокета (2 с)
+    assert max(took[1:]) < 0.1
 
 
 @pytest.fixture(params=["redis", "embedded"])
