@@ -26,8 +26,13 @@ _PATTERNS = [
     # JWT (ключи Supabase) и новые секретные ключи Supabase
     re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     re.compile(r"sb_secret_[A-Za-z0-9_-]{16,}"),
-    # Закрытый ключ PEM (сервисный аккаунт Google): в JSON переводы строк — «\n» литералом
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+    # Закрытый ключ PEM (сервисный аккаунт Google). Тело — base64 и переводы строк (в JSON — «\n»
+    # литералом), END необязателен: обрезанный ключ тоже вырезается, а один класс символов без .*?
+    # не даёт квадратичного перебора на длинном вводе
+    re.compile(
+        r"-----BEGIN [A-Z ]{0,30}PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*"
+        r"(?:-----END [A-Z ]{0,30}PRIVATE KEY-----)?"
+    ),
     # Заголовки и параметры с ключами
     re.compile(
         r"(?i)((?:x-goog-api-key|apikey|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+|basic\s+)?[^\s\"',}]+"

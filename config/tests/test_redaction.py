@@ -103,9 +103,21 @@ def test_redact_covers_headers_and_urls(secret_text: str) -> None:
             "\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----\\n'}",
             "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
         ),
+        # Обрезанный ключ (длинная строка лога оборвалась до END)
+        (
+            "private_key=-----BEGIN RSA PRIVATE KEY-----"  # pragma: allowlist secret
+            "\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo",
+            "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo",
+        ),
     ],
     # Явные имена: токен случайный, а pytest-xdist требует одинаковых имён тестов во всех процессах
-    ids=["token-lowercase-%3a", "redis-url-without-user", "supabase-sb-secret", "pem-private-key"],
+    ids=[
+        "token-lowercase-%3a",
+        "redis-url-without-user",
+        "supabase-sb-secret",
+        "pem-private-key",
+        "pem-truncated",
+    ],
 )
 def test_redact_covers_less_common_secret_forms(secret_text: str, secret: str) -> None:
     cleaned = redact(secret_text)
