@@ -28,17 +28,32 @@ NEGATIVE_PROMPT = "negative_prompt"
 _personal_left = ~Q(prompt="") | ~Q(reference_file_ids=[]) | Q(params__has_key=NEGATIVE_PROMPT)
 
 
-def _delete_objects(outputs: list[JobOutput]) -> None:
+def _delete_objects(outputs: list[JobOutput]) -> set[int]:
+    """Удалить файлы выходов; вернуть pk тех, у кого файла больше нет (удалён или не было).
+
+    Картинки и видео лежат в разных корзинах и удаляются отдельно: сбой одной не держит файлы другой.
+    Сбой хранилища — предупреждение, а не исключение: ключи остаются, следующий проход повторит.
+    """
     from botapp.providers.storage import media_storage
 
     storage = media_storage()
-    by_kind: dict[MediaKind, list[str]] = {"image": [], "video": []}
+    by_kind: dict[MediaKind, list[JobOutput]] = {"image": [], "video": []}
+    gone = {output.pk for output in outputs if not output.storage_key}
     for output in outputs:
         if output.storage_key:
-            by_kind["video" if output.job.kind == "video" else "image"].append(output.storage_key)
-    for kind, keys in by_kind.items():
-        if keys:
-            storage.delete(kind=kind, keys=keys)
+            by_kind["video" if output.job.kind == "video" else "image"].append(output)
+    for kind, items in by_kind.items():
+        if not items:
+            continue
+        try:
+            storage.delete(kind=kind, keys=[output.storage_key for output in items])
+        except ProviderError:
+            logger.warning(
+                "storage did not delete %s %s files, the next pass retries", len(items), kind, exc_info=True
+            )
+            continue
+        gone.update(output.pk for output in items)
+    return gone
 
 
 def media_retention_sweep() -> int:
@@ -50,9 +65,9 @@ def media_retention_sweep() -> int:
         .exclude(storage_key="")
         .exclude(job__status__in=ACTIVE_STATUSES)[:BATCH]
     )
-    _delete_objects(outputs)
-    JobOutput.objects.filter(pk__in=[o.pk for o in outputs]).update(storage_key="")
-    return len(outputs)
+    gone = _delete_objects(outputs)
+    JobOutput.objects.filter(pk__in=gone).update(storage_key="")
+    return len(gone)
 
 
 def user_media_erase(*, user: TelegramUser) -> int:
@@ -99,17 +114,12 @@ def _erase(outputs: QuerySet[JobOutput], job_rows: QuerySet[GenerationJob], *, l
         "video_file_id": "",
         "message_id": None,
     }
-    try:
-        _delete_objects(finished)
-        cleared["storage_key"] = ""
-    except ProviderError:
-        # Сбой хранилища не должен оставить переписку и промпты: их стираем сейчас, а ключи
-        # файлов оставляем — по ним erased_users_sweep удалит файлы, когда хранилище оживёт
-        logger.warning(
-            "storage did not delete %s erased outputs, the sweep retries", len(finished), exc_info=True
-        )
+    # Сбой хранилища не должен оставить переписку и промпты: их стираем сейчас, а ключи
+    # неудалённых файлов оставляем — по ним erased_users_sweep удалит файлы, когда хранилище оживёт
+    gone = _delete_objects(finished)
     with transaction.atomic():
         JobOutput.objects.filter(pk__in=[o.pk for o in finished]).update(**cleared)
+        JobOutput.objects.filter(pk__in=gone).update(storage_key="")
         finished_jobs = job_rows.exclude(status__in=ACTIVE_STATUSES)
         # Негативный промпт видео — тоже текст пользователя, но лежит в params среди настроек;
         # убираем только этот ключ (в Python: одинаково для PostgreSQL и SQLite)
@@ -117,4 +127,4 @@ def _erase(outputs: QuerySet[JobOutput], job_rows: QuerySet[GenerationJob], *, l
             params.pop(NEGATIVE_PROMPT, None)
             GenerationJob.objects.filter(pk=pk).update(params=params)
         finished_jobs.update(prompt="", reference_file_ids=[])
-    return len(finished)
+    return len(gone)

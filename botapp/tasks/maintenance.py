@@ -38,8 +38,11 @@ def media_retention() -> None:
     """Раз в час: файлы результатов старше MEDIA_RETENTION_DAYS; задания, доделанные после /delete_me."""
     from botapp.generation.retention import erased_users_sweep, media_retention_sweep
 
-    media_retention_sweep()
-    erased_users_sweep()
+    try:
+        media_retention_sweep()
+    finally:
+        # Стирание после /delete_me — обещание пользователю: сбой срока хранения его не пропускает
+        erased_users_sweep()
 
 
 @shared_task(name="maintenance.queue_status", ignore_result=True)

@@ -14,6 +14,7 @@ from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, 
 from botapp.providers.storage import media_storage
 from botapp.tests.billing.factories import balance, user_fund, user_make
 from botapp.tests.generation.factories import image_job_make
+from botapp.tests.support.fake_supabase import FakeSupabase
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +118,29 @@ def test_delete_me_erases_the_video_negative_prompt_of_finished_and_running_jobs
     jobs.job_fail(job=claimed, category="test")
     retention.erased_users_sweep()
     assert "negative_prompt" not in GenerationJob.objects.get(pk=running.pk).params
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_storage_failure_for_images_does_not_keep_the_video_files(supabase: FakeSupabase) -> None:
+    """Картинки и видео — разные корзины: сбой удаления одной не оставляет файлы другой."""
+    user = user_make()
+    user_fund(user, 1000)
+    image, video = image_job_make(user, key="i"), _video_job(user, key="v", prompt="a garden", negative="")
+    storage = media_storage()
+    for job, kind, key in (
+        (image, "image", f"jobs/{image.pk}/0.png"),
+        (video, "video", f"jobs/{video.pk}/0.mp4"),
+    ):
+        jobs.job_fail(job=job, category="test")
+        storage.put(
+            kind=kind, key=key, data=b"\x00fake", content_type="image/png" if kind == "image" else "video/mp4"
+        )
+        JobOutput.objects.create(job=job, index=0, status="ok", storage_key=key)
+    supabase.fail_next(503)  # первым удаляются картинки — их корзина не отвечает
+    assert retention.user_media_erase(user=user) == 1
+    assert [r.status for r in supabase.calls("DELETE")] == [503, 200]
+    assert JobOutput.objects.get(job=video).storage_key == ""
+    assert JobOutput.objects.get(job=image).storage_key == f"jobs/{image.pk}/0.png"
+    # Хранилище ожило: сборщик удаляет оставшуюся картинку
+    assert retention.erased_users_sweep() == 1
+    assert not JobOutput.objects.exclude(storage_key="").exists()
