@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from botapp.generation import jobs, retention
 from botapp.models import GenerationJob, GenerationModel, JobOutput, JobStatus, TelegramUser
+from botapp.providers.base import MediaKind
 from botapp.providers.storage import media_storage
 from botapp.tests.billing.factories import balance, user_fund, user_make
 from botapp.tests.generation.factories import image_job_make
@@ -127,10 +128,11 @@ def test_a_storage_failure_for_images_does_not_keep_the_video_files(supabase: Fa
     user_fund(user, 1000)
     image, video = image_job_make(user, key="i"), _video_job(user, key="v", prompt="a garden", negative="")
     storage = media_storage()
-    for job, kind, key in (
+    files: list[tuple[GenerationJob, MediaKind, str]] = [
         (image, "image", f"jobs/{image.pk}/0.png"),
         (video, "video", f"jobs/{video.pk}/0.mp4"),
-    ):
+    ]
+    for job, kind, key in files:
         jobs.job_fail(job=job, category="test")
         storage.put(
             kind=kind, key=key, data=b"\x00fake", content_type="image/png" if kind == "image" else "video/mp4"
