@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from botapp.generation import jobs
@@ -44,6 +47,23 @@ def _provider() -> GenerationProvider:
     from botapp.providers.registry import generation_provider
 
     return generation_provider()
+
+
+@contextmanager
+def _provider_call() -> Iterator[None]:
+    """Вызов провайдера, после которого соединение с БД проверяется (и при исключении).
+
+    Пока провайдер работал (до минуты), соединение могло оборваться: перезапуск или переключение
+    PostgreSQL. Мёртвое закрываем — следующий запрос откроет новое. Иначе результат, за который
+    провайдеру уже заплачено, не записался бы, и сборщик заказал бы его снова.
+    """
+    try:
+        yield
+    finally:
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+                logger.warning("database connection %s was lost during a provider call", conn.alias)
+                conn.close()
 
 
 def output_key(job: GenerationJob, index: int, ext: str) -> str:
@@ -160,14 +180,15 @@ def _generate_outputs(
             return RunResult("taken")
         fresh_lease = False
         try:
-            image = provider.generate_image(
-                model_id=job.model.provider_model_id,
-                prompt=job.prompt,
-                references=references,
-                aspect_ratio=str(job.params.get("aspect_ratio", "1:1")),
-                image_size=str(job.params.get("size", "1K")),
-                timeout_s=timeout,
-            )
+            with _provider_call():
+                image = provider.generate_image(
+                    model_id=job.model.provider_model_id,
+                    prompt=job.prompt,
+                    references=references,
+                    aspect_ratio=str(job.params.get("aspect_ratio", "1:1")),
+                    image_size=str(job.params.get("size", "1K")),
+                    timeout_s=timeout,
+                )
         except ProviderTransientError as exc:
             return _transient(job, exc, existing)
         except ProviderPermanentError as exc:
@@ -234,16 +255,18 @@ def _run_video(job: GenerationJob) -> RunResult:
         return RunResult("taken")
     progress.job_progress_soon(job=job, stage="generating")
     try:
-        name = _provider().submit_video(
-            model_id=job.model.provider_model_id,
-            prompt=job.prompt,
-            image=references[0] if references else None,
-            duration_s=int(job.params["duration"]),
-            resolution=str(job.params["resolution"]),
-            aspect_ratio=str(job.params["aspect_ratio"]),
-            negative_prompt=str(job.params.get("negative_prompt", "")),
-            timeout_s=min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job))),
-        )
+        # Имя операции — единственная защита от второй (платной) отправки: записать его обязательно
+        with _provider_call():
+            name = _provider().submit_video(
+                model_id=job.model.provider_model_id,
+                prompt=job.prompt,
+                image=references[0] if references else None,
+                duration_s=int(job.params["duration"]),
+                resolution=str(job.params["resolution"]),
+                aspect_ratio=str(job.params["aspect_ratio"]),
+                negative_prompt=str(job.params.get("negative_prompt", "")),
+                timeout_s=min(settings.GENERATION_CALL_TIMEOUT_S, max(1.0, _remaining_s(job))),
+            )
     except ProviderTransientError as exc:
         return _transient(job, exc)
     except ProviderPermanentError as exc:
@@ -283,7 +306,8 @@ def job_poll(*, job_id: int) -> RunResult:
         return RunResult("failed" if expired else "taken")
     interval = settings.VIDEO_POLL_INTERVAL_S
     try:
-        result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)
+        with _provider_call():
+            result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)
     except ProviderTransientError as exc:
         if exc.category == "rate_limited":
             provider_429_record()  # 429 при опросе — та же квота провайдера

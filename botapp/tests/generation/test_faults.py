@@ -282,25 +282,19 @@ def test_a_pool_child_killed_at_the_provider_is_recovered_and_delivered_once(
     chat, _status = _order(rig, "a paper boat [slow:2]")
     _wait_provider_calls(rig, ":generateContent", 1)
     os.kill(_pool_child_calling(rig, _gemini_port(rig)), signal.SIGKILL)
-    # Сообщение вернулось в очередь (reject_on_worker_lost), но аренда ещё держит задание
-    job = _recovered_after_the_lease(rig, chat)
-    assert job.attempts == 2
-    _assert_every_job_finished()
-
-
-def _recovered_after_the_lease(rig: Rig, chat: Chat) -> GenerationJob:
-    """Задание брошено под арендой: после её истечения сборщик возвращает его в очередь, и оно
-    доставляется один раз — провайдер вызван дважды, списано однажды."""
     job = _job(chat)
+    # Сообщение вернулось в очередь (reject_on_worker_lost), но аренда ещё держит задание:
+    # после её истечения сборщик возвращает его в очередь
     wait_for(lambda: _lease_expired(job), timeout=30, what="lease expired")
     assert job.status == JobStatus.RUNNING
     assert rig.sweep()["recovered"] == 1
     job = _wait_status(chat, JobStatus.DELIVERED)
     assert len(rig.gemini.requests_to(":generateContent")) == 2
+    assert job.attempts == 2
     assert _settlements(job) == ["capture"]
     assert len(_sent(chat, "sendPhoto")) == 1
     assert _balance(chat) == (20 - 14, 0)
-    return job
+    _assert_every_job_finished()
 
 
 def test_a_killed_worker_is_recovered_by_lease_and_sweeper_after_restart(rig: Rig) -> None:
@@ -372,17 +366,22 @@ def test_a_worker_restart_during_video_polling_resumes_without_resubmitting(rig:
     _assert_every_job_finished()
 
 
-def test_a_database_connection_lost_at_the_provider_is_recovered_by_lease_and_charged_once(
+def test_a_database_connection_lost_at_the_provider_reconnects_and_does_not_order_again(
     rig: Rig, worker: subprocess.Popen[bytes]
 ) -> None:
     chat, _status = _order(rig, "a stone lighthouse [slow:3]")
     _wait_provider_calls(rig, ":generateContent", 1)
     # Пока провайдер рисует, у воркера рвутся все соединения с базой (рестарт PostgreSQL, failover)
     assert _db_sessions_killed([worker.pid, *rig.pool_children()]) >= 1
-    # Записать результат задача не смогла и упала: задание осталось running под арендой, сообщение
-    # подтверждено — вернуть задание в очередь может только сборщик, когда аренда истечёт
-    _recovered_after_the_lease(rig, chat)
-    # Тот же воркер переподключился и берёт следующие задания, а не уходит в цикл падений
+    # Картинка оплачена провайдеру: воркер переподключается и записывает её, а не ждёт аренды и
+    # сборщика, который заказал бы её снова
+    job = _wait_status(chat, JobStatus.DELIVERED)
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert job.attempts == 1
+    assert _settlements(job) == ["capture"]
+    assert _balance(chat) == (20 - 14, 0)
+    assert len(_sent(chat, "sendPhoto")) == 1
+    # Тот же воркер берёт следующие задания, а не уходит в цикл падений
     assert worker.poll() is None
     second, _ = _order(rig, "a wooden lighthouse")
     assert _settlements(_wait_status(second, JobStatus.DELIVERED)) == ["capture"]
