@@ -28,7 +28,7 @@ from botapp.generation import jobs, media, progress
 from botapp.models import GenerationJob, JobOutput, JobStatus, rows
 from botapp.providers.base import MediaKind
 from botapp.providers.storage import StorageError
-from botapp.telegram.dbcall import db
+from botapp.telegram.dbcall import connection_checked_after, db
 from botapp.telegram.formatting import escape, tokens, truncate_caption
 from botapp.telegram.httpclient import UploadTooLarge
 from botapp.telegram.sender import RecipientBlocked
@@ -452,7 +452,10 @@ def job_deliver(*, job_id: int, claimed: bool = False) -> Delivered:
             await with_lease_heartbeat(job.pk, sending)
 
         try:
-            bot_call(send, max_wait=SEND_MAX_WAIT_S)
+            # Загрузка ролика идёт минутами: file_id отправленного должны записаться и после обрыва БД,
+            # иначе повтор доставки прислал бы его второй раз
+            with connection_checked_after():
+                bot_call(send, max_wait=SEND_MAX_WAIT_S)
         except RecipientBlocked:
             _save_outputs(outputs)
             # Заблокировал, возможно после части (альбом без подписи, фото без оригинала файлом, повтор

@@ -10,13 +10,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from botapp.generation import jobs
@@ -28,6 +25,7 @@ from botapp.providers.base import (
     ProviderTransientError,
     ReferenceImage,
 )
+from botapp.telegram.dbcall import connection_checked_after
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +45,6 @@ def _provider() -> GenerationProvider:
     from botapp.providers.registry import generation_provider
 
     return generation_provider()
-
-
-@contextmanager
-def _provider_call() -> Iterator[None]:
-    """Вызов провайдера, после которого соединение с БД проверяется (и при исключении).
-
-    Пока провайдер работал (до минуты), соединение могло оборваться: перезапуск или переключение
-    PostgreSQL. Мёртвое закрываем — следующий запрос откроет новое. Иначе результат, за который
-    провайдеру уже заплачено, не записался бы, и сборщик заказал бы его снова.
-    """
-    try:
-        yield
-    finally:
-        for conn in connections.all(initialized_only=True):
-            if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
-                logger.warning("database connection %s was lost during a provider call", conn.alias)
-                conn.close()
 
 
 def output_key(job: GenerationJob, index: int, ext: str) -> str:
@@ -180,7 +161,7 @@ def _generate_outputs(
             return RunResult("taken")
         fresh_lease = False
         try:
-            with _provider_call():
+            with connection_checked_after():
                 image = provider.generate_image(
                     model_id=job.model.provider_model_id,
                     prompt=job.prompt,
@@ -256,7 +237,7 @@ def _run_video(job: GenerationJob) -> RunResult:
     progress.job_progress_soon(job=job, stage="generating")
     try:
         # Имя операции — единственная защита от второй (платной) отправки: записать его обязательно
-        with _provider_call():
+        with connection_checked_after():
             name = _provider().submit_video(
                 model_id=job.model.provider_model_id,
                 prompt=job.prompt,
@@ -306,7 +287,7 @@ def job_poll(*, job_id: int) -> RunResult:
         return RunResult("failed" if expired else "taken")
     interval = settings.VIDEO_POLL_INTERVAL_S
     try:
-        with _provider_call():
+        with connection_checked_after():
             result = _provider().poll_video(operation_name=job.operation_name, timeout_s=60)
     except ProviderTransientError as exc:
         if exc.category == "rate_limited":

@@ -9,13 +9,17 @@ sync_to_async(thread_sensitive=True) выстраивает все запрос�
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
 
 from config.runtime import is_asgi
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,3 +43,22 @@ def _closing(fn: Callable[P, R]) -> Callable[P, R]:
 
 def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     return sync_to_async(_closing(fn), thread_sensitive=False)
+
+
+@contextmanager
+def connection_checked_after() -> Iterator[None]:
+    """Долгий внешний вызов (провайдер, загрузка в Telegram), после которого соединение с БД проверяется
+    (и при исключении).
+
+    Пока вызов шёл (до минут), соединение могло оборваться: перезапуск или переключение PostgreSQL.
+    Мёртвое закрываем — следующий запрос откроет новое. Иначе итог вызова, за который уже заплачено
+    (картинка, имя операции Veo) или который пользователь уже видит (file_id), не записался бы, и
+    сборщик повторил бы вызов.
+    """
+    try:
+        yield
+    finally:
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+                logger.warning("database connection %s was lost during a long call, reconnecting", conn.alias)
+                conn.close()
