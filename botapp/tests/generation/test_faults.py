@@ -27,10 +27,10 @@ from botapp.generation.sweeper import DELIVERY_GRACE_S
 from botapp.models import GenerationJob, JobStatus, LedgerTransaction, TelegramUser
 from botapp.models.generation import TERMINAL_STATUSES
 from botapp.sandbox import services
-from botapp.sandbox.models import SandboxCall, SandboxMessage
+from botapp.sandbox.models import SandboxCall, SandboxFailure, SandboxMessage
 from botapp.tests.generation.conftest import stack_env
 from botapp.tests.generation.factories import image_job_make
-from botapp.tests.support import processes
+from botapp.tests.support import dblock, processes
 from botapp.tests.support.fake_gemini import FakeGemini, render_png
 from botapp.tests.support.processes import wait_for
 from botapp.tests.telegram.test_chat_paths import Chat
@@ -386,6 +386,29 @@ def test_a_database_connection_lost_at_the_provider_reconnects_and_does_not_orde
     second, _ = _order(rig, "a wooden lighthouse")
     assert _settlements(_wait_status(second, JobStatus.DELIVERED)) == ["capture"]
     assert len(rig.workers) == 1
+    _assert_every_job_finished()
+
+
+def test_a_database_connection_lost_while_telegram_takes_the_photo_does_not_send_it_twice(
+    rig: Rig, worker: subprocess.Popen[bytes]
+) -> None:
+    """Обрыв соединений воркера с БД, пока Telegram принимает фото: file_id записывается после
+    переподключения, а не теряется — иначе повтор доставки прислал бы фото второй раз."""
+    # «Telegram завис»: эмулятор, разбирая sendPhoto, ждёт блокировку строки подставленного сбоя
+    failure = services.sandbox_inject_failure(method="sendPhoto", failure="server_error")
+    table = SandboxFailure._meta.db_table
+    with dblock.holding(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [failure.pk]) as holder:  # noqa: S608
+        chat, _status = _order(rig, "a glass harbour")
+        wait_for(dblock.awaited, timeout=30, what="sendPhoto waiting in the emulator")
+        assert _db_sessions_killed([worker.pid, *rig.pool_children()]) >= 1
+        # Сбой убран, блокировка снята: эмулятор принимает фото
+        holder.execute(f"DELETE FROM {table} WHERE id = %s", [failure.pk])  # noqa: S608
+        holder.commit()
+    job = _wait_status(chat, JobStatus.DELIVERED, timeout=30)
+    assert len(_sent(chat, "sendPhoto")) == 1
+    assert _settlements(job) == ["capture"]
+    assert len(rig.gemini.requests_to(":generateContent")) == 1
+    assert worker.poll() is None
     _assert_every_job_finished()
 
 
