@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+from botapp.sandbox.models import SandboxChat
+from botapp.tests.support import dblock
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # Debian-пакеты по умолчанию; на раннерах GitHub — предустановленные Chrome и chromedriver (см. ci.yml)
@@ -120,8 +123,12 @@ def test_buying_a_package_with_pay_stars_shows_the_new_balance(
     dialog = wait.until(ec.visibility_of_element_located((By.ID, "userDialog")))
     dialog.find_element(By.NAME, "first_name").send_keys("Buyer")
     Select(dialog.find_element(By.NAME, "language_code")).select_by_value("en")
-    dialog.find_element(By.CSS_SELECTOR, "button[value=ok]").click()
-
+    # Пользователь создаётся долго (таблица чатов занята): писать, пока его нет, некуда — поле закрыто.
+    # Раньше набранное в этот момент молча пропадало (нестабильный тест под нагрузкой)
+    with dblock.holding(f"LOCK TABLE {SandboxChat._meta.db_table} IN SHARE MODE"):
+        dialog.find_element(By.CSS_SELECTOR, "button[value=ok]").click()
+        wait.until(lambda _: dblock.awaited())
+        assert not browser.find_element(By.ID, "text").is_enabled()
     text = wait.until(ec.element_to_be_clickable((By.ID, "text")))
     text.send_keys("/start")
     browser.find_element(By.ID, "sendBtn").click()
