@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from botapp.billing import lava
 from botapp.models import Invoice, LedgerTransaction, Payment, PaymentMethod, TelegramUser, TokenPackage
 from botapp.providers.base import ProviderPermanentError, ProviderTransientError
+from botapp.providers.payments import lava as lava_api
 from botapp.tasks import billing as billing_tasks
 from botapp.telegram.formatting import tokens
 from botapp.tests.billing.factories import balance, package_make, user_make
@@ -219,6 +220,13 @@ def test_no_invoice_is_stored_when_lava_refuses_or_is_down(fake: FakeLava) -> No
         fake.outage = "reset"
         with pytest.raises(ProviderTransientError):
             lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        # lava зависла: клиент уходит по своему таймауту, это временный сбой, а не отказ
+        fake.outage, fake.hang_s = "hang", 1.5
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lava_api, "TIMEOUT_S", 0.3)
+            with pytest.raises(ProviderTransientError, match="ReadTimeout"):
+                lava.lava_invoice_create(user=user, package_id=package.pk, currency="RUB")
+        fake.outage = None
         with pytest.raises(lava.LavaNotOffered):
             lava.lava_invoice_create(user=user, package_id=package.pk, currency="USD")
     with pytest.raises(lava.LavaNotOffered):

@@ -19,6 +19,7 @@ import functools
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,8 +190,10 @@ class FakeLava:
     offers: dict[str, dict[str, float]] = field(default_factory=dict)
     contracts: dict[str, Contract] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
-    # Статус, которым отвечать на всё (503 — «lava лежит»), или "reset" — рвать соединение
+    # Статус, которым отвечать на всё (503 — «lava лежит»), "reset" — рвать соединение,
+    # "hang" — отвечать как обычно, но через hang_s секунд (клиент должен уйти по таймауту раньше)
     outage: int | str | None = None
+    hang_s: float = 2.0
     # Задержать ответы, пока столько запросов не придёт одновременно (гонка повторов вебхука)
     barrier: threading.Barrier | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -285,6 +288,8 @@ class FakeLava:
                     fake._log(self.command, self.path, self.headers, None, 0, ())
                     self.close_connection = True
                     return
+                if fake.outage == "hang":
+                    time.sleep(fake.hang_s)
                 status, payload = fake._dispatch(self.command, self.path, self.headers, body)
                 data = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
