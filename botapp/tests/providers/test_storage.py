@@ -263,6 +263,9 @@ def test_a_hung_server_times_out_as_transient(service_key: str) -> None:
         )
         with pytest.raises(StorageTransientError):
             hung.put(kind="image", key="jobs/1/0.png", data=PNG, content_type="image/png")
+        # Удаление (срок хранения, /delete_me) — тоже временный сбой: ключи остаются до следующего прохода
+        with pytest.raises(StorageTransientError):
+            hung.delete(kind="image", keys=["jobs/1/0.png"])
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
