@@ -43,3 +43,11 @@ def settle(*, hold_id: int, how: str) -> str:
     except HoldAlreadySettled:
         return "refused"
     return how
+
+
+def lava_settle(*, invoice_id: int, payload: dict[str, Any]) -> str:
+    from botapp.billing import lava
+    from botapp.models import Invoice
+
+    invoice = Invoice.objects.select_related("user", "package").get(pk=invoice_id)
+    return lava.lava_invoice_settle(invoice=invoice, webhook=payload).action

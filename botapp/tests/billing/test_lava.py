@@ -30,6 +30,7 @@ from botapp.telegram.formatting import tokens
 from botapp.tests.billing.factories import balance, package_make, user_make
 from botapp.tests.support import processes
 from botapp.tests.support.fake_lava import FakeLava
+from botapp.tests.support.parallel import run_in_processes
 from botapp.tests.telegram.test_chat_paths import Chat, _inline
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -363,6 +364,22 @@ def test_a_completed_invoice_is_credited_exactly_once_however_often_the_webhook_
     assert balance(invoice.user) == (invoice.tokens, 0)
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
+
+
+def test_four_processes_settling_the_same_paid_invoice_credit_it_once(fake: FakeLava) -> None:
+    """Повторы вебхука в разных веб-процессах: зачисление одно — решает UNIQUE платежа, а не удача."""
+    invoice = _invoice(fake)
+    fake.pay(invoice.external_id)
+    payload = fake.webhook_payload(invoice.external_id)
+    env = {"LAVA_ENABLED": "true", "LAVA_API_BASE_URL": fake.base_url, "LAVA_API_KEY": API_KEY}
+    actions = run_in_processes(
+        "botapp.tests.billing.parallel_targets:lava_settle",
+        [{"invoice_id": invoice.pk, "payload": payload}] * 4,
+        env=env,
+    )
+    assert sorted(actions) == ["credited"] + ["duplicate"] * 3
+    assert Payment.objects.count() == 1
+    assert balance(invoice.user) == (invoice.tokens, 0)
 
 
 def test_the_amount_and_currency_come_from_lavas_receipt_not_the_webhook(fake: FakeLava, server: str) -> None:
