@@ -191,7 +191,7 @@ class FakeLava:
     contracts: dict[str, Contract] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
     # Статус, которым отвечать на всё (503 — «lava лежит»), "reset" — рвать соединение,
-    # "hang" — отвечать как обычно, но через hang_s секунд (клиент должен уйти по таймауту раньше)
+    # "hang" — молчать hang_s секунд и закрыть соединение без ответа (клиент уходит по таймауту)
     outage: int | str | None = None
     hang_s: float = 2.0
     # Задержать ответы, пока столько запросов не придёт одновременно (гонка повторов вебхука)
@@ -289,7 +289,12 @@ class FakeLava:
                     self.close_connection = True
                     return
                 if fake.outage == "hang":
+                    # Запрос записан сразу; ответа нет — клиент уйдёт по таймауту. Поздняя запись в журнал
+                    # попала бы уже в следующий тест
+                    fake._log(self.command, self.path, self.headers, None, 0, ())
                     time.sleep(fake.hang_s)
+                    self.close_connection = True
+                    return
                 status, payload = fake._dispatch(self.command, self.path, self.headers, body)
                 data = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
