@@ -199,9 +199,5 @@ def supabase(settings: Any) -> Iterator[FakeSupabase]:
     """Локальный Supabase Storage как хранилище результатов процесса теста (генерация, панель)."""
     key = fake_service_key()
     with FakeSupabase(key) as fake:
-        settings.MEDIA_STORAGE_BACKEND = "supabase"
-        settings.SUPABASE_URL = fake.base_url
-        settings.SUPABASE_SERVICE_ROLE_KEY = key
-        settings.SUPABASE_BUCKET = "images"
-        settings.SUPABASE_VIDEO_BUCKET = "videos"
+        fake.serve_media(settings)
         yield fake

@@ -145,10 +145,7 @@ def test_delete_me_with_storage_down_still_erases_the_data_and_the_sweep_deletes
     supabase_web: tuple[str, FakeSupabase], settings: Any
 ) -> None:
     base, fake = supabase_web
-    settings.MEDIA_STORAGE_BACKEND = "supabase"
-    settings.SUPABASE_URL = fake.base_url
-    settings.SUPABASE_SERVICE_ROLE_KEY = fake.service_key
-    settings.SUPABASE_BUCKET, settings.SUPABASE_VIDEO_BUCKET = "images", "videos"
+    fake.serve_media(settings)
     chat = Chat(base, "en")
     chat.say("/start")
     user = TelegramUser.objects.get(telegram_id=chat.chat_id)

@@ -54,12 +54,8 @@ def fake(service_key: str) -> Iterator[FakeSupabase]:
 
 
 @pytest.fixture
-def supabase(fake: FakeSupabase, service_key: str, settings: Any) -> SupabaseMediaStorage:
-    settings.MEDIA_STORAGE_BACKEND = "supabase"
-    settings.SUPABASE_URL = fake.base_url
-    settings.SUPABASE_SERVICE_ROLE_KEY = service_key
-    settings.SUPABASE_BUCKET = "images"
-    settings.SUPABASE_VIDEO_BUCKET = "videos"
+def supabase(fake: FakeSupabase, settings: Any) -> SupabaseMediaStorage:
+    fake.serve_media(settings)
     chosen = media_storage()
     assert isinstance(chosen, SupabaseMediaStorage)
     return chosen

@@ -74,6 +74,13 @@ class FakeSupabase:
         assert self._server is not None, "сервер не запущен"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def serve_media(self, settings: Any) -> None:
+        """Сделать этот сервер хранилищем результатов процесса теста (settings — фикстура pytest-django)."""
+        settings.MEDIA_STORAGE_BACKEND = "supabase"
+        settings.SUPABASE_URL = self.base_url
+        settings.SUPABASE_SERVICE_ROLE_KEY = self.service_key
+        settings.SUPABASE_BUCKET, settings.SUPABASE_VIDEO_BUCKET = self.buckets
+
     def advance(self, seconds: float) -> None:
         """Сдвинуть часы сервера: подписанные ссылки истекают без sleep."""
         self.clock_offset += seconds
